@@ -1,0 +1,1 @@
+"""The ``kep`` command line: one thin entry point, one module per subcommand group."""

@@ -1,0 +1,55 @@
+"""``kep``: the entry point. Each subcommand group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from kep import __version__
+
+app = typer.Typer(
+    name="kep",
+    help="Kafka event processing: Avro events, consumer groups, retries, dead letters and lag.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+# Each module exposes either `app` (a typer.Typer, mounted as a group) or `command` (a function, mounted as
+# a single command). The name is the module's last part, with "_" as "-".
+_SUBCOMMANDS = ["broker", "schemas", "topology", "produce", "demo", "run", "dlq", "lag", "lag_exporter"]
+
+
+def _register() -> None:
+    for short in _SUBCOMMANDS:
+        module = importlib.import_module(f"kep.cli.{short}")
+        name = short.replace("_", "-")
+        if hasattr(module, "app"):
+            app.add_typer(module.app, name=name)
+        else:
+            app.command(name=name)(module.command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """kep command line."""
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,34 @@
+"""Session-wide fixtures: one broker per test session, unique names per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.kafka import create_topic, kafka_cluster, unique
+
+# Settings that make group joins fast on the embedded broker and are valid on Apache Kafka too.
+FAST_GROUP_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """Bootstrap address of the Kafka-protocol broker for this session."""
+    with kafka_cluster() as (bootstrap, _kind):
+        yield bootstrap
+
+
+@pytest.fixture
+def topic_factory(kafka: str) -> Callable[..., str]:
+    """Create a topic with a unique name: ``topic_factory(partitions=3, prefix="orders")``."""
+
+    def make(partitions: int = 1, prefix: str = "t", config: dict[str, str] | None = None) -> str:
+        return create_topic(kafka, unique(prefix), partitions, config)
+
+    return make
+
+
+@pytest.fixture
+def group_id() -> str:
+    return unique("g")

@@ -1,0 +1,1 @@
+"""Test support: waiting on conditions, broker selection, unique names."""

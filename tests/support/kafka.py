@@ -1,0 +1,63 @@
+"""Which broker the suite runs against, and small helpers to make unique topics and groups on it.
+
+Order: ``KEP_TEST_KAFKA=host:port`` (an existing cluster), a testcontainers Kafka (apache/kafka, KRaft) where a
+Docker engine answers, otherwise the embedded broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers on its socket (``DOCKER_HOST`` or the default unix socket)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True  # a remote engine was configured on purpose; let testcontainers try it
+    path = host.removeprefix("unix://")
+    if not os.path.exists(path):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b" 200 " in sock.recv(64)
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def kafka_cluster() -> Iterator[tuple[str, str]]:
+    """Yield ``(bootstrap_servers, kind)``, kind being ``external``, ``testcontainers`` or ``embedded``."""
+    external = os.environ.get("KEP_TEST_KAFKA")
+    if external:
+        yield external, "external"
+        return
+    if os.environ.get("KEP_TEST_DOCKER", "auto") != "off" and docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.9.1").with_kraft() as container:
+            yield container.get_bootstrap_server(), "testcontainers"
+        return
+    from kep.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers, "embedded"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
+    futures[name].result(timeout=30)
+    return name
