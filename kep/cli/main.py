@@ -23,7 +23,12 @@ _SUBCOMMANDS = ["broker", "schemas", "topology", "produce", "demo", "run", "dlq"
 
 def _register() -> None:
     for short in _SUBCOMMANDS:
-        module = importlib.import_module(f"kep.cli.{short}")
+        try:
+            module = importlib.import_module(f"kep.cli.{short}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"kep.cli.{short}":
+                continue  # not built yet
+            raise
         name = short.replace("_", "-")
         if hasattr(module, "app"):
             app.add_typer(module.app, name=name)

@@ -1,0 +1,42 @@
+"""Options and helpers shared by the subcommand modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from topology.settings import KafkaSettings
+
+console = Console()
+err_console = Console(stderr=True)
+
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers",
+        "-b",
+        envvar="KEP_KAFKA_BOOTSTRAP_SERVERS",
+        help="Kafka bootstrap servers, host:port[,host:port].",
+        show_default=False,
+    ),
+]
+TopologyOption = Annotated[
+    Path | None,
+    typer.Option("--topology", "-t", envvar="KEP_TOPOLOGY", help="Topology YAML file (default: the shipped one)."),
+]
+
+
+def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
+    """Connection settings: the explicit option wins, then ``KEP_KAFKA_*`` environment variables."""
+    if bootstrap_servers:
+        return KafkaSettings(bootstrap_servers=bootstrap_servers)
+    return KafkaSettings()
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` in red on stderr and exit with ``code``."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
