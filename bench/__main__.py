@@ -1,0 +1,102 @@
+"""``python -m bench``: run every benchmark module against one broker and summarise the ratios.
+
+Each module in ``BENCHMARKS`` is ``bench/<name>.py`` and defines ``run(ctx: BenchContext) -> list[Result]``.
+To add one, write the module and append its name here. Ratios are always against a baseline measured in the same
+run on the same broker, so they mean something on any machine; absolute rates only describe this one.
+
+Options: ``--quick`` (short run), ``--only NAME`` (repeatable), ``--bootstrap HOST:PORT`` (an existing broker
+instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``), ``--check`` (exit 1
+when a target is missed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.context import BenchContext
+from bench.report import print_benchmark, summary_table, write_json
+from bench.result import Result
+
+#: Benchmark modules run by ``python -m bench``, in order.
+BENCHMARKS: list[str] = ["producer"]
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run, to check the benchmarks work")
+    parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def _broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
+    if bootstrap:
+        yield bootstrap, "external"
+        return
+    from kep.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers, "embedded"
+
+
+def _run_one(name: str, ctx: BenchContext, console: Console) -> list[Result]:
+    module = importlib.import_module(f"bench.{name}")
+    ctx.benchmark = name
+    console.print(f"[bold]running bench.{name}[/bold]{' (quick)' if ctx.quick else ''} ...")
+    start = time.perf_counter()
+    results: list[Result] = list(module.run(ctx))
+    print_benchmark(console, name, results)
+    console.print(f"bench.{name} took {time.perf_counter() - start:.1f}s\n")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    console = Console()
+    results: list[Result] = []
+    errors: dict[str, str] = {}
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with _broker(args.bootstrap) as (bootstrap, kind):
+        for name in args.only or BENCHMARKS:
+            ctx = BenchContext(bootstrap_servers=bootstrap, quick=args.quick)
+            try:
+                results.extend(_run_one(name, ctx, console))
+            except Exception as exc:  # one broken benchmark must not hide the others
+                console.print(f"[red]bench.{name} failed:[/red]\n{traceback.format_exc()}")
+                errors[name] = f"{type(exc).__name__}: {exc}"
+    console.print(summary_table(results, errors))
+    meta = {
+        "started": started,
+        "quick": args.quick,
+        "broker": kind,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    write_json(args.output, meta, results, errors)
+    console.print(f"results written to {args.output}")
+    missed = [r for r in results if r.met is False]
+    if errors or (args.check and missed):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Declare a consumer group app: which topics, and which handler takes which event.
+
+>>> app = App("billing", topics=["orders"])
+>>> @app.handler("orders")
+... def bill(event: OrderPlaced, ctx: MessageContext) -> None: ...
+
+Handlers may be plain functions or ``async def``. A handler for an event type wins over a handler for a topic.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from consumers.context import MessageContext
+from consumers.errors import AppError
+from schemas.events import Event
+
+HandlerFn = Callable[[Any, MessageContext], None] | Callable[[Any, MessageContext], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Any])
+KeyStrategy = Literal["header", "coordinates"] | str  # or "field:<name>"
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    fn: HandlerFn
+    is_async: bool
+    name: str
+
+
+class App:
+    """A consumer group: ``kep run module:app`` runs it.
+
+    ``group`` must match a group in the topology to get retry topics and a dead-letter topic; ``topics`` default
+    to the group's topics there. ``fatal`` exception types skip retries and go to the dead-letter topic;
+    ``retryable_only``, when given, makes every other exception fatal. ``idempotency_key`` chooses where the key
+    comes from: ``"header"`` (the producer's ``kep-idempotency-key``, falling back to the coordinates),
+    ``"coordinates"`` (topic/partition/offset) or ``"field:<name>"`` (an event field).
+    """
+
+    def __init__(
+        self,
+        group: str,
+        *,
+        topics: Sequence[str] | None = None,
+        fatal: Sequence[type[BaseException]] = (),
+        retryable_only: Sequence[type[BaseException]] = (),
+        idempotency_key: KeyStrategy = "header",
+    ) -> None:
+        if not (idempotency_key in ("header", "coordinates") or idempotency_key.startswith("field:")):
+            raise AppError(f"idempotency_key {idempotency_key!r}: use 'header', 'coordinates' or 'field:<name>'")
+        self.group = group
+        self.topics = tuple(topics or ())
+        self.fatal = tuple(fatal)
+        self.retryable_only = tuple(retryable_only)
+        self.idempotency_key = idempotency_key
+        self._by_topic: dict[str, Handler] = {}
+        self._by_event: dict[str, Handler] = {}
+
+    def handler(self, topic: str | None = None, *, event: type[Event] | None = None) -> Callable[[F], F]:
+        """Register a handler for a topic, or for an event type (on any of the app's topics)."""
+        if (topic is None) == (event is None):
+            raise AppError("handler(): give exactly one of a topic or event=EventType")
+
+        def register(fn: F) -> F:
+            handler = Handler(fn, inspect.iscoroutinefunction(fn), getattr(fn, "__qualname__", repr(fn)))
+            if topic is not None:
+                if topic in self._by_topic:
+                    raise AppError(f"topic {topic!r} already has a handler ({self._by_topic[topic].name})")
+                self._by_topic[topic] = handler
+            else:
+                assert event is not None
+                if event.avro_name in self._by_event:
+                    raise AppError(f"event {event.avro_name} already has a handler")
+                self._by_event[event.avro_name] = handler
+            return fn
+
+        return register
+
+    def resolve(self, topic: str, event_type: str | None) -> Handler | None:
+        if event_type is not None:
+            found = self._by_event.get(event_type)
+            if found is not None:
+                return found
+        return self._by_topic.get(topic)
+
+    @property
+    def handled_topics(self) -> tuple[str, ...]:
+        return tuple(self._by_topic)
+
+    def check(self, topics: Sequence[str]) -> None:
+        """Every subscribed topic needs a handler (for its topic, or event-type handlers)."""
+        if not self._by_topic and not self._by_event:
+            raise AppError(f"app for group {self.group!r} has no handlers")
+        missing = [t for t in topics if t not in self._by_topic and not self._by_event]
+        if missing:
+            raise AppError(f"app for group {self.group!r}: no handler for topic(s) {', '.join(missing)}")
+
+
+def load_app(target: str) -> App:
+    """Import ``module:attribute`` and return the ``App`` it names; errors say what was wrong."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise AppError(f"{target!r}: expected 'module:attribute', e.g. 'consumers.examples.billing:app'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AppError(f"{target!r}: cannot import module {module_name!r}: {exc}") from exc
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise AppError(f"{target!r}: {attr!r} is {type(app).__name__}, not a kep App")
+    return app

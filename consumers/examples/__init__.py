@@ -1,0 +1,1 @@
+"""Example consumer group apps, runnable with ``kep run consumers.examples.<module>:app``."""

@@ -1,0 +1,32 @@
+"""The ``billing`` group of the shipped topology: bills every placed order.
+
+Run it: ``kep run consumers.examples.billing:app``. Set ``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one handler
+call in ten fail, and watch the failures go through the retry topics (``orders.billing.retry.1s`` ...).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import structlog
+
+from consumers.app import App
+from consumers.context import MessageContext
+from schemas.orders import OrderPlaced
+
+log = structlog.get_logger(__name__)
+app = App("billing", topics=["orders"])
+_failure_rate = float(os.environ.get("KEP_EXAMPLE_FAILURE_RATE", "0") or 0)
+
+
+class PaymentGatewayUnavailable(Exception):
+    """A transient failure: retried through the retry topics."""
+
+
+@app.handler("orders")
+def bill(order: OrderPlaced, ctx: MessageContext) -> None:
+    if _failure_rate and random.random() < _failure_rate:
+        raise PaymentGatewayUnavailable(f"gateway timeout billing order {order.order_id}")
+    total = sum(item.quantity * item.unit_price_cents for item in order.items)
+    log.debug("billed", order_id=order.order_id, total_cents=total, attempt=ctx.attempt)

@@ -1,0 +1,124 @@
+"""SQLite idempotency store: the embedded default, durable across restarts, shared by processes on one host."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from consumers.errors import IdempotencyStoreError
+from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kep_idempotency (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    owner      TEXT NOT NULL,            -- '' once done
+    expires_at REAL NOT NULL,            -- lease end while claimed, TTL end once done (unix seconds)
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID
+"""
+# Take the key when it is absent, expired, or already claimed by us; otherwise leave it and return nothing.
+_CLAIM = """
+INSERT INTO kep_idempotency (namespace, key, owner, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (namespace, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE kep_idempotency.expires_at <= ? OR kep_idempotency.owner = excluded.owner
+RETURNING owner
+"""
+_STATE = "SELECT owner FROM kep_idempotency WHERE namespace = ? AND key = ?"
+_COMPLETE = """
+INSERT INTO kep_idempotency (namespace, key, owner, expires_at) VALUES (?, ?, '', ?)
+ON CONFLICT (namespace, key) DO UPDATE SET owner = '', expires_at = excluded.expires_at
+"""
+_COMPLETE_IF_OURS = """
+UPDATE kep_idempotency SET owner = '', expires_at = ? WHERE namespace = ? AND key = ? AND owner = ?
+"""
+_RELEASE = "DELETE FROM kep_idempotency WHERE namespace = ? AND key = ? AND owner = ?"
+_PURGE = "DELETE FROM kep_idempotency WHERE expires_at <= ?"
+
+
+class SqliteStore(IdempotencyStore):
+    """One connection per thread; WAL so readers and one writer coexist across processes."""
+
+    def __init__(self, path: str | Path, namespace: str, *, ttl_s: float, lease_s: float) -> None:
+        super().__init__(namespace, ttl_s=ttl_s, lease_s=lease_s)
+        self.path = Path(path)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.execute(_SCHEMA)
+            conn.execute(_PURGE, (time.time(),))
+        except (OSError, sqlite3.Error) as exc:
+            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def claim(self, key: str) -> ClaimState:
+        now = time.time()
+        try:
+            conn = self._conn()
+            row = conn.execute(_CLAIM, (self.namespace, key, self.owner, now + self.lease_s, now)).fetchone()
+            if row is not None:
+                return ClaimState.NEW
+            state = conn.execute(_STATE, (self.namespace, key)).fetchone()
+        except sqlite3.Error as exc:
+            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+        if state is None:  # released between the two statements: try again
+            return self.claim(key)
+        return ClaimState.DONE if state[0] == "" else ClaimState.BUSY
+
+    def complete(self, key: str) -> None:
+        try:
+            self._conn().execute(_COMPLETE, (self.namespace, key, time.time() + self.ttl_s))
+        except sqlite3.Error as exc:
+            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+
+    def release(self, key: str) -> None:
+        try:
+            self._conn().execute(_RELEASE, (self.namespace, key, self.owner))
+        except sqlite3.Error as exc:
+            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, key: str) -> Iterator[sqlite3.Connection]:
+        """Yield this thread's connection inside ``BEGIN IMMEDIATE``; the key is completed before COMMIT."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+        try:
+            yield conn
+            cur = conn.execute(_COMPLETE_IF_OURS, (time.time() + self.ttl_s, self.namespace, key, self.owner))
+            if cur.rowcount != 1:
+                raise AlreadyCompletedError(f"idempotency key {key!r} is no longer claimed by this worker")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def supports_transactions(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+        self._local = threading.local()

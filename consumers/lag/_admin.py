@@ -1,0 +1,148 @@
+"""Admin reads for lag, each bounded by a timeout and wrapped in a ``LagReadError`` naming what failed.
+
+Requests for many groups are sent together and then awaited, so a poll of 50 groups costs about one round
+trip per kind of request, not 50.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from consumers.lag.errors import LagReadError
+
+TopicPartitionKey = tuple[str, int]
+
+_INACTIVE = {ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD}
+_ACTIVE = {
+    ConsumerGroupState.STABLE,
+    ConsumerGroupState.PREPARING_REBALANCING,
+    ConsumerGroupState.COMPLETING_REBALANCING,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """What ``describe_consumer_groups`` says about a group.
+
+    ``members`` is the member count the broker lists (the embedded broker always lists none);
+    ``active`` is ``False`` for an Empty or Dead group, ``True`` for a Stable or rebalancing one, ``None``
+    when the broker does not know.
+    """
+
+    state: str
+    members: int
+    active: bool | None
+    assigned: frozenset[TopicPartitionKey]
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args:
+        error = exc.args[0]
+        name = getattr(error, "name", None)
+        text = getattr(error, "str", None)
+        if callable(name) and callable(text):
+            return f"{name()}: {text()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _result(future: Future[Any], what: str, timeout_s: float) -> Any:
+    try:
+        return future.result(timeout=timeout_s + 1.0)
+    except Exception as exc:  # KafkaException, TimeoutError, or a client-side error
+        raise LagReadError(f"cannot read {what}: {_reason(exc)}") from exc
+
+
+def list_group_ids(admin: AdminClient, timeout_s: float) -> list[str]:
+    """Every consumer group id the cluster lists (filters are applied by the caller)."""
+    listing = _result(admin.list_consumer_groups(request_timeout=timeout_s), "the consumer groups", timeout_s)
+    return sorted({group.group_id for group in listing.valid})
+
+
+def describe_groups(
+    admin: AdminClient, groups: Iterable[str], timeout_s: float
+) -> dict[str, GroupInfo | LagReadError]:
+    wanted = list(groups)
+    if not wanted:
+        return {}
+    futures = admin.describe_consumer_groups(wanted, request_timeout=timeout_s)
+    out: dict[str, GroupInfo | LagReadError] = {}
+    for group, future in futures.items():
+        try:
+            description = _result(future, f"group {group!r}", timeout_s)
+        except LagReadError as exc:
+            out[group] = exc
+            continue
+        assigned = {
+            (tp.topic, tp.partition)
+            for member in description.members
+            if member.assignment is not None
+            for tp in member.assignment.topic_partitions
+        }
+        state = description.state
+        active = False if state in _INACTIVE else True if state in _ACTIVE else None
+        out[group] = GroupInfo(state.name, len(description.members), active, frozenset(assigned))
+    return out
+
+
+def committed_offsets(
+    admin: AdminClient,
+    groups: Iterable[str],
+    timeout_s: float,
+    partitions: Iterable[TopicPartitionKey] | None = None,
+) -> dict[str, dict[TopicPartitionKey, int] | LagReadError]:
+    """Per group, its committed offsets (partitions that have one); a ``LagReadError`` where it failed."""
+    wanted = [TopicPartition(t, p) for t, p in partitions] if partitions is not None else None
+    futures = {
+        group: admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout_s
+        )[group]
+        for group in groups
+    }
+    out: dict[str, dict[TopicPartitionKey, int] | LagReadError] = {}
+    for group, future in futures.items():
+        try:
+            answer = _result(future, f"the committed offsets of group {group!r}", timeout_s)
+        except LagReadError as exc:
+            out[group] = exc
+            continue
+        failed = [tp for tp in answer.topic_partitions if tp.error is not None]
+        if failed:
+            tp = failed[0]
+            where = f"group {group!r} on {tp.topic}[{tp.partition}]"
+            out[group] = LagReadError(f"cannot read the committed offset of {where}: {tp.error}")
+            continue
+        out[group] = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions if tp.offset >= 0}
+    return out
+
+
+def log_starts(
+    admin: AdminClient, keys: Iterable[TopicPartitionKey], timeout_s: float
+) -> dict[TopicPartitionKey, int]:
+    """The first offset still in the log (ListOffsets earliest, right on any broker); failures are absent."""
+    request = {TopicPartition(t, p): OffsetSpec.earliest() for t, p in set(keys)}
+    if not request:
+        return {}
+    futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(request, request_timeout=timeout_s)
+    out: dict[TopicPartitionKey, int] = {}
+    for tp, future in futures.items():
+        try:
+            info = _result(future, f"the log start of {tp.topic}[{tp.partition}]", timeout_s)
+        except LagReadError:
+            continue
+        out[(tp.topic, tp.partition)] = int(info.offset)
+    return out
+
+
+def partition_counts(admin: AdminClient, timeout_s: float) -> dict[str, int]:
+    """Partition count of every topic in the cluster metadata."""
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise LagReadError(f"cannot read the cluster metadata: {_reason(exc)}") from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}

@@ -1,0 +1,252 @@
+"""``WorkerMetrics``: the one metrics object of a worker, on an injected ``CollectorRegistry``.
+
+The hot-path methods (``handled``, ``failed``, ...) are called once per message: labelled children are cached
+per topic so a call is a dict lookup plus the counter update, and a disabled instance returns at once.
+Scrape-time state (offsets, lag) comes from ``bind``: see ``consumers.metrics.collector``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+
+from consumers.metrics import names
+from consumers.metrics.collector import ProbeCache, WorkerStateCollector
+from consumers.metrics.errors import MetricsError
+from consumers.metrics.state import Probe, WorkerStateSource
+
+HANDLER_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MAX_EXCEPTION_TYPES = 50
+"""Distinct ``exception`` label values per worker; later types are counted as ``other``."""
+OTHER_EXCEPTION = "other"
+
+
+def _kep_version() -> str:
+    try:
+        return version("kep")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
+
+
+@dataclass(slots=True)
+class _TopicChildren:
+    processed: Any
+    duration: Any
+    dead_lettered: Any
+    duplicates: Any
+
+
+class WorkerMetrics:
+    """Counters, histograms and scrape-time gauges of one worker in consumer group ``group``.
+
+    >>> metrics = WorkerMetrics("billing", registry=CollectorRegistry())
+    >>> metrics.handled("orders", 0.004)
+    """
+
+    def __init__(
+        self, group: str, *, registry: CollectorRegistry | None = None, enabled: bool = True
+    ) -> None:
+        self.group = group
+        self.enabled = enabled
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._topics: dict[str, _TopicChildren] = {}
+        self._failed: dict[tuple[str, str], Any] = {}
+        self._retried: dict[tuple[str, str], Any] = {}
+        self._exception_types: set[str] = set()
+        self._collector = WorkerStateCollector(group)
+        self._probes: ProbeCache | None = None
+        if enabled:
+            self._register()
+
+    def _register(self) -> None:
+        r = self.registry
+        topic_labels = ["group", "topic"]
+        self._processed = Counter(
+            names.MESSAGES_PROCESSED_TOTAL, "Messages handled successfully.", topic_labels, registry=r
+        )
+        self._failed_counter = Counter(
+            names.MESSAGES_FAILED_TOTAL,
+            "Handler failures by exception type.",
+            [*topic_labels, "exception"],
+            registry=r,
+        )
+        self._retried_counter = Counter(
+            names.MESSAGES_RETRIED_TOTAL,
+            "Messages sent to a retry tier.",
+            [*topic_labels, "tier"],
+            registry=r,
+        )
+        self._dead_lettered = Counter(
+            names.MESSAGES_DEAD_LETTERED_TOTAL,
+            "Messages sent to the dead-letter topic.",
+            topic_labels,
+            registry=r,
+        )
+        self._duplicates = Counter(
+            names.MESSAGES_DUPLICATE_SKIPPED_TOTAL,
+            "Messages skipped by their idempotency key.",
+            topic_labels,
+            registry=r,
+        )
+        self._handler_duration = Histogram(
+            names.HANDLER_DURATION_SECONDS,
+            "Handler run time, successes and failures.",
+            topic_labels,
+            buckets=HANDLER_BUCKETS,
+            registry=r,
+        )
+        self._commit_duration = Histogram(
+            names.COMMIT_DURATION_SECONDS,
+            "Offset commit round trip.",
+            ["group"],
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        ).labels(self.group)
+        self._commit_failures = Counter(
+            names.COMMIT_FAILURES_TOTAL, "Offset commits that failed.", ["group"], registry=r
+        ).labels(self.group)
+        rebalances = Counter(
+            names.CONSUMER_REBALANCES_TOTAL,
+            "Partition assignment changes by kind.",
+            ["group", "kind"],
+            registry=r,
+        )
+        self._rebalances = {kind: rebalances.labels(self.group, kind) for kind in names.REBALANCE_KINDS}
+        Info(names.BUILD_INFO.removesuffix("_info"), "kep version.", registry=r).info(
+            {"version": _kep_version()}
+        )
+        r.register(self._collector)
+
+    # -- hot path -------------------------------------------------------------------------------------------
+
+    def _children(self, topic: str) -> _TopicChildren:
+        children = self._topics.get(topic)
+        if children is None:
+            g = self.group
+            children = _TopicChildren(
+                self._processed.labels(g, topic),
+                self._handler_duration.labels(g, topic),
+                self._dead_lettered.labels(g, topic),
+                self._duplicates.labels(g, topic),
+            )
+            self._topics[topic] = children
+        return children
+
+    def declare(self, topics: Iterable[str]) -> None:
+        """Create the per-topic series at 0 so ``rate()`` and alerts see them before the first message."""
+        if self.enabled:
+            for topic in topics:
+                self._children(topic)
+
+    def handled(self, topic: str, duration_s: float) -> None:
+        """A message was processed successfully in ``duration_s`` seconds."""
+        if not self.enabled:
+            return
+        children = self._topics.get(topic) or self._children(topic)
+        children.processed.inc()
+        children.duration.observe(duration_s)
+
+    def failed(self, topic: str, exception_type: str, duration_s: float) -> None:
+        """The handler raised ``exception_type`` after ``duration_s`` seconds."""
+        if not self.enabled:
+            return
+        child = self._failed.get((topic, exception_type))
+        if child is None:
+            child = self._failed_child(topic, exception_type)
+        child.inc()
+        (self._topics.get(topic) or self._children(topic)).duration.observe(duration_s)
+
+    def _failed_child(self, topic: str, exception_type: str) -> Any:
+        label = exception_type
+        if label not in self._exception_types:
+            if len(self._exception_types) >= MAX_EXCEPTION_TYPES:
+                label = OTHER_EXCEPTION
+            else:
+                self._exception_types.add(label)
+        child = self._failed_counter.labels(self.group, topic, label)
+        self._failed[(topic, exception_type)] = child
+        return child
+
+    def retried(self, topic: str, tier: str) -> None:
+        """A message went to retry tier ``tier``: ``"10s"``, or ``"blocking"`` for an in-place retry."""
+        if not self.enabled:
+            return
+        child = self._retried.get((topic, tier))
+        if child is None:
+            child = self._retried[(topic, tier)] = self._retried_counter.labels(self.group, topic, tier)
+        child.inc()
+
+    def dead_lettered(self, topic: str) -> None:
+        if self.enabled:
+            (self._topics.get(topic) or self._children(topic)).dead_lettered.inc()
+
+    def skipped_duplicate(self, topic: str) -> None:
+        if self.enabled:
+            (self._topics.get(topic) or self._children(topic)).duplicates.inc()
+
+    def commit(self, duration_s: float, ok: bool) -> None:
+        """An offset commit took ``duration_s`` seconds; ``ok=False`` counts a failure."""
+        if not self.enabled:
+            return
+        self._commit_duration.observe(duration_s)
+        if not ok:
+            self._commit_failures.inc()
+
+    def rebalance(self, kind: str) -> None:
+        """Partitions were assigned, revoked or lost (``kind`` in ``REBALANCE_KINDS``)."""
+        if not self.enabled:
+            return
+        child = self._rebalances.get(kind)
+        if child is None:
+            raise MetricsError(f"rebalance kind {kind!r} is not one of {', '.join(names.REBALANCE_KINDS)}")
+        child.inc()
+
+    # -- scrape time ----------------------------------------------------------------------------------------
+
+    def bind(
+        self,
+        source: WorkerStateSource,
+        probe: Probe | None = None,
+        *,
+        probe_interval_s: float = 5.0,
+        probe_timeout_s: float = 2.0,
+    ) -> None:
+        """Serve the partition gauges from ``source`` at scrape time.
+
+        ``probe`` (e.g. ``LagProbe(settings).probe``) answers lag in seconds and the log end of paused
+        partitions; it runs at most once per ``probe_interval_s`` and a scrape waits at most
+        ``probe_timeout_s`` for it. Without a probe, lag in seconds is exported only where the lag is 0.
+        """
+        if probe_interval_s < 0 or probe_timeout_s < 0:
+            raise MetricsError(
+                f"probe_interval_s and probe_timeout_s must be >= 0, "
+                f"got {probe_interval_s} and {probe_timeout_s}"
+            )
+        self._probes = (
+            ProbeCache(probe, interval_s=probe_interval_s, timeout_s=probe_timeout_s)
+            if probe is not None
+            else None
+        )
+        self._collector.bind(source, self._probes)

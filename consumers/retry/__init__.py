@@ -1,0 +1,35 @@
+"""Retries and dead letters: the policy, provenance headers and failure classification."""
+
+from consumers.retry.classify import ErrorClassifier, NonRetryableError, RetryableError
+from consumers.retry.headers import (
+    PROVENANCE_HEADERS,
+    InvalidProvenanceError,
+    Provenance,
+    strip_provenance,
+)
+from consumers.retry.policy import (
+    DeadLetter,
+    DeadLetterReason,
+    Decision,
+    DecisionKind,
+    Drop,
+    Retry,
+    RetryPolicy,
+)
+
+__all__ = [
+    "PROVENANCE_HEADERS",
+    "DeadLetter",
+    "DeadLetterReason",
+    "Decision",
+    "DecisionKind",
+    "Drop",
+    "ErrorClassifier",
+    "InvalidProvenanceError",
+    "NonRetryableError",
+    "Provenance",
+    "Retry",
+    "RetryPolicy",
+    "RetryableError",
+    "strip_provenance",
+]

@@ -1,0 +1,297 @@
+"""Provenance headers: where a retry or dead-letter record came from and why it failed.
+
+A record forwarded to a retry or dead-letter topic keeps its key, value and every original header, and carries
+these headers (integers are ASCII decimal, text is UTF-8):
+
+| header                      | value                                                                    |
+| --------------------------- | ------------------------------------------------------------------------ |
+| ``kep-original-topic``      | the source topic the record was first consumed from                      |
+| ``kep-original-partition``  | its partition there                                                      |
+| ``kep-original-offset``     | its offset there                                                         |
+| ``kep-original-timestamp``  | its timestamp there (ms)                                                 |
+| ``kep-consumer-group``      | the group whose handler failed                                           |
+| ``kep-attempt``             | failed executions so far (1 on the first retry record)                   |
+| ``kep-first-failure-time``  | when the first execution failed (ms)                                     |
+| ``kep-last-failure-time``   | when the latest execution failed (ms)                                    |
+| ``kep-exception-type``      | qualified class name, e.g. ``builtins.TimeoutError``                     |
+| ``kep-exception-message``   | ``str(exc)``, at most 1 KiB (head kept)                                  |
+| ``kep-exception-traceback`` | the formatted traceback, at most 4 KiB (tail kept: the raising frame)    |
+| ``kep-due-time``            | when the retry may run (ms); absent on dead-letter records               |
+| ``kep-idempotency-key``     | the event's idempotency key, when known                                  |
+
+``kep-idempotency-key`` is also an ordinary header set by the producer; it is the one provenance header that a
+replay keeps (:func:`strip_provenance`).
+"""
+
+from __future__ import annotations
+
+import traceback as _traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Final
+
+from producers.headers import (
+    ATTEMPT,
+    CONSUMER_GROUP,
+    DUE_TIME,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_TRACEBACK,
+    EXCEPTION_TRACEBACK_MAX_BYTES,
+    EXCEPTION_TYPE,
+    FIRST_FAILURE_TIME,
+    IDEMPOTENCY_KEY,
+    LAST_FAILURE_TIME,
+    ORIGINAL_OFFSET,
+    ORIGINAL_PARTITION,
+    ORIGINAL_TIMESTAMP,
+    ORIGINAL_TOPIC,
+    HeaderValue,
+)
+from schemas.errors import KepError
+
+#: Headers that describe one failure; replaced on every forward, removed on replay.
+PROVENANCE_HEADERS: Final = frozenset(
+    {
+        ORIGINAL_TOPIC,
+        ORIGINAL_PARTITION,
+        ORIGINAL_OFFSET,
+        ORIGINAL_TIMESTAMP,
+        CONSUMER_GROUP,
+        ATTEMPT,
+        FIRST_FAILURE_TIME,
+        LAST_FAILURE_TIME,
+        EXCEPTION_TYPE,
+        EXCEPTION_MESSAGE,
+        EXCEPTION_TRACEBACK,
+        DUE_TIME,
+    }
+)
+
+MAX_TRACEBACK_BYTES: Final = EXCEPTION_TRACEBACK_MAX_BYTES
+MAX_MESSAGE_BYTES: Final = 1024
+_TRUNCATED_HEAD: Final = b"[truncated]\n"
+_TRUNCATED_TAIL: Final = b" [truncated]"
+
+#: Headers as confluent-kafka gives and takes them: a list of pairs (names may repeat) or a mapping.
+Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
+
+
+class InvalidProvenanceError(KepError):
+    """A provenance header is present but cannot be read (names the header and the value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a failed record came from, how often it failed, and why. Times are epoch milliseconds."""
+
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    original_timestamp_ms: int
+    consumer_group: str
+    attempt: int
+    first_failure_ms: int
+    last_failure_ms: int
+    exception_type: str
+    exception_message: str
+    exception_traceback: str
+    idempotency_key: str | None = None
+    due_ms: int | None = None
+
+    @classmethod
+    def first_failure(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int,
+        consumer_group: str,
+        exc: BaseException,
+        now_ms: int,
+        idempotency_key: str | None = None,
+        due_ms: int | None = None,
+    ) -> Provenance:
+        """Provenance for a record consumed from its source topic whose first execution just failed."""
+        return cls(
+            original_topic=topic,
+            original_partition=partition,
+            original_offset=offset,
+            original_timestamp_ms=timestamp_ms,
+            consumer_group=consumer_group,
+            attempt=1,
+            first_failure_ms=now_ms,
+            last_failure_ms=now_ms,
+            exception_type=qualified_name(type(exc)),
+            exception_message=bounded_message(exc),
+            exception_traceback=bounded_traceback(exc),
+            idempotency_key=idempotency_key,
+            due_ms=due_ms,
+        )
+
+    def next_failure(self, exc: BaseException, *, now_ms: int, due_ms: int | None = None) -> Provenance:
+        """Provenance after one more failed execution: origin and first failure kept, attempt + 1."""
+        return replace(
+            self,
+            attempt=self.attempt + 1,
+            last_failure_ms=now_ms,
+            exception_type=qualified_name(type(exc)),
+            exception_message=bounded_message(exc),
+            exception_traceback=bounded_traceback(exc),
+            due_ms=due_ms,
+        )
+
+    def to_headers(self, original_headers: Headers | None = None) -> list[tuple[str, bytes | None]]:
+        """``original_headers`` without earlier provenance, followed by this provenance.
+
+        Every other original header is kept in order, repeated keys and ``None`` values included. An original
+        ``kep-idempotency-key`` is kept unless this provenance carries its own (then it is replaced).
+        """
+        drop_key = self.idempotency_key is not None
+        kept = [(name, _as_bytes(value)) for name, value in _without_provenance(original_headers, drop_key)]
+        ours: list[tuple[str, str | int | None]] = [
+            (ORIGINAL_TOPIC, self.original_topic),
+            (ORIGINAL_PARTITION, self.original_partition),
+            (ORIGINAL_OFFSET, self.original_offset),
+            (ORIGINAL_TIMESTAMP, self.original_timestamp_ms),
+            (CONSUMER_GROUP, self.consumer_group),
+            (ATTEMPT, self.attempt),
+            (FIRST_FAILURE_TIME, self.first_failure_ms),
+            (LAST_FAILURE_TIME, self.last_failure_ms),
+            (EXCEPTION_TYPE, self.exception_type),
+            (EXCEPTION_MESSAGE, self.exception_message),
+            (EXCEPTION_TRACEBACK, self.exception_traceback),
+            (DUE_TIME, self.due_ms),
+            (IDEMPOTENCY_KEY, self.idempotency_key),
+        ]
+        kept.extend((name, str(value).encode()) for name, value in ours if value is not None)
+        return kept
+
+    @classmethod
+    def from_headers(cls, headers: Headers | None) -> Provenance | None:
+        """The provenance in ``headers``, or ``None`` when the record has none (no ``kep-original-topic``).
+
+        The first occurrence of each header wins. A present but unreadable header raises
+        :class:`InvalidProvenanceError` naming it.
+        """
+        found = _first_values(_pairs(headers))
+        if found.get(ORIGINAL_TOPIC) is None:
+            return None
+        return cls(
+            original_topic=_text(found, ORIGINAL_TOPIC),
+            original_partition=_int(found, ORIGINAL_PARTITION),
+            original_offset=_int(found, ORIGINAL_OFFSET),
+            original_timestamp_ms=_int(found, ORIGINAL_TIMESTAMP),
+            consumer_group=_text(found, CONSUMER_GROUP),
+            attempt=_int(found, ATTEMPT),
+            first_failure_ms=_int(found, FIRST_FAILURE_TIME),
+            last_failure_ms=_int(found, LAST_FAILURE_TIME),
+            exception_type=_text(found, EXCEPTION_TYPE, default=""),
+            exception_message=_text(found, EXCEPTION_MESSAGE, default=""),
+            exception_traceback=_text(found, EXCEPTION_TRACEBACK, default=""),
+            idempotency_key=_optional_text(found, IDEMPOTENCY_KEY),
+            due_ms=_optional_int(found, DUE_TIME),
+        )
+
+
+def strip_provenance(headers: Headers | None) -> list[tuple[str, bytes | None]]:
+    """``headers`` without provenance, as a replay republishes them: ``kep-idempotency-key`` is kept."""
+    return [(name, _as_bytes(value)) for name, value in _without_provenance(headers, False)]
+
+
+def header_value(headers: Headers | None, name: str) -> bytes | None:
+    """The first value of header ``name`` as bytes, or ``None`` (absent or a ``None`` value)."""
+    for key, value in _pairs(headers):
+        if key == name:
+            return _as_bytes(value)
+    return None
+
+
+def qualified_name(cls: type) -> str:
+    """``module.QualName`` of an exception class, e.g. ``schemas.errors.DecodeError``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def bounded_message(exc: BaseException, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """``str(exc)`` cut to ``limit`` UTF-8 bytes, keeping the start."""
+    data = str(exc).encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data.decode()
+    return (data[: limit - len(_TRUNCATED_TAIL)] + _TRUNCATED_TAIL).decode("utf-8", "ignore")
+
+
+def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> str:
+    """The formatted traceback of ``exc`` cut to ``limit`` UTF-8 bytes, keeping the end (raising frame)."""
+    text = "".join(_traceback.format_exception(exc))
+    return bound_tail(text, limit)
+
+
+def bound_tail(text: str, limit: int = MAX_TRACEBACK_BYTES) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, keeping the end and marking the cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    tail = data[len(data) - (limit - len(_TRUNCATED_HEAD)) :]
+    return (_TRUNCATED_HEAD + tail).decode("utf-8", "ignore")
+
+
+def _as_bytes(value: HeaderValue) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _pairs(headers: Headers | None) -> Iterable[tuple[str, HeaderValue]]:
+    if headers is None:
+        return ()
+    if isinstance(headers, Mapping):
+        return headers.items()
+    return headers
+
+
+def _without_provenance(headers: Headers | None, drop_key: bool) -> Iterable[tuple[str, HeaderValue]]:
+    for name, value in _pairs(headers):
+        if name in PROVENANCE_HEADERS or (drop_key and name == IDEMPOTENCY_KEY):
+            continue
+        yield name, value
+
+
+def _first_values(headers: Iterable[tuple[str, HeaderValue]]) -> dict[str, bytes | None]:
+    found: dict[str, bytes | None] = {}
+    for name, value in headers:
+        if name not in found:
+            found[name] = _as_bytes(value)
+    return found
+
+
+def _optional_text(found: Mapping[str, bytes | None], name: str) -> str | None:
+    raw = found.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidProvenanceError(f"header {name}: not UTF-8 ({raw[:40]!r})") from exc
+
+
+def _text(found: Mapping[str, bytes | None], name: str, default: str | None = None) -> str:
+    value = _optional_text(found, name)
+    if value is None:
+        if default is None:
+            raise InvalidProvenanceError(f"header {name}: missing")
+        return default
+    return value
+
+
+def _optional_int(found: Mapping[str, bytes | None], name: str) -> int | None:
+    text = _optional_text(found, name)
+    if text is None:
+        return None
+    if not text.isascii() or not text.lstrip("-").isdigit():
+        raise InvalidProvenanceError(f"header {name}: not an ASCII decimal integer ({text[:40]!r})")
+    return int(text)
+
+
+def _int(found: Mapping[str, bytes | None], name: str) -> int:
+    value = _optional_int(found, name)
+    if value is None:
+        raise InvalidProvenanceError(f"header {name}: missing")
+    return value

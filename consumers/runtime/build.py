@@ -1,0 +1,100 @@
+"""Assemble a worker from an app, its settings and the topology."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from consumers.app import App
+from consumers.idempotency.base import IdempotencyStore
+from consumers.idempotency.factory import open_store
+from consumers.metrics import Health, WorkerMetrics
+from consumers.retry.classify import ErrorClassifier
+from consumers.retry.policy import RetryPolicy
+from consumers.retry.router import Router
+from consumers.runtime.async_runner import AsyncRunner
+from consumers.runtime.plan import WorkerPlan, make_plan
+from consumers.runtime.processor import Processor
+from consumers.runtime.worker import Worker
+from consumers.settings import ConsumerSettings
+from schemas.codec import codec_for
+from topology.model import Topology
+from topology.settings import KafkaSettings
+
+
+def build_worker(
+    app: App,
+    settings: ConsumerSettings,
+    kafka: KafkaSettings,
+    *,
+    topology: Topology | None = None,
+    registry: CollectorRegistry | None = None,
+    store: IdempotencyStore | None = None,
+    probe: bool = True,
+) -> Worker:
+    plan = make_plan(app, settings, kafka, topology)
+    metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
+    metrics.declare(plan.main_topics)
+    store = store or open_store(
+        settings.idempotency_store, plan.group, ttl_s=settings.idempotency_ttl_s, lease_s=settings.idempotency_lease_s
+    )
+    processor = Processor(
+        app=app,
+        group=plan.group,
+        codec=codec_for(settings.schema_registry_url),
+        store=store,
+        failures=_router(app, plan, metrics),
+        metrics=metrics,
+        async_runner=_lazy_runner(),
+    )
+    worker = Worker(plan, processor, metrics=metrics, health=Health(ttl_s=settings.health_ttl_s))
+    if probe and settings.metrics_enabled:
+        from consumers.lag.probe import LagProbe
+
+        lag_probe = LagProbe(kafka)
+        worker.on_close(lag_probe.close)
+        metrics.bind(worker, lag_probe.probe)
+    else:
+        metrics.bind(worker)
+    return worker
+
+
+def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics) -> Router:
+    classifier = ErrorClassifier(fatal=app.fatal, retryable_only=app.retryable_only)
+    policies: dict[str, RetryPolicy] = {}
+    dlq_topics: dict[str, str | None] = {}
+    spec = plan.group_spec
+    if spec is not None:
+        for source in plan.main_topics:
+            retry = spec.retry_for(source)
+            policy = RetryPolicy.from_topology(spec, source)
+            policy.classifier = ErrorClassifier(
+                fatal=(*app.fatal, *retry.fatal_exceptions), retryable_only=app.retryable_only
+            )
+            policies[source] = policy
+            dlq_topics[source] = spec.dlq_topic(source)
+    return Router(
+        group=plan.group,
+        producer=plan.producer,
+        policies=policies,
+        dlq_topics=dlq_topics,
+        classifier=classifier,
+        metrics=metrics,
+    )
+
+
+def _lazy_runner() -> Callable[[], AsyncRunner]:
+    """One event loop for ``async def`` handlers, started on first use."""
+    runner: list[AsyncRunner] = []
+    lock = threading.Lock()
+
+    def get() -> AsyncRunner:
+        if not runner:
+            with lock:
+                if not runner:
+                    runner.append(AsyncRunner())
+        return runner[0]
+
+    return get

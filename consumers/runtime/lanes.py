@@ -1,0 +1,74 @@
+"""Serial lanes on a shared thread pool.
+
+A lane runs its work items one after another, in order; different lanes run in parallel on the pool. One lane
+per partition gives "one message at a time per partition"; one lane per (partition, key hash) gives key-ordered
+parallelism. A lane can be cancelled: queued items are dropped, the running one finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+import structlog
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class Lane(Generic[T]):
+    __slots__ = ("_pool", "_run", "_queue", "_lock", "_running", "_cancelled", "_idle")
+
+    def __init__(self, pool: ThreadPoolExecutor, run: Callable[[T], None]) -> None:
+        self._pool = pool
+        self._run = run
+        self._queue: deque[T] = deque()
+        self._lock = threading.Lock()
+        self._running = False
+        self._cancelled = False
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def submit(self, items: Iterable[T]) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._queue.extend(items)
+            if self._running or not self._queue:
+                return
+            self._running = True
+            self._idle.clear()
+        self._pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if self._cancelled or not self._queue:
+                    self._running = False
+                    self._idle.set()
+                    return
+                item = self._queue.popleft()
+            try:
+                self._run(item)
+            except Exception:  # the runner handles its own errors; this is a last resort
+                log.exception("lane item failed unexpectedly")
+
+    def cancel(self) -> int:
+        """Drop queued items; return how many. The item being run, if any, finishes."""
+        with self._lock:
+            self._cancelled = True
+            dropped = len(self._queue)
+            self._queue.clear()
+            if not self._running:
+                self._idle.set()
+            return dropped
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        return self._idle.wait(timeout)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)

@@ -1,0 +1,212 @@
+"""The per-message pipeline a lane runs: decode, deduplicate, handle, then finish or hand the failure on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import Message
+
+from consumers.app import App, Handler
+from consumers.context import MessageContext
+from consumers.errors import AppError, IdempotencyStoreError
+from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from consumers.runtime.async_runner import AsyncRunner
+from consumers.runtime.partition import PartitionState, WorkItem
+from producers import headers as h
+from schemas.codec import EventCodec
+from schemas.errors import DecodeError
+from schemas.events import Event
+
+log = structlog.get_logger(__name__)
+
+# Waits while the idempotency store is unreachable or another worker holds the claim.
+STORE_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+class FailureHandler(Protocol):
+    def handle(
+        self, state: PartitionState, msg: Message, exc: BaseException, ctx: MessageContext | None
+    ) -> float | None:
+        """Deal with a failed message: return a delay to retry it in place, or None when it is finished or
+        handed to another topic (the handler then calls ``state.done`` once that is durable)."""
+
+
+class Metrics(Protocol):
+    def handled(self, topic: str, duration_s: float) -> None: ...
+    def failed(self, topic: str, exception_type: str, duration_s: float) -> None: ...
+    def skipped_duplicate(self, topic: str) -> None: ...
+
+
+def exception_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        app: App,
+        group: str,
+        codec: EventCodec,
+        store: IdempotencyStore,
+        failures: FailureHandler,
+        metrics: Metrics,
+        async_runner: Callable[[], AsyncRunner],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.group = group
+        self.codec = codec
+        self.store = store
+        self.failures = failures
+        self.metrics = metrics
+        self._async_runner = async_runner
+        self._clock = clock
+        strategy = app.idempotency_key
+        self._key_field = strategy.removeprefix("field:") if strategy.startswith("field:") else None
+        self._use_header = strategy == "header"
+
+    def close(self) -> None:
+        self.store.close()
+        # the async runner's thread is a daemon; nothing else holds resources
+
+    # -- the pipeline -------------------------------------------------------------------------------------------
+    def __call__(self, item: WorkItem) -> None:
+        state, msg = item
+        if state.cancelled.is_set():
+            return
+        try:
+            event = self.codec.decode(msg.value())  # type: ignore[arg-type]
+        except DecodeError as exc:
+            self._failed(state, msg, exc, None, 0.0)
+            return
+        ctx = self._context(state, msg, event)
+        handler = self.app.resolve(state.source_topic, event.avro_name)
+        if handler is None:
+            exc = AppError(f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}")
+            self._failed(state, msg, exc, ctx, 0.0)
+            return
+        self._run(state, msg, event, ctx, handler)
+
+    def _run(self, state: PartitionState, msg: Message, event: Event, ctx: MessageContext, handler: Handler) -> None:
+        waits = 0
+        while not state.cancelled.is_set():
+            claim = self._claim(ctx.idempotency_key, state, waits)
+            if claim is None or claim is ClaimState.BUSY:
+                waits += 1
+                continue
+            if claim is ClaimState.DONE:
+                self.metrics.skipped_duplicate(state.source_topic)
+                state.done(msg.offset())  # type: ignore[arg-type]
+                return
+            started = time.perf_counter()
+            try:
+                if handler.is_async:
+                    self._async_runner().run(handler.fn(event, ctx))  # type: ignore[arg-type]
+                else:
+                    handler.fn(event, ctx)
+            except AlreadyCompletedError:
+                self.metrics.skipped_duplicate(state.source_topic)
+                state.done(msg.offset())  # type: ignore[arg-type]
+                return
+            except Exception as exc:
+                self._release(ctx.idempotency_key)
+                delay = self._failed(state, msg, exc, ctx, time.perf_counter() - started)
+                if delay is None:
+                    return
+                if state.cancelled.wait(delay):
+                    return
+                ctx.attempt += 1
+                waits = 0
+                continue
+            duration = time.perf_counter() - started
+            if not ctx.completed_in_transaction and not self._complete(ctx.idempotency_key, state):
+                return
+            self.metrics.handled(state.source_topic, duration)
+            state.done(msg.offset())  # type: ignore[arg-type]
+            return
+
+    def _failed(
+        self, state: PartitionState, msg: Message, exc: BaseException, ctx: MessageContext | None, duration: float
+    ) -> float | None:
+        self.metrics.failed(state.source_topic, exception_name(exc), duration)
+        log.warning(
+            "handler failed" if ctx is not None else "message undecodable",
+            group=self.group,
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+            attempt=ctx.attempt if ctx else None,
+            event_id=ctx.idempotency_key if ctx else None,
+            error=f"{exception_name(exc)}: {exc}",
+        )
+        return self.failures.handle(state, msg, exc, ctx)
+
+    # -- idempotency ----------------------------------------------------------------------------------------------
+    def _claim(self, key: str, state: PartitionState, waits: int) -> ClaimState | None:
+        """The claim, or None after waiting out a store failure (the caller tries again; never skips the check)."""
+        try:
+            claim = self.store.claim(key)
+        except IdempotencyStoreError as exc:
+            log.warning("idempotency store unavailable; waiting", group=self.group, error=str(exc))
+            state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)])
+            return None
+        if claim is ClaimState.BUSY:
+            state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)])
+        return claim
+
+    def _complete(self, key: str, state: PartitionState) -> bool:
+        waits = 0
+        while True:
+            try:
+                self.store.complete(key)
+                return True
+            except IdempotencyStoreError as exc:
+                log.warning("cannot record completion; waiting", group=self.group, error=str(exc))
+                if state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)]):
+                    return False
+                waits += 1
+
+    def _release(self, key: str) -> None:
+        try:
+            self.store.release(key)
+        except IdempotencyStoreError as exc:  # the lease expires by itself
+            log.warning("cannot release claim", group=self.group, error=str(exc))
+
+    # -- context ---------------------------------------------------------------------------------------------------
+    def _context(self, state: PartitionState, msg: Message, event: Event) -> MessageContext:
+        headers: list[tuple[str, Any]] = msg.headers() or []
+        attempt = 1
+        if state.tier is not None:
+            attempt = (h.header_int(headers, h.ATTEMPT) or 0) + 1
+        return MessageContext(
+            group=self.group,
+            topic=state.source_topic,
+            partition=msg.partition(),  # type: ignore[arg-type]
+            offset=msg.offset(),  # type: ignore[arg-type]
+            key=msg.key(),  # type: ignore[arg-type]
+            headers=headers,
+            timestamp_ms=msg.timestamp()[1],
+            attempt=attempt,
+            idempotency_key=self._idempotency_key(state, msg, headers, event),
+            event_type=event.avro_name,
+            received_from=msg.topic(),  # type: ignore[arg-type]
+            traceparent=h.header_str(headers, h.TRACEPARENT),
+            _store=self.store,
+        )
+
+    def _idempotency_key(self, state: PartitionState, msg: Message, headers: Any, event: Event) -> str:
+        if self._key_field is not None:
+            return str(getattr(event, self._key_field))
+        if self._use_header:
+            key = h.header_str(headers, h.IDEMPOTENCY_KEY)
+            if key:
+                return key
+        if state.tier is not None:  # the original coordinates survive in the provenance headers
+            topic = h.header_str(headers, h.ORIGINAL_TOPIC) or state.source_topic
+            return f"{topic}/{h.header_int(headers, h.ORIGINAL_PARTITION)}/{h.header_int(headers, h.ORIGINAL_OFFSET)}"
+        return f"{msg.topic()}/{msg.partition()}/{msg.offset()}"

@@ -1,0 +1,300 @@
+"""The worker: one consumer-group member running an ``App``.
+
+The poll thread owns the Kafka consumer. It fetches batches, hands each message to its partition's lane (or, in
+key-ordered mode, to the lane of its key), pauses partitions whose retry is not due yet or whose in-flight work
+hit the bound, and commits the contiguous finished prefix of every partition in batches. Lanes run on a thread
+pool; they mark offsets finished. Revoke and shutdown commit synchronously what is finished; a lost partition's
+work is dropped without committing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from consumers.metrics import Health, WorkerMetrics
+from consumers.metrics import PartitionState as PartitionSnapshot
+from consumers.runtime.committer import Committer
+from consumers.runtime.lanes import Lane
+from consumers.runtime.partition import BACKPRESSURE, DELAY, STOPPING, PartitionState, WorkItem
+from consumers.runtime.plan import WorkerPlan
+from consumers.runtime.processor import Processor
+from producers import headers as h
+
+log = structlog.get_logger(__name__)
+
+CONSUME_BATCH = 500
+CONSUME_TIMEOUT_S = 0.1
+
+
+class Worker:
+    """Runs until ``stop()`` (thread-safe; ``kep run`` calls it on SIGTERM/SIGINT), then drains and leaves."""
+
+    def __init__(self, plan: WorkerPlan, processor: Processor, *, metrics: WorkerMetrics, health: Health) -> None:
+        self.plan = plan
+        self.settings = plan.settings
+        self.processor = processor
+        self.metrics = metrics
+        self.health = health
+        self._states: dict[tuple[str, int], PartitionState] = {}
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=self._pool_size(), thread_name_prefix="kep-lane")
+        self._consumer = Consumer({**plan.consumer_config(), "error_cb": self._on_error, "on_commit": self._on_commit})
+        self._committer = Committer(
+            self._consumer,
+            every=self.settings.commit_every,
+            interval_s=self.settings.commit_interval_s,
+            on_result=metrics.commit,
+            lookup=lambda topic, partition: self._states.get((topic, partition)),
+        )
+        self._rebalancing_since: float | None = None
+        self._closers: list[Callable[[], object]] = [processor.close, plan.close]
+
+    def on_close(self, fn: Callable[[], object]) -> None:
+        """Call ``fn`` when the worker has stopped (after the consumer left the group)."""
+        self._closers.append(fn)
+
+    def _pool_size(self) -> int:
+        return self.settings.workers if self.settings.concurrency == "key" else max(8, self.settings.workers)
+
+    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        self._committer.on_commit(err, partitions)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        topics = list(self.plan.subscriptions)
+        log.info("worker starting", group=self.plan.group, topics=topics, concurrency=self.settings.concurrency)
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        self.metrics.bind(self)
+        try:
+            while not self._stop.is_set():
+                self._poll_once()
+            self._drain()
+        finally:
+            self._close()
+
+    def _poll_once(self) -> None:
+        msgs = self._consumer.consume(num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S)
+        self.health.beat()
+        self.plan.poll_producer()
+        if msgs:
+            self._dispatch(msgs)
+        if self._states:
+            self._resume_due()
+            self._backpressure()
+            self._committer.maybe_commit(self._states.values())
+        self._check_rebalance_timeout()
+
+    # -- dispatch -------------------------------------------------------------------------------------------------
+    def _dispatch(self, msgs: list[Message]) -> None:
+        runs: dict[Lane[WorkItem], list[WorkItem]] = {}
+        delayed: set[PartitionState] = set()
+        now_ms = int(time.time() * 1000)
+        states = self._states
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                self._on_message_error(err)
+                continue
+            state = states.get((msg.topic(), msg.partition()))  # type: ignore[arg-type]
+            if state is None or state in delayed or DELAY in state.pause_reasons or STOPPING in state.pause_reasons:
+                continue  # revoked, or fetched before the pause took effect: it will be fetched again
+            offset: int = msg.offset()  # type: ignore[assignment]
+            if state.tier is not None:
+                due = h.header_int(msg.headers(), h.DUE_TIME)
+                if due is not None and due > now_ms:
+                    self._delay(state, offset, due, now_ms)
+                    delayed.add(state)
+                    continue
+            state.tracker.add(offset)
+            lane = state.lane_for(msg.key(), offset)  # type: ignore[arg-type]
+            items = runs.get(lane)
+            if items is None:
+                runs[lane] = [(state, msg)]
+            else:
+                items.append((state, msg))
+        self.health.connected(True)
+        for lane, items in runs.items():
+            lane.submit(items)
+
+    def _delay(self, state: PartitionState, offset: int, due_ms: int, now_ms: int) -> None:
+        """A retry that is not due yet: pause its partition, rewind to it, resume at the due time."""
+        self._pause(state, DELAY)
+        self._consumer.seek(TopicPartition(state.topic, state.partition, offset))
+        state.resume_at = time.monotonic() + (due_ms - now_ms) / 1000.0
+
+    def _resume_due(self) -> None:
+        now = time.monotonic()
+        for state in self._states.values():
+            if state.resume_at is not None and state.resume_at <= now:
+                state.resume_at = None
+                self._unpause(state, DELAY)
+
+    def _backpressure(self) -> None:
+        limit = self.settings.max_in_flight
+        total = 0
+        for state in self._states.values():
+            total += state.tracker.in_flight
+        for state in self._states.values():
+            in_flight = state.tracker.in_flight
+            if BACKPRESSURE in state.pause_reasons:
+                if total <= limit // 2 and in_flight <= limit // 2:
+                    self._unpause(state, BACKPRESSURE)
+            elif in_flight > 0 and (total >= limit or in_flight >= limit):
+                self._pause(state, BACKPRESSURE)
+
+    def _pause(self, state: PartitionState, reason: str) -> None:
+        if not state.pause_reasons:
+            self._consumer.pause([TopicPartition(state.topic, state.partition)])
+        state.pause_reasons.add(reason)
+
+    def _unpause(self, state: PartitionState, reason: str) -> None:
+        if reason in state.pause_reasons:
+            state.pause_reasons.discard(reason)
+            if not state.pause_reasons:
+                self._consumer.resume([TopicPartition(state.topic, state.partition)])
+
+    # -- rebalances -------------------------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._states[(tp.topic, tp.partition)] = self._new_state(tp.topic, tp.partition)
+        self._rebalancing_since = None
+        self.metrics.rebalance("assign")
+        self.health.rebalancing(False)
+        self.health.assigned(len(self._states))
+        self.health.idle_by_design(not self._states)
+        log.info("partitions assigned", group=self.plan.group, partitions=_names(partitions))
+
+    def _new_state(self, topic: str, partition: int) -> PartitionState:
+        source, tier = self.plan.source_of(topic)
+        lanes_n = self.settings.workers if self.settings.concurrency == "key" else 1
+        lanes: list[Lane[WorkItem]] = [Lane(self._pool, self.processor) for _ in range(lanes_n)]
+        return PartitionState(topic, partition, source, tier, lanes)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalancing_since = time.monotonic()
+        self.health.rebalancing(True)
+        self.metrics.rebalance("revoke")
+        states = [s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None]
+        self._finish(states, timeout=self.settings.revoke_timeout_s)
+        self.health.assigned(len(self._states))
+        log.info("partitions revoked", group=self.plan.group, partitions=_names(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalance("lost")
+        for tp in partitions:
+            state = self._states.pop((tp.topic, tp.partition), None)
+            if state is not None:
+                state.cancel()
+        self.health.assigned(len(self._states))
+        log.warning("partitions lost; their work is dropped uncommitted", partitions=_names(partitions))
+
+    def _finish(self, states: Sequence[PartitionState], *, timeout: float) -> None:
+        """Stop taking work from ``states``, let running handlers finish within ``timeout``, commit what is done."""
+        for state in states:
+            state.cancel()
+        deadline = time.monotonic() + timeout
+        for state in states:
+            state.wait_idle(max(0.0, deadline - time.monotonic()))
+        self.plan.flush_producer(max(0.5, deadline - time.monotonic()))
+        self._committer.commit(states, asynchronous=False)
+
+    def _check_rebalance_timeout(self) -> None:
+        # A cooperative revoke need not be followed by an assign callback: once the group is quiet, we are done.
+        since = self._rebalancing_since
+        if since is not None and time.monotonic() - since > self.settings.session_timeout_ms / 1000.0:
+            self._rebalancing_since = None
+            self.health.rebalancing(False)
+
+    # -- errors -----------------------------------------------------------------------------------------------
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.health.connected(False)
+        log.warning("kafka client error", error=err.str(), code=err.name())
+
+    def _on_message_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        log.warning("consume error", error=err.str(), code=err.name())
+
+    # -- shutdown -----------------------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Stop fetching, finish what was fetched within the drain deadline, commit, leave the group."""
+        self.health.stopping()
+        states = list(self._states.values())
+        for state in states:
+            self._pause(state, STOPPING)
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        log.info("draining", group=self.plan.group, in_flight=self.in_flight(), deadline_s=self.settings.drain_timeout_s)
+        while time.monotonic() < deadline and any(self._busy(s) for s in states):
+            self._consumer.consume(num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S)  # callbacks, heartbeats
+            self.plan.poll_producer()
+        self._finish(states, timeout=max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _busy(state: PartitionState) -> bool:
+        return state.tracker.in_flight > 0
+
+    def _close(self) -> None:
+        try:
+            self._consumer.close()  # leaves the group; the revoke callback commits what is left
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for close in self._closers:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - keep closing the rest
+                    log.exception("error while closing")
+            log.info("worker stopped", group=self.plan.group)
+
+    # -- scrape-time state (WorkerStateSource) --------------------------------------------------------------------
+    def partition_states(self) -> list[PartitionSnapshot]:
+        snapshots = []
+        for state in list(self._states.values()):
+            low, high = self._watermarks(state)
+            snapshots.append(
+                PartitionSnapshot(
+                    topic=state.topic,
+                    partition=state.partition,
+                    committed=state.tracker.committed,
+                    processed=state.tracker.processed,
+                    log_end=high,
+                    paused=bool(state.pause_reasons),
+                    log_start=low,
+                )
+            )
+        return snapshots
+
+    def _watermarks(self, state: PartitionState) -> tuple[int | None, int | None]:
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(state.topic, state.partition), cached=True
+            )
+        except Exception:  # noqa: BLE001 - not fetched yet, or the consumer is closing
+            return None, None
+        return (low if low >= 0 else None), (high if high >= 0 else None)
+
+    def in_flight(self) -> int:
+        return sum(s.tracker.in_flight for s in list(self._states.values()))
+
+    def assignment(self) -> dict[tuple[str, int], Any]:
+        return dict(self._states)
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

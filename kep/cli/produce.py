@@ -1,0 +1,212 @@
+"""``kep produce TOPIC``: send generated sample events, or the events of a JSON-lines file, to a topic."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kep.cli._common import BootstrapOption, TopologyOption, console, err_console, fail, kafka_settings
+from producers import DeliveryError, DeliveryReport, EventProducer, ProducerError
+from producers.jsonl import BadLine, read_events
+from producers.sample import SampleKind, iter_sample_events
+from schemas.errors import KepError
+from schemas.events import Event, event_type_for
+from topology.model import TopicSpec
+
+_SAMPLE_KINDS: dict[str, SampleKind] = {"kep.orders.OrderPlaced": "orders", "kep.orders.PaymentCaptured": "payments"}
+_MAX_ERRORS_SHOWN = 5
+
+
+@dataclass
+class _Tally:
+    """Delivery outcomes, filled by the producer's delivery callback."""
+
+    sent: int = 0
+    failed: int = 0
+    per_partition: Counter[int] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def __call__(self, report: DeliveryReport | None, error: DeliveryError | None) -> None:
+        if report is not None:
+            self.sent += 1
+            self.per_partition[report.partition] += 1
+        else:
+            self.failed += 1
+            if len(self.errors) < _MAX_ERRORS_SHOWN:
+                self.errors.append(str(error))
+
+
+class _Pacer:
+    """Keeps the send rate at or under ``rate`` events/s (0 = unlimited), serving callbacks while it waits."""
+
+    def __init__(self, rate: float, producer: EventProducer) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._producer = producer
+        self._start = time.monotonic()
+
+    def wait_turn(self, index: int, stop: threading.Event) -> None:
+        if not self._interval:
+            return
+        due = self._start + index * self._interval
+        while not stop.is_set():
+            ahead = due - time.monotonic()
+            if ahead <= 0:
+                return
+            self._producer.poll(min(ahead, 0.2))
+
+
+def _event_models(spec: TopicSpec, event_type: str | None) -> list[type[Event]]:
+    carried = list(spec.value_schema)
+    if event_type is not None:
+        matches = [name for name in carried if name == event_type or name.rsplit(".", 1)[-1] == event_type]
+        if not matches:
+            fail(f"topic {spec.name!r} does not carry {event_type!r} events (it carries: {', '.join(carried)})")
+        carried = matches[:1]
+    if not carried:
+        fail(f"topic {spec.name!r} declares no value_schema, so kep does not know what to send to it")
+    try:
+        return [event_type_for(name) for name in carried]
+    except KepError as exc:
+        fail(str(exc))
+
+
+def _sample_kind(models: list[type[Event]]) -> SampleKind:
+    kinds = {_SAMPLE_KINDS.get(model.avro_name) for model in models}
+    if None in kinds:
+        unknown = ", ".join(m.avro_name for m in models if m.avro_name not in _SAMPLE_KINDS)
+        fail(f"no sample generator for {unknown}; pass --file with JSON lines")
+    return "mixed" if len(kinds) > 1 else kinds.pop()  # type: ignore[return-value]
+
+
+def _generated(models: list[type[Event]], count: int, seed: int) -> Iterator[Event]:
+    for index, event in enumerate(iter_sample_events(seed, _sample_kind(models))):
+        if index >= count:
+            return
+        yield event
+
+
+def _from_file(path: Path, model: type[Event], bad: list[BadLine], *, strict: bool) -> Iterator[Event]:
+    if not path.is_file():
+        fail(f"{path}: no such file")
+    if strict:
+        problems = [item for _, item in read_events(path, model) if isinstance(item, BadLine)]
+        if problems:
+            bad.extend(problems)
+            return  # --strict: nothing is sent when any line is bad
+    for _, item in read_events(path, model):
+        if isinstance(item, BadLine):
+            bad.append(item)
+            err_console.print(f"[red]bad line:[/red] {item}", highlight=False)
+        else:
+            yield item
+
+
+def _send_all(
+    producer: EventProducer, topic: str, events: Iterator[Event], total: int | None, rate: float, tally: _Tally
+) -> int:
+    """Publish every event (paced, with a progress bar) until done or SIGINT/SIGTERM; the number published."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pacer = _Pacer(rate, producer)
+    published = 0
+    columns = (TextColumn("[bold]producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("produce", total=total)
+            for event in events:
+                if stop.is_set():
+                    break
+                pacer.wait_turn(published, stop)
+                producer.publish(event, topic=topic, on_delivery=tally)
+                published += 1
+                if published % 1000 == 0 or rate:
+                    progress.update(task, completed=published)
+            progress.update(task, completed=published)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return published
+
+
+def _summary(topic: str, published: int, tally: _Tally, bad: list[BadLine], seconds: float) -> Table:
+    table = Table(title=f"kep produce {topic}", title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("published", str(published))
+    table.add_row("acknowledged", str(tally.sent))
+    table.add_row("failed", str(tally.failed))
+    if bad:
+        table.add_row("bad lines", str(len(bad)))
+    for partition in sorted(tally.per_partition):
+        table.add_row(f"partition {partition}", str(tally.per_partition[partition]))
+    table.add_row("events/s", f"{tally.sent / seconds:,.0f}" if seconds > 0 else "-")
+    return table
+
+
+def command(
+    topic: Annotated[str, typer.Argument(help="Topic to publish to; must be in the topology.")],
+    count: Annotated[int, typer.Option("--count", "-n", min=0, help="Generated sample events to send.")] = 100,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="JSON-lines file: one event per line (instead of --count).")
+    ] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--event-type", "-e", help="Event type (Avro name, or its last part).")
+    ] = None,
+    rate: Annotated[float, typer.Option("--rate", min=0, help="Cap in events/s; 0 = unlimited.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated events.")] = 0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="With --file: send nothing if any line is bad.")
+    ] = False,
+    bootstrap_servers: BootstrapOption = None,
+    topology_file: TopologyOption = None,
+    registry_url: Annotated[
+        str | None, typer.Option("--registry-url", envvar="KEP_REGISTRY_URL", help="Confluent schema registry.")
+    ] = None,
+) -> None:
+    """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.
+
+    A bad line in --file is reported with its file, line number and field; the other lines are still sent and the
+    command exits 1 at the end. With --strict, the file is checked first and nothing is sent if any line is bad.
+    """
+    from schemas.codec import codec_for
+    from topology import load_topology
+
+    try:
+        topology = load_topology(topology_file)
+        spec = topology.topic(topic)
+        codec = codec_for(registry_url)
+    except KepError as exc:
+        fail(str(exc))
+    models = _event_models(spec, event_type)
+    bad: list[BadLine] = []
+    if file is not None:
+        if len(models) != 1:
+            fail(f"topic {topic!r} carries several event types; pass --event-type with --file")
+        events, total = _from_file(file, models[0], bad, strict=strict), None
+    else:
+        events, total = _generated(models, count, seed), count
+    tally = _Tally()
+    start = time.monotonic()
+    try:
+        with EventProducer(kafka_settings(bootstrap_servers), topology, codec=codec) as producer:
+            published = _send_all(producer, topic, events, total, rate, tally)
+            producer.flush(30)
+    except ProducerError as exc:
+        fail(str(exc), code=1)
+    console.print(_summary(topic, published, tally, bad, time.monotonic() - start))
+    for message in tally.errors:
+        err_console.print(f"[red]delivery failed:[/red] {message}", highlight=False)
+    if bad:
+        fail(f"{len(bad)} bad line(s) in {file}{'; nothing sent (--strict)' if strict else ''}", code=1)
+    if tally.failed or tally.sent < published:
+        fail(f"{tally.failed} event(s) failed, {published - tally.sent - tally.failed} unacknowledged", code=1)

@@ -1,0 +1,62 @@
+"""Which topic, key and fixed headers an event type gets: computed once per (event type, topic) and cached."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from producers import headers as h
+from producers.errors import AmbiguousTopicError, UnknownTopicError, WrongEventTypeError
+from topology.errors import TopologyError
+
+if TYPE_CHECKING:
+    from schemas.codec import EventCodec
+    from schemas.events import Event
+    from topology.model import TopicSpec, Topology
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Everything ``publish`` needs about an event type on a topic, except the event itself."""
+
+    topic: str
+    key_attr: str | None
+    event_type_header: tuple[str, bytes]
+    schema_header: tuple[str, bytes]
+
+
+def value_schemas(spec: TopicSpec) -> list[str]:
+    """The event types (Avro full names) a topic carries."""
+    return list(spec.value_schema)
+
+
+def _topic_spec(topology: Topology, topic: str) -> TopicSpec:
+    try:
+        return topology.topic(topic)
+    except TopologyError as exc:
+        raise UnknownTopicError(topic, [t.name for t in topology.topics]) from exc
+
+
+def resolve(
+    topology: Topology, codec: EventCodec, event_type: type[Event], topic: str | None
+) -> Route:
+    """The route of ``event_type`` to ``topic`` (or to the one topic that carries it), or a ``RoutingError``."""
+    avro_name = event_type.avro_name
+    if topic is None:
+        candidates: Sequence[TopicSpec] = topology.topics_for_event(avro_name)
+        if len(candidates) != 1:
+            raise AmbiguousTopicError(avro_name, [c.name for c in candidates])
+        spec = candidates[0]
+    else:
+        spec = _topic_spec(topology, topic)
+        allowed = value_schemas(spec)
+        if avro_name not in allowed:
+            raise WrongEventTypeError(spec.name, avro_name, allowed)
+    key_attr = getattr(event_type, "key_field", None) or spec.key_field
+    return Route(
+        topic=spec.name,
+        key_attr=key_attr,
+        event_type_header=(h.EVENT_TYPE, avro_name.encode()),
+        schema_header=(h.SCHEMA, codec.schema_ref(event_type).encode()),
+    )

@@ -1,0 +1,322 @@
+"""``EventProducer``: typed, validated publishing of kep events on an idempotent librdkafka producer.
+
+The hot path (``publish``) does one dict lookup for the cached route of the event type, one encode, one list of
+headers and one ``produce``. Everything that can be computed per event type (topic, key field, the
+``kep-event-type`` and ``kep-schema`` headers) is computed on first use and cached.
+
+Two ways to learn about delivery:
+
+* ``publish(event)`` returns a ``concurrent.futures.Future[DeliveryReport]``. Convenient; a Future costs a few
+  microseconds to create and resolve.
+* ``publish(event, on_delivery=callback)`` calls ``callback(report, error)`` instead and returns ``None``: the fast
+  path, for high-volume publishers.
+
+Callbacks run on the thread that polls the producer: ``publish`` serves them every ``poll_every`` calls, and
+``flush``, ``close``, ``publish_and_wait`` and waiting on a returned future serve them too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, overload
+
+import structlog
+from confluent_kafka import KafkaException, Producer
+
+from producers import _routing
+from producers import headers as h
+from producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport, wrap_callback
+from producers.errors import (
+    BackpressureTimeoutError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    InvalidHeaderError,
+    MissingKeyError,
+    ProducerClosedError,
+)
+from producers.settings import ProducerSettings
+from producers.traceparent import validate_traceparent
+
+if TYPE_CHECKING:
+    from schemas.codec import EventCodec
+    from schemas.events import Event
+    from topology.model import Topology
+    from topology.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+#: Caller headers: a mapping or a sequence of ``(name, value)`` pairs; values are bytes, str or None.
+HeadersArg = Mapping[str, h.HeaderValue] | Sequence[tuple[str, h.HeaderValue]]
+RawHeaders = Sequence[tuple[str, h.HeaderValue]] | Mapping[str, h.HeaderValue] | None
+
+
+class EventProducer:
+    """Publishes ``Event`` instances to the topics of a ``Topology``. Use as a context manager.
+
+    >>> with EventProducer(KafkaSettings(), load_topology()) as producer:   # doctest: +SKIP
+    ...     producer.publish_and_wait(order)
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topology: Topology,
+        *,
+        codec: EventCodec | None = None,
+        settings: ProducerSettings | None = None,
+    ) -> None:
+        if codec is None:
+            from schemas.codec import codec_for
+
+            codec = codec_for()
+        self._settings = settings or ProducerSettings()
+        self._topology = topology
+        self._codec = codec
+        self._encode = codec.encode
+        conf = {**kafka.as_librdkafka_dict(), **self._settings.as_librdkafka_dict()}
+        conf["error_cb"] = self._on_client_error
+        self._producer = Producer(conf)
+        self._produce = self._producer.produce
+        self._poll = self._producer.poll
+        self._routes: dict[tuple[type[Event], str | None], _routing.Route] = {}
+        self._poll_every = self._settings.poll_every
+        self._until_poll = self._poll_every
+        self._last_callback: DeliveryCallback | None = None
+        self._last_wrapped: Callable[..., None] | None = None
+        self._closed = False
+        self._previous_sigterm: Any = None
+
+    # -- publishing -----------------------------------------------------------------------------------------
+    @overload
+    def publish(
+        self,
+        event: Event,
+        *,
+        topic: str | None = ...,
+        key: str | bytes | None = ...,
+        headers: HeadersArg | None = ...,
+        traceparent: str | None = ...,
+        on_delivery: None = ...,
+    ) -> Future[DeliveryReport]: ...
+
+    @overload
+    def publish(
+        self,
+        event: Event,
+        *,
+        topic: str | None = ...,
+        key: str | bytes | None = ...,
+        headers: HeadersArg | None = ...,
+        traceparent: str | None = ...,
+        on_delivery: DeliveryCallback,
+    ) -> None: ...
+
+    def publish(
+        self,
+        event: Event,
+        *,
+        topic: str | None = None,
+        key: str | bytes | None = None,
+        headers: HeadersArg | None = None,
+        traceparent: str | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> Future[DeliveryReport] | None:
+        """Encode ``event`` and send it; nothing is sent if any check fails.
+
+        The topic is ``topic`` or the one topic whose value schema includes the event type; the key is ``key`` or
+        the event's key field. Raises ``RoutingError`` (unknown topic, wrong event type, no single topic),
+        ``InvalidTraceparentError``, ``InvalidHeaderError``, ``MissingKeyError``, ``EncodeError`` or, when the
+        local queue stays full, ``BackpressureTimeoutError``.
+        """
+        if self._closed:
+            raise ProducerClosedError("publish on a closed EventProducer")
+        route = self._routes.get((event.__class__, topic))
+        if route is None:
+            route = self._route(event.__class__, topic)
+        if key is None:
+            key = self._key_of(event, route)
+        record_headers = [
+            route.event_type_header,
+            route.schema_header,
+            (h.IDEMPOTENCY_KEY, event.idempotency_key()),
+        ]
+        if traceparent is not None:
+            record_headers.append((h.TRACEPARENT, validate_traceparent(traceparent)))
+        if headers:
+            record_headers.extend(_caller_headers(headers))
+        value = self._encode(event)
+        future: DeliveryFuture | None
+        if on_delivery is None:
+            future = DeliveryFuture(self._poll)
+            callback: Callable[..., None] = future._on_delivery
+        else:
+            future = None
+            callback = self._wrapped(on_delivery)
+        try:
+            self._produce(route.topic, value, key, on_delivery=callback, headers=record_headers)
+        except BufferError:
+            self._produce_when_room(route.topic, value, key, callback, record_headers)
+        except KafkaException as exc:
+            raise _delivery_error(route.topic, exc) from exc
+        self._until_poll -= 1
+        if self._until_poll <= 0:
+            self._until_poll = self._poll_every
+            self._poll(0)
+        return future
+
+    def publish_and_wait(
+        self,
+        event: Event,
+        *,
+        timeout: float = 30.0,
+        topic: str | None = None,
+        key: str | bytes | None = None,
+        headers: HeadersArg | None = None,
+        traceparent: str | None = None,
+    ) -> DeliveryReport:
+        """Publish and block until the broker acknowledges: the report, or ``DeliveryError``/``DeliveryTimeoutError``."""
+        future = self.publish(event, topic=topic, key=key, headers=headers, traceparent=traceparent)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            raise DeliveryTimeoutError(f"no acknowledgement for {event.avro_name} within {timeout}s") from exc
+
+    def produce_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: RawHeaders = None,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> Future[DeliveryReport] | None:
+        """Send bytes exactly as given (no topology check, no encoding, no added headers).
+
+        For forwarding records to retry and dead-letter topics. Returns a future, or ``None`` with ``on_delivery``.
+        """
+        if self._closed:
+            raise ProducerClosedError("produce_raw on a closed EventProducer")
+        future: DeliveryFuture | None = None
+        if on_delivery is None:
+            future = DeliveryFuture(self._poll)
+            callback: Callable[..., None] = future._on_delivery
+        else:
+            callback = self._wrapped(on_delivery)
+        record_headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        try:
+            self._produce(topic, value, key, on_delivery=callback, headers=record_headers)
+        except BufferError:
+            self._produce_when_room(topic, value, key, callback, record_headers)
+        except KafkaException as exc:
+            raise _delivery_error(topic, exc) from exc
+        self._poll(0)
+        return future
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery callbacks for up to ``timeout`` seconds; the number of events served."""
+        return int(self._poll(timeout))
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait up to ``timeout`` seconds for every queued record to be acknowledged; the number still queued."""
+        remaining = int(self._producer.flush(timeout))
+        if remaining:
+            log.warning("producer.flush_incomplete", remaining=remaining, timeout_s=timeout)
+        return remaining
+
+    def close(self, timeout: float = 30.0) -> int:
+        """Flush, then release the client. Idempotent; returns the number of records never acknowledged."""
+        if self._closed:
+            return 0
+        self._closed = True
+        remaining = self.flush(timeout)
+        self._producer.close()
+        return remaining
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def install_signal_handlers(self, flush_timeout: float = 10.0) -> None:
+        """On SIGTERM, flush (up to ``flush_timeout``) and then do what SIGTERM did before. Main thread only."""
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            log.info("producer.sigterm_flush", timeout_s=flush_timeout)
+            self.flush(flush_timeout)
+            previous = self._previous_sigterm
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            if callable(previous):
+                previous(signum, frame)
+            elif previous in (signal.SIG_DFL, None):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _route(self, event_type: type[Event], topic: str | None) -> _routing.Route:
+        route = _routing.resolve(self._topology, self._codec, event_type, topic)
+        self._routes[(event_type, topic)] = route
+        return route
+
+    @staticmethod
+    def _key_of(event: Event, route: _routing.Route) -> str | bytes:
+        value = getattr(event, route.key_attr, None) if route.key_attr else None
+        if value is None or value == "":
+            raise MissingKeyError(
+                f"{event.avro_name} has no key: pass key= or set its key field ({route.key_attr or 'none declared'})"
+            )
+        return value if isinstance(value, str | bytes) else str(value)
+
+    def _wrapped(self, on_delivery: DeliveryCallback) -> Callable[..., None]:
+        if self._last_wrapped is None or on_delivery != self._last_callback:
+            self._last_callback = on_delivery
+            self._last_wrapped = wrap_callback(on_delivery)
+        return self._last_wrapped
+
+    def _produce_when_room(
+        self, topic: str, value: bytes | None, key: str | bytes | None, callback: Callable[..., None], headers: Any
+    ) -> None:
+        """The local queue is full: serve callbacks to make room, retrying until ``publish_block_timeout_s``."""
+        limit = self._settings.publish_block_timeout_s
+        start = time.monotonic()
+        while True:
+            waited = time.monotonic() - start
+            if waited >= limit:
+                raise BackpressureTimeoutError(topic, waited)
+            self._poll(min(0.05, limit - waited))
+            try:
+                self._produce(topic, value, key, on_delivery=callback, headers=headers)
+                return
+            except BufferError:
+                continue
+            except KafkaException as exc:
+                raise _delivery_error(topic, exc) from exc
+
+    def _on_client_error(self, err: Any) -> None:
+        log.warning("producer.client_error", code=err.code(), name=err.name(), reason=err.str())
+
+
+def _caller_headers(headers: HeadersArg) -> list[tuple[str, h.HeaderValue]]:
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    for name, _ in pairs:
+        if name in h.PRODUCER_HEADERS:
+            raise InvalidHeaderError(f"header {name!r} is set by kep; pass traceparent= or leave it out")
+    return pairs
+
+
+def _delivery_error(topic: str, exc: KafkaException) -> DeliveryError:
+    err = exc.args[0]
+    return DeliveryError(topic, None, err.code(), err.name(), err.str(), retriable=err.retriable())

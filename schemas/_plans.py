@@ -1,0 +1,92 @@
+"""What a codec caches per event type (writing) and per writer schema (reading).
+
+Both wire formats share this: the writer schema of an event type is the newest local version of its name
+(checked once against the model); reading resolves any writer schema of a name to that same newest version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas._binding import Builder, Dumper, builder, check_binding, dumper
+from schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
+from schemas.events import Event, event_type_for
+from schemas.fingerprint import canonical_form
+from schemas.registry import LocalSchemaRegistry, SchemaVersion
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """How to write one event type: its schema version, the parsed schema and the dict conversion."""
+
+    event_type: type[Event]
+    version: SchemaVersion
+    parsed: dict[str, Any]
+    dump: Dumper
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """How to read data of one writer schema: resolve to ``reader`` (None: the same) and build the model."""
+
+    name: str
+    writer: dict[str, Any]
+    reader: dict[str, Any] | None
+    build: Builder
+
+
+def write_plan(registry: LocalSchemaRegistry, event_type: type[Event]) -> WritePlan:
+    """The newest local version of the event's name, checked against the model."""
+    name = getattr(event_type, "avro_name", None)
+    if name is None:
+        raise SchemaNotFoundError(f"{event_type.__qualname__} is not a concrete event (it sets no avro_name)")
+    version = registry.latest(name)
+    check_binding(event_type, version.schema, f"schema {name} v{version.version} ({version.path})")
+    return WritePlan(event_type, version, version.parsed, dumper(event_type))
+
+
+def read_plan(
+    registry: LocalSchemaRegistry, name: str, writer: dict[str, Any], source: str, raw: bytes
+) -> ReadPlan:
+    """Resolve a writer schema (named ``name``, found via ``source``) to the newest local version."""
+    try:
+        reader = registry.latest(name)
+        event_type = event_type_for(name)
+    except SchemaNotFoundError as exc:
+        raise UnknownSchemaError(f"{source} is {name}, which cannot be read here: {exc}", raw=raw) from exc
+    check_binding(event_type, reader.schema, f"schema {name} v{reader.version} ({reader.path})")
+    same = canonical_form(writer) == canonical_form(reader.parsed)
+    return ReadPlan(name, writer, None if same else reader.parsed, builder(event_type))
+
+
+def write_event(header: bytes, plan: WritePlan, event: Event) -> bytes:
+    """``header`` followed by the Avro body of ``event``."""
+    out = BytesIO()
+    out.write(header)
+    try:
+        schemaless_writer(out, plan.parsed, plan.dump(event))
+    except Exception as exc:  # fastavro raises ValueError, TypeError, AttributeError... for bad data
+        raise EncodeError(f"cannot encode {plan.version.name} event {event.event_id!r}: {exc}") from exc
+    return out.getvalue()
+
+
+def read_event(data: bytes, offset: int, plan: ReadPlan) -> Event:
+    """The event whose Avro body starts at ``offset`` and must end exactly at the end of ``data``."""
+    stream = BytesIO(data)
+    stream.seek(offset)
+    try:
+        record = schemaless_reader(stream, plan.writer, plan.reader)
+    except Exception as exc:  # EOFError, UnicodeDecodeError, IndexError... all mean the body is damaged
+        reason = f"corrupt or truncated {plan.name} body ({len(data)} bytes): {type(exc).__name__}: {exc}"
+        raise DecodeError(reason, raw=data) from exc
+    if stream.tell() != len(data):
+        raise DecodeError(
+            f"{len(data) - stream.tell()} unexpected bytes after the {plan.name} record ({len(data)} bytes)",
+            raw=data,
+        )
+    event: Event = plan.build(record)
+    return event

@@ -1,0 +1,140 @@
+"""``ConfluentCodec``: the Confluent Schema Registry wire format.
+
+Layout: ``00`` (magic byte), the 4-byte big-endian schema id the registry assigned, then the Avro binary body.
+Encoding registers the newest local version of the event's schema on first use (under the subject the subject
+strategy gives; by default the record's full name) and caches the id. Decoding fetches the writer schema by id
+once, and resolves it to the newest local version of the same name, like ``SingleObjectCodec``.
+
+The registry client comes from ``confluent-kafka`` (``pip install 'kep[registry]'``). A ``mock://`` URL gives
+its in-process mock registry; ``schema_registry_client`` hands out one client per URL, so every codec of a
+process that names the same ``mock://`` URL shares its schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from fastavro import parse_schema
+
+from schemas._plans import ReadPlan, WritePlan, read_event, read_plan, write_event, write_plan
+from schemas.errors import DecodeError, EncodeError, InvalidSchemaError, SchemaError, UnknownSchemaError
+from schemas.events import Event
+from schemas.registry import LocalSchemaRegistry
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+__all__ = ["ConfluentCodec", "SubjectStrategy", "record_name_subject", "schema_registry_client"]
+
+SubjectStrategy = Callable[[type[Event]], str]
+_HEADER = 5
+_clients: dict[str, SchemaRegistryClient] = {}
+_clients_lock = threading.Lock()
+
+
+def record_name_subject(event_type: type[Event]) -> str:
+    """Topic-less record name strategy: the subject is the record's full name (``kep.orders.OrderPlaced``)."""
+    return event_type.avro_name
+
+
+def _schema_registry_module() -> ModuleType:
+    with warnings.catch_warnings():
+        # authlib, imported by the registry client, warns about its own httpx dependency on import
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"authlib(\.|$)")
+        import confluent_kafka.schema_registry as module
+    return module
+
+
+def schema_registry_client(url: str, config: Mapping[str, Any] | None = None) -> SchemaRegistryClient:
+    """A registry client for ``url`` (``mock://...``: the in-process mock); one per URL unless ``config``."""
+    module = _schema_registry_module()
+    if config:
+        client: SchemaRegistryClient = module.SchemaRegistryClient.new_client({**config, "url": url})
+        return client
+    with _clients_lock:
+        if url not in _clients:
+            _clients[url] = module.SchemaRegistryClient.new_client({"url": url})
+        return _clients[url]
+
+
+class ConfluentCodec:
+    """Encode and decode events in Confluent framing through ``client``; reader schemas from ``registry``."""
+
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        registry: LocalSchemaRegistry | None = None,
+        subject_strategy: SubjectStrategy = record_name_subject,
+    ) -> None:
+        self.client = client
+        self.registry = registry if registry is not None else LocalSchemaRegistry.default()
+        self.subject_strategy = subject_strategy
+        self._writers: dict[type[Event], tuple[bytes, WritePlan]] = {}
+        self._readers: dict[bytes, ReadPlan] = {}
+
+    def __repr__(self) -> str:
+        return f"ConfluentCodec({self.registry!r})"
+
+    def encode(self, event: Event) -> bytes:
+        """``00`` + schema id + Avro body; the schema is registered on the first event of its type."""
+        entry = self._writers.get(type(event))
+        if entry is None:
+            entry = self._register(type(event))
+        return write_event(entry[0], entry[1], event)
+
+    def decode(self, data: bytes) -> Event:
+        """The event in ``data``. ``DecodeError``/``UnknownSchemaError`` keep the bytes in ``raw``."""
+        if data[:1] != b"\x00":
+            first = bytes(data[:1]).hex() or "nothing"
+            raise DecodeError(f"not Confluent-framed Avro: magic byte is {first}, expected 00", raw=data)
+        plan = self._readers.get(data[1:_HEADER])
+        if plan is None:
+            plan = self._read_plan(data)
+        return read_event(data, _HEADER, plan)
+
+    def schema_ref(self, event_type: type[Event]) -> str:
+        """``sr:<id>``: the registry id ``encode`` writes ``event_type`` with (registering it if needed)."""
+        header, _ = self._writers.get(event_type) or self._register(event_type)
+        return f"sr:{int.from_bytes(header[1:], 'big')}"
+
+    def _register(self, event_type: type[Event]) -> tuple[bytes, WritePlan]:
+        plan = write_plan(self.registry, event_type)
+        subject = self.subject_strategy(event_type)
+        module = _schema_registry_module()
+        schema = module.Schema(json.dumps(plan.version.schema, separators=(",", ":")), "AVRO")
+        try:
+            schema_id = self.client.register_schema(subject, schema)
+        except module.SchemaRegistryError as exc:
+            message = f"cannot register {plan.version.name} under subject {subject!r}: {exc}"
+            raise EncodeError(message) from exc
+        entry = (b"\x00" + int(schema_id).to_bytes(4, "big"), plan)
+        self._writers[event_type] = entry
+        return entry
+
+    def _read_plan(self, data: bytes) -> ReadPlan:
+        if len(data) < _HEADER:
+            raise DecodeError(f"truncated Confluent header: {len(data)} bytes, need {_HEADER}", raw=data)
+        key = bytes(data[1:_HEADER])
+        schema_id = int.from_bytes(key, "big")
+        module = _schema_registry_module()
+        try:
+            registered = self.client.get_schema(schema_id)
+        except module.SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                message = f"schema id {schema_id} is not in the registry: {exc}"
+                raise UnknownSchemaError(message, raw=data) from exc
+            # not the message's fault: callers should retry rather than dead-letter
+            raise SchemaError(f"schema registry lookup of id {schema_id} failed: {exc}") from exc
+        try:
+            writer = parse_schema(json.loads(registered.schema_str), named_schemas={})
+        except Exception as exc:
+            message = f"schema id {schema_id} from the registry does not parse: {exc}"
+            raise InvalidSchemaError(message) from exc
+        plan = read_plan(self.registry, writer.get("name", "?"), writer, f"schema id {schema_id}", data)
+        self._readers[key] = plan
+        return plan

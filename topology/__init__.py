@@ -1,0 +1,67 @@
+"""What exists on the cluster: topics, consumer groups, retry and dead-letter topics, and reconciling them.
+
+>>> from topology import load_topology
+>>> topology = load_topology()  # $KEP_TOPOLOGY or the shipped example
+>>> [tier.topic for tier in topology.group("billing").retry_tiers("orders")]
+['orders.billing.retry.1s', 'orders.billing.retry.10s', 'orders.billing.retry.1m']
+"""
+
+from topology._actions import (
+    Action,
+    AlterConfigs,
+    ApplyResult,
+    ConfigChange,
+    CreateTopic,
+    IncreasePartitions,
+    Plan,
+    Refusal,
+)
+from topology.admin import apply, plan
+from topology.durations import format_duration, parse_duration
+from topology.errors import (
+    AdminError,
+    ApplyError,
+    DurationError,
+    PartitionGrowthUnsupportedError,
+    PlanError,
+    Problem,
+    RefusedChangeError,
+    TopologyError,
+)
+from topology.loader import check_schema_names, default_topology_path, load_topology, parse_topology
+from topology.model import ConsumerGroupSpec, DerivedTopic, RetrySpec, RetryTier, TopicSpec, Topology
+from topology.settings import KafkaSettings
+
+__all__ = [
+    "Action",
+    "AdminError",
+    "AlterConfigs",
+    "ApplyError",
+    "ApplyResult",
+    "ConfigChange",
+    "CreateTopic",
+    "IncreasePartitions",
+    "Plan",
+    "Refusal",
+    "ConsumerGroupSpec",
+    "DerivedTopic",
+    "DurationError",
+    "KafkaSettings",
+    "PartitionGrowthUnsupportedError",
+    "PlanError",
+    "Problem",
+    "RefusedChangeError",
+    "RetrySpec",
+    "RetryTier",
+    "TopicSpec",
+    "Topology",
+    "TopologyError",
+    "apply",
+    "check_schema_names",
+    "default_topology_path",
+    "format_duration",
+    "load_topology",
+    "parse_duration",
+    "parse_topology",
+    "plan",
+]

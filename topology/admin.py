@@ -1,0 +1,311 @@
+"""Reconcile the cluster with a topology: ``plan`` compares, ``apply`` creates, grows and reconfigures.
+
+Idempotent: after ``apply``, a new ``plan`` is empty. kep never deletes topics, never removes partitions,
+never changes a replication factor and never unsets configs that the topology does not mention.
+
+>>> result = apply(plan(topology, settings), settings)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # the package has no __all__
+    AdminClient,
+    AlterConfigOpType,
+    ClusterMetadata,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from topology._actions import (
+    Action,
+    AlterConfigs,
+    ApplyResult,
+    ConfigChange,
+    CreateTopic,
+    IncreasePartitions,
+    Plan,
+    Refusal,
+)
+from topology.errors import ApplyError, PartitionGrowthUnsupportedError, PlanError, RefusedChangeError
+from topology.model import TopicSpec, Topology
+from topology.settings import KafkaSettings
+
+__all__ = ["apply", "plan"]
+
+log = structlog.get_logger(__name__)
+
+_LIST_VALUED = frozenset({"cleanup.policy"})
+
+
+def plan(topology: Topology, settings: KafkaSettings, *, timeout: float = 15.0) -> Plan:
+    """Compare ``topology.all_topic_specs()`` with the cluster; ``PlanError`` when it cannot be read."""
+    admin = _admin(settings)
+    metadata = _metadata(admin, settings, timeout)
+    desired = topology.all_topic_specs()
+    existing = [spec for spec in desired if spec.name in metadata.topics]
+    current_configs = _describe_configs(admin, [spec.name for spec in existing], timeout)
+    actions: list[Action] = []
+    refusals: list[Refusal] = []
+    unchanged: list[str] = []
+    for spec in desired:
+        topic = metadata.topics.get(spec.name)
+        if topic is None:
+            actions.append(CreateTopic(spec))
+            continue
+        found = _compare(spec, topic, current_configs.get(spec.name, {}))
+        actions += [item for item in found if not isinstance(item, Refusal)]
+        refusals += [item for item in found if isinstance(item, Refusal)]
+        if not found:
+            unchanged.append(spec.name)
+    return Plan(actions=tuple(actions), refusals=tuple(refusals), unchanged=tuple(unchanged))
+
+
+def _compare(spec: TopicSpec, topic: Any, configs: dict[str, str | None]) -> list[Action | Refusal]:
+    found: list[Action | Refusal] = []
+    partitions = len(topic.partitions)
+    if partitions > spec.partitions:
+        found.append(Refusal(spec.name, "shrink_partitions", partitions, spec.partitions))
+    elif partitions < spec.partitions:
+        found.append(IncreasePartitions(spec.name, partitions, spec.partitions))
+    replicas = {len(p.replicas) for p in topic.partitions.values()}
+    if replicas and spec.replication_factor not in replicas:
+        found.append(Refusal(spec.name, "replication_factor", max(replicas), spec.replication_factor))
+    changes = tuple(
+        ConfigChange(key, configs.get(key), value)
+        for key, value in sorted(spec.configs.items())
+        if not _same_config(key, configs.get(key), value)
+    )
+    if changes:
+        found.append(AlterConfigs(spec.name, changes))
+    return found
+
+
+def _same_config(key: str, current: str | None, desired: str) -> bool:
+    if current is None:
+        return False
+    if key in _LIST_VALUED:
+        return {v.strip() for v in current.split(",")} == {v.strip() for v in desired.split(",")}
+    return current.strip() == desired.strip()
+
+
+def apply(plan: Plan, settings: KafkaSettings, *, timeout: float = 30.0) -> ApplyResult:
+    """Carry out ``plan``: create topics, then grow partitions, then set configs.
+
+    Raises ``RefusedChangeError`` (before touching anything) when the plan has refusals,
+    ``PartitionGrowthUnsupportedError`` when the broker cannot add partitions, and ``ApplyError`` naming the
+    topic and the broker's error for any other failure (``completed`` lists what was done before it).
+    """
+    if plan.refusals:
+        first = plan.refusals[0]
+        lines = "; ".join(refusal.describe() for refusal in plan.refusals)
+        raise RefusedChangeError(f"refusing to apply the plan: {lines}", topic=first.topic)
+    admin = _admin(settings)
+    done: list[Action] = []
+    creates = [a for a in plan.actions if isinstance(a, CreateTopic)]
+    created, already = _create_topics(admin, creates, timeout, done)
+    grows = [a for a in plan.actions if isinstance(a, IncreasePartitions)]
+    _grow_partitions(admin, grows, timeout, done)
+    alters = [a for a in plan.actions if isinstance(a, AlterConfigs)]
+    _alter_configs(admin, alters, timeout, done)
+    _await_visible(admin, [*created, *grows], alters, timeout)
+    return ApplyResult(done=tuple(done), already_existed=tuple(already))
+
+
+def _create_topics(
+    admin: AdminClient, creates: Sequence[CreateTopic], timeout: float, done: list[Action]
+) -> tuple[list[CreateTopic], list[str]]:
+    if not creates:
+        return [], []
+    new_topics = [
+        NewTopic(
+            a.spec.name,
+            num_partitions=a.spec.partitions,
+            replication_factor=a.spec.replication_factor,
+            config=dict(a.spec.configs),
+        )
+        for a in creates
+    ]
+    futures = admin.create_topics(new_topics, operation_timeout=timeout, request_timeout=timeout)
+    created: list[CreateTopic] = []
+    already: list[str] = []
+    failures: list[ApplyError] = []
+    for action in creates:
+        error = _result(futures[action.topic], timeout)
+        if error is None:
+            created.append(action)
+            done.append(action)
+            log.info("topic created", topic=action.topic, partitions=action.spec.partitions)
+        elif isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            already.append(action.topic)  # created by someone else since the plan; a new plan shows any drift
+        else:
+            failures.append(_apply_error(f"cannot create topic {action.topic}", error, action.topic, done))
+    if failures:
+        raise _combined(failures, done)
+    return created, already
+
+
+def _grow_partitions(
+    admin: AdminClient, grows: Sequence[IncreasePartitions], timeout: float, done: list[Action]
+) -> None:
+    if not grows:
+        return
+    requests = [NewPartitions(a.topic, a.desired) for a in grows]
+    futures = admin.create_partitions(requests, operation_timeout=timeout, request_timeout=timeout)
+    failures: list[ApplyError] = []
+    for action in grows:
+        error = _result(futures[action.topic], timeout)
+        if error is None:
+            done.append(action)
+            log.info("partitions added", topic=action.topic, before=action.current, after=action.desired)
+        elif isinstance(error, KafkaError) and error.code() == KafkaError._UNSUPPORTED_FEATURE:
+            failures.append(
+                PartitionGrowthUnsupportedError(
+                    f"the broker cannot grow partitions: topic {action.topic} has {action.current} and the "
+                    f"topology asks for {action.desired}, but the broker does not support CreatePartitions "
+                    f"({error.name()}); recreate the topic with the new count or keep {action.current}",
+                    topic=action.topic,
+                    code=error.code(),
+                    name=error.name(),
+                    completed=[a.describe() for a in done],
+                )
+            )
+        else:
+            failures.append(
+                _apply_error(f"cannot grow partitions of {action.topic}", error, action.topic, done)
+            )
+    if failures:
+        raise _combined(failures, done)
+
+
+def _alter_configs(
+    admin: AdminClient, alters: Sequence[AlterConfigs], timeout: float, done: list[Action]
+) -> None:
+    for action in alters:  # one resource per request: a broker error names exactly one topic
+        entries = [
+            ConfigEntry(c.key, c.desired, incremental_operation=AlterConfigOpType.SET) for c in action.changes
+        ]
+        resource = ConfigResource(ResourceType.TOPIC, action.topic, incremental_configs=entries)
+        futures = admin.incremental_alter_configs([resource], request_timeout=timeout)
+        error = _result(next(iter(futures.values())), timeout)
+        if error is not None:
+            raise _apply_error(f"cannot alter configs of {action.topic}", error, action.topic, done)
+        done.append(action)
+        log.info("topic configs altered", topic=action.topic, keys=[c.key for c in action.changes])
+
+
+def _await_visible(
+    admin: AdminClient,
+    sized: Sequence[CreateTopic | IncreasePartitions],
+    alters: Sequence[AlterConfigs],
+    timeout: float,
+) -> None:
+    """Wait until the cluster reports what was just done, so that a plan made right after is empty."""
+    want = {a.topic: (a.spec.partitions if isinstance(a, CreateTopic) else a.desired) for a in sized}
+    deadline = time.monotonic() + timeout
+    while want and time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+        want = {name: n for name, n in want.items() if name not in topics or len(topics[name].partitions) < n}
+        if want:
+            time.sleep(0.05)  # metadata propagates within milliseconds on one broker
+    pending = [a for a in alters if a.changes]
+    while pending and time.monotonic() < deadline:
+        current = _describe_configs(admin, [a.topic for a in pending], max(0.1, deadline - time.monotonic()))
+        pending = [
+            a
+            for a in pending
+            if any(not _same_config(c.key, current[a.topic].get(c.key), c.desired) for c in a.changes)
+        ]
+        if pending:
+            time.sleep(0.05)
+    if want or pending:
+        log.warning("cluster has not caught up", topics=sorted(want) + [a.topic for a in pending])
+
+
+def _admin(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(settings.as_librdkafka_dict())
+
+
+def _metadata(admin: AdminClient, settings: KafkaSettings, timeout: float) -> ClusterMetadata:
+    try:
+        return admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        reason = f"{error.name()}: {error.str()}" if error is not None else str(exc)
+        raise PlanError(
+            f"cannot read topics from {settings.bootstrap_servers}: {reason}",
+            code=error.code() if error is not None else None,
+            name=error.name() if error is not None else None,
+            retriable=bool(error.retriable()) if error is not None else False,
+        ) from exc
+
+
+def _describe_configs(
+    admin: AdminClient, topics: Iterable[str], timeout: float
+) -> dict[str, dict[str, str | None]]:
+    names = list(topics)
+    if not names:
+        return {}
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    futures = admin.describe_configs(resources, request_timeout=timeout)
+    configs: dict[str, dict[str, str | None]] = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result(timeout)
+        except (KafkaException, FutureTimeout) as exc:
+            error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+            kafka_error = error if isinstance(error, KafkaError) else None
+            reason = f"{kafka_error.name()}: {kafka_error.str()}" if kafka_error else "timed out"
+            raise PlanError(
+                f"cannot read configs of topic {resource.name}: {reason}",
+                topic=resource.name,
+                code=kafka_error.code() if kafka_error else None,
+                name=kafka_error.name() if kafka_error else None,
+            ) from exc
+        configs[resource.name] = {key: entry.value for key, entry in entries.items()}
+    return configs
+
+
+def _result(future: Future[Any], timeout: float) -> KafkaError | Exception | None:
+    """None when the admin operation succeeded, else its ``KafkaError`` (or the exception if none)."""
+    try:
+        future.result(timeout)
+    except KafkaException as exc:
+        return exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else exc
+    except FutureTimeout:
+        return TimeoutError(f"no answer within {timeout:.0f}s")
+    return None
+
+
+def _apply_error(what: str, error: KafkaError | Exception, topic: str, done: Sequence[Action]) -> ApplyError:
+    completed = [a.describe() for a in done]
+    if isinstance(error, KafkaError):
+        return ApplyError(
+            f"{what}: {error.name()}: {error.str()}",
+            topic=topic,
+            code=error.code(),
+            name=error.name(),
+            retriable=bool(error.retriable()),
+            completed=completed,
+        )
+    return ApplyError(f"{what}: {error}", topic=topic, completed=completed)
+
+
+def _combined(failures: Sequence[ApplyError], done: Sequence[Action]) -> ApplyError:
+    if len(failures) == 1:
+        return failures[0]
+    first = failures[0]
+    message = "; ".join(str(f) for f in failures)
+    return type(first)(
+        message, topic=first.topic, code=first.code, name=first.name, completed=[a.describe() for a in done]
+    )

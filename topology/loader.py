@@ -1,0 +1,179 @@
+"""Load a topology from YAML. Every error names the file, the path inside it, the line and the reason.
+
+``load_topology()`` reads ``$KEP_TOPOLOGY`` when set, otherwise the shipped ``topology/topology.yaml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
+from topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
+
+__all__ = ["ENV_VAR", "check_schema_names", "default_topology_path", "load_topology", "parse_topology"]
+
+ENV_VAR = "KEP_TOPOLOGY"
+_KNOWN_KEYS = sorted({f for m in (Topology, TopicSpec, ConsumerGroupSpec, RetrySpec) for f in m.model_fields})
+
+
+def default_topology_path() -> Path:
+    """``$KEP_TOPOLOGY`` when set, otherwise the example shipped in the package."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured)
+    return Path(str(resources.files("topology").joinpath("topology.yaml")))
+
+
+def load_topology(path: str | Path | None = None, *, check_schemas: bool = False) -> Topology:
+    """Read and validate a topology file (``None``: see ``default_topology_path``).
+
+    ``check_schemas`` also checks every ``value_schema`` against the local schema registry.
+    Raises ``TopologyError``.
+    """
+    source = Path(path) if path is not None else default_topology_path()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TopologyError(f"{source}: no such topology file", source=str(source)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError(f"{source}: cannot read topology file: {exc}", source=str(source)) from exc
+    topology = parse_topology(text, source=str(source))
+    if check_schemas:
+        check_schema_names(topology, _registry_names(), source=str(source))
+    return topology
+
+
+def parse_topology(text: str, *, source: str = "<string>") -> Topology:
+    """Validate YAML text as a topology; ``source`` names it in errors."""
+    node = _compose(text, source)
+    if node is None:
+        empty = Problem("", "the file is empty; expected 'topics' and 'groups'")
+        raise TopologyError.from_problems(source, [empty])
+    duplicates = list(_duplicate_keys(node, ()))
+    if duplicates:
+        raise TopologyError.from_problems(source, duplicates)
+    data = yaml.SafeLoader("").construct_document(node)
+    if not isinstance(data, dict):
+        reason = f"expected a mapping with 'topics' and 'groups', got {type(data).__name__}"
+        problem = Problem("", reason, node.start_mark.line + 1)
+        raise TopologyError.from_problems(source, [problem])
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        raise TopologyError.from_problems(source, _problems(exc, node)) from exc
+
+
+def check_schema_names(topology: Topology, known: Iterable[str], *, source: str | None = None) -> None:
+    """Raise ``TopologyError`` naming each ``topics[i].value_schema[j]`` that is not in ``known``."""
+    names = set(known)
+    listing = ", ".join(sorted(names)) or "none"
+    problems = [
+        Problem(format_loc(("topics", t, "value_schema", s)), f"unknown schema {name!r} (known: {listing})")
+        for t, spec in enumerate(topology.topics)
+        for s, name in enumerate(spec.value_schema)
+        if name not in names
+    ]
+    if problems:
+        raise TopologyError.from_problems(source, problems)
+
+
+def _registry_names() -> list[str]:
+    from schemas.registry import LocalSchemaRegistry
+
+    return list(LocalSchemaRegistry.default().names())
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        raise TopologyError.from_problems(source, [Problem("", f"invalid YAML: {reason}", line)]) from exc
+    except yaml.YAMLError as exc:
+        raise TopologyError.from_problems(source, [Problem("", f"invalid YAML: {exc}")]) from exc
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc) -> Iterable[Problem]:
+    """PyYAML keeps the last of two equal keys silently; a topology file with one is a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                reason = f"duplicate key {key!r} (first on line {seen[key]})"
+                yield Problem(format_loc(loc), reason, key_node.start_mark.line + 1)
+            seen.setdefault(key, key_node.start_mark.line + 1)
+            yield from _duplicate_keys(value_node, (*loc, str(key)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*loc, index))
+
+
+def _problems(exc: ValidationError, root: yaml.Node) -> list[Problem]:
+    issues: list[Issue] = []
+    for error in exc.errors(include_url=False):
+        loc = _clean_loc(error["loc"])
+        found = error.get("ctx", {}).get("error")
+        if isinstance(found, ValidationProblems):
+            issues += [Issue((*loc, *issue.loc), issue.reason) for issue in found.issues]
+        else:
+            issues.append(Issue(loc, _reason(error, loc)))
+    return [Problem(format_loc(i.loc), i.reason, _line(root, i.loc)) for i in issues]
+
+
+def _clean_loc(loc: tuple[str | int, ...]) -> Loc:
+    # pydantic marks dict-key errors with a trailing "[key]"; the key itself is already in the path.
+    return tuple(part for part in loc if part != "[key]")
+
+
+def _reason(error: ErrorDetails, loc: Loc) -> str:
+    kind, message = error["type"], error["msg"]
+    last = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(last), _KNOWN_KEYS, n=1)
+        return f"unknown key {last!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+    if kind == "missing":
+        return f"missing required key {last!r}"
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str | int | float | bool) or value is None:
+        return f"{message} (got {value!r})"
+    return f"{message} (got a {type(value).__name__})"
+
+
+def _line(root: yaml.Node, loc: Loc) -> int | None:
+    """The line of the deepest node that ``loc`` reaches in the YAML tree."""
+    node: Any = root
+    parts = list(loc)
+    while parts:
+        child = _child(node, parts)
+        if child is None:
+            break
+        node, consumed = child
+        del parts[:consumed]
+    return int(node.start_mark.line) + 1
+
+
+def _child(node: Any, parts: list[str | int]) -> tuple[Any, int] | None:
+    if isinstance(node, yaml.SequenceNode) and isinstance(parts[0], int) and parts[0] < len(node.value):
+        return node.value[parts[0]], 1
+    if isinstance(node, yaml.MappingNode):
+        keys = {str(k.value): (k, v) for k, v in node.value}
+        for size in range(1, len(parts) + 1):  # config keys have dots: ("configs", "retention.ms")
+            joined = ".".join(str(p) for p in parts[:size])
+            if joined in keys:
+                key_node, value_node = keys[joined]
+                return (key_node if size == len(parts) else value_node), size  # a key's own line
+    return None

@@ -1,0 +1,403 @@
+"""The topology: declared topics, consumer groups and their retry policies, and the topics derived from them.
+
+Everything is a frozen pydantic model; unknown keys are refused. Derived names, per group and source topic:
+
+* retry tier ``i``: ``{topic}.{group}.retry.{delay}``, e.g. ``orders.billing.retry.10s`` (``mode: topics``)
+* dead letters: ``{topic}.{group}.dlq`` (when ``dead_letter`` is true)
+
+``max_attempts`` counts the first try: ``delays: [1s, 10s]`` gives 3 attempts by default. A larger
+``max_attempts`` reuses the last tier for the extra retries; a smaller one is refused (its unused delays would
+create topics nobody writes to).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from topology._types import (
+    AvroName,
+    DottedName,
+    FieldName,
+    KafkaName,
+    PositiveDuration,
+    TopicConfigs,
+    kafka_name_problem,
+)
+from topology.durations import format_duration
+from topology.errors import Issue, TopologyError, ValidationProblems, format_loc
+
+__all__ = ["ConsumerGroupSpec", "DerivedTopic", "RetrySpec", "RetryTier", "TopicSpec", "Topology"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicSpec(_Frozen):
+    """A topic as it must exist on the cluster. ``value_schema``: one Avro full name or a list of them."""
+
+    name: KafkaName
+    partitions: int = Field(ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    configs: TopicConfigs = Field(default_factory=dict)
+    value_schema: tuple[AvroName, ...] = ()
+    key_field: FieldName | None = None
+
+    @field_validator("value_schema", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    def carries(self, avro_name: str) -> bool:
+        """True when events named ``avro_name`` belong on this topic."""
+        return avro_name in self.value_schema
+
+
+class RetrySpec(_Frozen):
+    """How a group retries a failed record.
+
+    ``mode: topics`` (default) forwards the record to one retry topic per delay and keeps consuming;
+    ``mode: blocking`` retries in place after each delay, holding back the partition (for topics where order
+    matters more than throughput). ``deadline`` bounds the time from the first failure; after the last attempt
+    or the deadline the record goes to the dead-letter topic (or is dropped with a log line when
+    ``dead_letter`` is false). ``fatal_exceptions`` go to the dead-letter topic at once.
+    """
+
+    delays: tuple[PositiveDuration, ...] = ()
+    jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_attempts: int | None = Field(default=None, ge=1)
+    deadline: PositiveDuration | None = None
+    dead_letter: bool = True
+    mode: Literal["topics", "blocking"] = "topics"
+    fatal_exceptions: tuple[DottedName, ...] = ()
+
+    @field_validator("delays")
+    @classmethod
+    def _one_topic_per_suffix(cls, delays: tuple[float, ...]) -> tuple[float, ...]:
+        seen: dict[str, int] = {}
+        for index, delay in enumerate(delays):
+            suffix = format_duration(delay)
+            if suffix in seen:
+                raise ValueError(
+                    f"delays[{seen[suffix]}] and delays[{index}] are both {suffix}, which would share "
+                    f"the topic suffix '.retry.{suffix}'; to retry several times after one delay, list it "
+                    "once and raise max_attempts"
+                )
+            seen[suffix] = index
+        return delays
+
+    @model_validator(mode="after")
+    def _attempts_fit_delays(self) -> RetrySpec:
+        problems: list[Issue] = []
+        attempts = self.max_attempts
+        if attempts is not None and attempts > 1 and not self.delays:
+            problems.append(
+                Issue(("max_attempts",), f"{attempts} attempts need at least one delay to wait between them")
+            )
+        elif attempts is not None and attempts < len(self.delays) + 1:
+            unused = ", ".join(format_duration(d) for d in self.delays[attempts - 1 :])
+            problems.append(
+                Issue(
+                    ("max_attempts",),
+                    f"{attempts} attempts (first try + {attempts - 1} retries) never use the delays "
+                    f"{unused}; remove them or raise max_attempts to {len(self.delays) + 1}",
+                )
+            )
+        if self.deadline is not None and self.delays and self.deadline < self.delays[0]:
+            problems.append(
+                Issue(
+                    ("deadline",),
+                    f"{format_duration(self.deadline)} is shorter than the first delay "
+                    f"{format_duration(self.delays[0])}: no retry could ever happen",
+                )
+            )
+        if problems:
+            raise ValidationProblems(problems)
+        return self
+
+    @property
+    def attempts(self) -> int:
+        """Total attempts including the first try: ``max_attempts``, or one per delay plus the first try."""
+        return self.max_attempts if self.max_attempts is not None else len(self.delays) + 1
+
+    @property
+    def retries(self) -> int:
+        """Retries after the first try."""
+        return self.attempts - 1
+
+    def tier_index(self, retry: int) -> int | None:
+        """The 1-based tier (delay) used for retry number ``retry`` (1 = first retry), or None when exhausted.
+
+        Retries beyond the number of delays reuse the last one.
+        """
+        if retry < 1:
+            raise ValueError(f"retry numbers start at 1, got {retry}")
+        if retry > self.retries:
+            return None
+        return min(retry, len(self.delays))
+
+    def delay_for(self, retry: int) -> float | None:
+        """Seconds to wait before retry number ``retry`` (jitter not applied), or None when exhausted."""
+        index = self.tier_index(retry)
+        return None if index is None else self.delays[index - 1]
+
+
+class RetryTier(_Frozen):
+    """One retry topic: where records wait ``delay_seconds`` before retry tier ``index`` (1-based)."""
+
+    topic: str
+    source: str
+    group: str
+    index: int = Field(ge=1)
+    delay_seconds: float
+    suffix: str
+
+
+class ConsumerGroupSpec(_Frozen):
+    """A consumer group, the topics it reads and how it retries (``topic_retry``: per-topic overrides)."""
+
+    name: KafkaName
+    topics: tuple[KafkaName, ...] = Field(min_length=1)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    topic_retry: dict[KafkaName, RetrySpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _overrides_name_own_topics(self) -> ConsumerGroupSpec:
+        problems: list[Issue] = []
+        seen: dict[str, int] = {}
+        for index, topic in enumerate(self.topics):
+            if topic in seen:
+                problems.append(
+                    Issue(("topics", index), f"topic {topic!r} is listed twice (also topics[{seen[topic]}])")
+                )
+            seen.setdefault(topic, index)
+        for topic in self.topic_retry:
+            if topic not in seen:
+                problems.append(
+                    Issue(
+                        ("topic_retry", topic),
+                        f"group {self.name!r} does not read topic {topic!r}; "
+                        f"its topics are {', '.join(self.topics)}",
+                    )
+                )
+        if problems:
+            raise ValidationProblems(problems)
+        return self
+
+    def _require(self, source: str) -> None:
+        if source not in self.topics:
+            raise TopologyError(
+                f"group {self.name!r} does not read topic {source!r}; its topics are {', '.join(self.topics)}"
+            )
+
+    def retry_for(self, source: str) -> RetrySpec:
+        """The retry policy for records from ``source``: its ``topic_retry`` entry, else ``retry``."""
+        self._require(source)
+        return self.topic_retry.get(source, self.retry)
+
+    def retry_tiers(self, source: str) -> list[RetryTier]:
+        """The retry topics for ``source`` in this group, tier 1 first; none in blocking mode."""
+        spec = self.retry_for(source)
+        if spec.mode == "blocking":
+            return []
+        tiers = []
+        for index, delay in enumerate(spec.delays, start=1):
+            suffix = format_duration(delay)
+            tiers.append(
+                RetryTier(
+                    topic=f"{source}.{self.name}.retry.{suffix}",
+                    source=source,
+                    group=self.name,
+                    index=index,
+                    delay_seconds=delay,
+                    suffix=suffix,
+                )
+            )
+        return tiers
+
+    def retry_tier_for(self, source: str, retry: int) -> RetryTier | None:
+        """The tier that carries retry number ``retry`` (1 = first retry) of a ``source`` record, or None
+        when the retries are used up or the policy retries in place (blocking)."""
+        index = self.retry_for(source).tier_index(retry)
+        tiers = self.retry_tiers(source)
+        if index is None or not tiers:
+            return None
+        return tiers[index - 1]
+
+    def dlq_topic(self, source: str) -> str | None:
+        """The dead-letter topic for ``source`` in this group, or None when ``dead_letter`` is false."""
+        return f"{source}.{self.name}.dlq" if self.retry_for(source).dead_letter else None
+
+
+DAY_MS = 86_400_000
+DEFAULT_RETRY_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+DEFAULT_DEAD_LETTER_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(28 * DAY_MS)}
+# Keys a retry or dead-letter topic copies from its source, so a record that fits the source fits there too.
+INHERITED_CONFIGS = ("max.message.bytes", "min.insync.replicas")
+
+
+class DerivedTopic(_Frozen):
+    """A retry or dead-letter topic computed from a group's policy, with the spec it must have."""
+
+    kind: Literal["retry", "dlq"]
+    spec: TopicSpec
+    source: str
+    group: str
+    tier: RetryTier | None = None
+
+
+class Topology(_Frozen):
+    """Declared topics, the consumer groups reading them, and configs for the derived topics.
+
+    ``retry_topic_configs`` and ``dead_letter_topic_configs`` are laid over the defaults
+    (``cleanup.policy=delete``; retention 7 days for retry topics, 28 days for dead letters).
+    """
+
+    topics: tuple[TopicSpec, ...] = ()
+    groups: tuple[ConsumerGroupSpec, ...] = ()
+    retry_topic_configs: TopicConfigs = Field(default_factory=dict)
+    dead_letter_topic_configs: TopicConfigs = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Topology:
+        problems = _duplicate_names("topics", [t.name for t in self.topics], "topic")
+        problems += _duplicate_names("groups", [g.name for g in self.groups], "group")
+        problems += self._unknown_topics()
+        if not problems:
+            problems += _derived_name_problems(self)
+        if not problems:
+            problems += self._retention_problems()
+        if problems:
+            raise ValidationProblems(problems)
+        return self
+
+    def _unknown_topics(self) -> list[Issue]:
+        declared = {t.name for t in self.topics}
+        listing = ", ".join(sorted(declared)) or "none"
+        return [
+            Issue(("groups", g, "topics", i), f"unknown topic {name!r} (declared topics: {listing})")
+            for g, group in enumerate(self.groups)
+            for i, name in enumerate(group.topics)
+            if name not in declared
+        ]
+
+    def _retention_problems(self) -> list[Issue]:
+        retention = int(self.effective_retry_configs()["retention.ms"])
+        longest = max(
+            (d.tier.delay_seconds for d in self.derived_topics() if d.tier is not None), default=0.0
+        )
+        if retention < 0 or retention > longest * 1000:
+            return []
+        return [
+            Issue(
+                ("retry_topic_configs", "retention.ms"),
+                f"{retention} ms is not longer than the longest retry delay {format_duration(longest)}: "
+                "records would expire before they are due",
+            )
+        ]
+
+    def topic(self, name: str) -> TopicSpec:
+        """The declared topic ``name``; ``TopologyError`` names it when there is none."""
+        for spec in self.topics:
+            if spec.name == name:
+                return spec
+        raise TopologyError(
+            f"unknown topic {name!r} (declared topics: {', '.join(t.name for t in self.topics)})"
+        )
+
+    def group(self, name: str) -> ConsumerGroupSpec:
+        """The consumer group ``name``; ``TopologyError`` names it when there is none."""
+        for spec in self.groups:
+            if spec.name == name:
+                return spec
+        raise TopologyError(
+            f"unknown group {name!r} (declared groups: {', '.join(g.name for g in self.groups)})"
+        )
+
+    def topics_for_event(self, avro_name: str) -> list[TopicSpec]:
+        """Declared topics whose ``value_schema`` lists ``avro_name``, in declaration order."""
+        return [spec for spec in self.topics if spec.carries(avro_name)]
+
+    def effective_retry_configs(self) -> dict[str, str]:
+        return {**DEFAULT_RETRY_TOPIC_CONFIGS, **self.retry_topic_configs}
+
+    def effective_dead_letter_configs(self) -> dict[str, str]:
+        return {**DEFAULT_DEAD_LETTER_TOPIC_CONFIGS, **self.dead_letter_topic_configs}
+
+    def derived_topics(self) -> list[DerivedTopic]:
+        """Every retry and dead-letter topic, per group and source topic: tiers in order, then dead letters.
+
+        Each has its source's partition count, replication factor, value schema and key field.
+        """
+        declared = {t.name: t for t in self.topics}
+        derived: list[DerivedTopic] = []
+        for group in self.groups:
+            for source_name in group.topics:
+                source = declared.get(source_name)
+                if source is None:
+                    continue
+                for tier in group.retry_tiers(source_name):
+                    spec = _derived_spec(source, tier.topic, self.effective_retry_configs())
+                    derived.append(
+                        DerivedTopic(kind="retry", spec=spec, source=source_name, group=group.name, tier=tier)
+                    )
+                dlq = group.dlq_topic(source_name)
+                if dlq is not None:
+                    spec = _derived_spec(source, dlq, self.effective_dead_letter_configs())
+                    derived.append(DerivedTopic(kind="dlq", spec=spec, source=source_name, group=group.name))
+        return derived
+
+    def all_topic_specs(self) -> list[TopicSpec]:
+        """The declared topics followed by every derived retry and dead-letter topic."""
+        return [*self.topics, *(d.spec for d in self.derived_topics())]
+
+
+def _derived_spec(source: TopicSpec, name: str, configs: dict[str, str]) -> TopicSpec:
+    inherited = {key: source.configs[key] for key in INHERITED_CONFIGS if key in source.configs}
+    return TopicSpec(
+        name=name,
+        partitions=source.partitions,
+        replication_factor=source.replication_factor,
+        configs={**inherited, **configs},
+        value_schema=source.value_schema,
+        key_field=source.key_field,
+    )
+
+
+def _duplicate_names(section: str, names: list[str], what: str) -> list[Issue]:
+    first: dict[str, int] = {}
+    issues = []
+    for index, name in enumerate(names):
+        if name in first:
+            reason = f"duplicate {what} {name!r} (also {section}[{first[name]}])"
+            issues.append(Issue((section, index, "name"), reason))
+        first.setdefault(name, index)
+    return issues
+
+
+def _derived_name_problems(topology: Topology) -> list[Issue]:
+    """Derived names must be legal, and no two topics may share a name, even with '.' and '_' swapped
+    (Kafka refuses such pairs: they collide in metric names)."""
+    candidates: list[tuple[str, tuple[str | int, ...]]] = [
+        (t.name, ("topics", i)) for i, t in enumerate(topology.topics)
+    ]
+    for number, group in enumerate(topology.groups):
+        for source in group.topics:
+            derived = [tier.topic for tier in group.retry_tiers(source)] + [group.dlq_topic(source)]
+            candidates += [(name, ("groups", number)) for name in derived if name is not None]
+    seen: dict[str, tuple[str, str]] = {}
+    issues: list[Issue] = []
+    for name, owner in candidates:
+        problem = kafka_name_problem(name)
+        if problem is not None:
+            issues.append(Issue((*owner, "name"), f"derived topic name {problem}"))
+            continue
+        key = name.replace(".", "_")
+        if key in seen:
+            other_name, other_owner = seen[key]
+            reason = f"topic {name!r} collides with {other_name!r} of {other_owner} (same up to '.'/'_')"
+            issues.append(Issue(owner, reason))
+        seen.setdefault(key, (name, format_loc(owner)))
+    return issues
