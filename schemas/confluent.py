@@ -12,6 +12,7 @@ process that names the same ``mock://`` URL shares its schemas.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import warnings
@@ -44,7 +45,11 @@ def record_name_subject(event_type: type[Event]) -> str:
 
 def _schema_registry_module() -> ModuleType:
     with warnings.catch_warnings():
-        # authlib, imported by the registry client, warns about its own httpx dependency on import
+        # authlib, imported by the registry client, warns about its own httpx dependency on import. Its
+        # ``authlib.deprecate`` installs an "always" filter for that warning when first imported, so import it
+        # first and put our filter in front of it.
+        with contextlib.suppress(ImportError):
+            import authlib.deprecate  # noqa: F401
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"authlib(\.|$)")
         import confluent_kafka.schema_registry as module
     return module

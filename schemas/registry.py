@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
 from fastavro import parse_schema
 
 from schemas.errors import InvalidSchemaError, SchemaError, SchemaNotFoundError
 from schemas.fingerprint import fingerprint, fingerprint_hex
 
 __all__ = ["DEFAULT_SCHEMA_DIR", "LocalSchemaRegistry", "SchemaVersion"]
-
-log = structlog.get_logger(__name__)
 
 DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 _AVRO_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -64,7 +61,6 @@ class LocalSchemaRegistry:
         self._by_fingerprint: dict[bytes, SchemaVersion] = {}
         for path in sorted(self.directory.glob("*.avsc")):
             self._add(_load(path))
-        log.debug("schemas loaded", directory=str(self.directory), files=len(self))
 
     @classmethod
     def default(cls) -> LocalSchemaRegistry:

@@ -46,6 +46,7 @@ __all__ = ["apply", "plan"]
 log = structlog.get_logger(__name__)
 
 _LIST_VALUED = frozenset({"cleanup.policy"})
+_GRACE_SECONDS = 2.0
 
 
 def plan(topology: Topology, settings: KafkaSettings, *, timeout: float = 15.0) -> Plan:
@@ -260,31 +261,33 @@ def _describe_configs(
     futures = admin.describe_configs(resources, request_timeout=timeout)
     configs: dict[str, dict[str, str | None]] = {}
     for resource, future in futures.items():
-        try:
-            entries = future.result(timeout)
-        except (KafkaException, FutureTimeout) as exc:
-            error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
-            kafka_error = error if isinstance(error, KafkaError) else None
-            reason = f"{kafka_error.name()}: {kafka_error.str()}" if kafka_error else "timed out"
+        entries, error = _outcome(future, timeout)
+        if error is not None:
+            kafka = error if isinstance(error, KafkaError) else None
+            reason = f"{kafka.name()}: {kafka.str()}" if kafka else str(error)
             raise PlanError(
                 f"cannot read configs of topic {resource.name}: {reason}",
                 topic=resource.name,
-                code=kafka_error.code() if kafka_error else None,
-                name=kafka_error.name() if kafka_error else None,
-            ) from exc
+                code=kafka.code() if kafka else None,
+                name=kafka.name() if kafka else None,
+            )
         configs[resource.name] = {key: entry.value for key, entry in entries.items()}
     return configs
 
 
 def _result(future: Future[Any], timeout: float) -> KafkaError | Exception | None:
     """None when the admin operation succeeded, else its ``KafkaError`` (or the exception if none)."""
+    return _outcome(future, timeout)[1]
+
+
+def _outcome(future: Future[Any], timeout: float) -> tuple[Any, KafkaError | Exception | None]:
+    # Wait a little longer than the request timeout so librdkafka's own timeout error (with its code) wins.
     try:
-        future.result(timeout)
+        return future.result(timeout + _GRACE_SECONDS), None
     except KafkaException as exc:
-        return exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else exc
+        return None, exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else exc
     except FutureTimeout:
-        return TimeoutError(f"no answer within {timeout:.0f}s")
-    return None
+        return None, TimeoutError(f"no answer within {timeout + _GRACE_SECONDS:.0f}s")
 
 
 def _apply_error(what: str, error: KafkaError | Exception, topic: str, done: Sequence[Action]) -> ApplyError:

@@ -98,7 +98,10 @@ def _compose(text: str, source: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        context = exc.context or ""
+        if context and exc.context_mark is not None and exc.context_mark is not mark:
+            context += f" (from line {exc.context_mark.line + 1})"
+        reason = ", ".join(part for part in (context, exc.problem) if part) or "invalid YAML"
         raise TopologyError.from_problems(source, [Problem("", f"invalid YAML: {reason}", line)]) from exc
     except yaml.YAMLError as exc:
         raise TopologyError.from_problems(source, [Problem("", f"invalid YAML: {exc}")]) from exc
@@ -129,7 +132,8 @@ def _problems(exc: ValidationError, root: yaml.Node) -> list[Problem]:
             issues += [Issue((*loc, *issue.loc), issue.reason) for issue in found.issues]
         else:
             issues.append(Issue(loc, _reason(error, loc)))
-    return [Problem(format_loc(i.loc), i.reason, _line(root, i.loc)) for i in issues]
+    problems = [Problem(format_loc(i.loc), i.reason, _line(root, i.loc)) for i in issues]
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 def _clean_loc(loc: tuple[str | int, ...]) -> Loc:
@@ -138,7 +142,7 @@ def _clean_loc(loc: tuple[str | int, ...]) -> Loc:
 
 
 def _reason(error: ErrorDetails, loc: Loc) -> str:
-    kind, message = error["type"], error["msg"]
+    kind, message = error["type"], error["msg"].replace("valid tuple", "list")
     last = loc[-1] if loc else ""
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(last), _KNOWN_KEYS, n=1)

@@ -39,7 +39,7 @@ class TopicSpec(_Frozen):
     """A topic as it must exist on the cluster. ``value_schema``: one Avro full name or a list of them."""
 
     name: KafkaName
-    partitions: int = Field(ge=1)
+    partitions: int = Field(ge=1, le=100_000)  # librdkafka refuses more
     replication_factor: int = Field(default=1, ge=1)
     configs: TopicConfigs = Field(default_factory=dict)
     value_schema: tuple[AvroName, ...] = ()

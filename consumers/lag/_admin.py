@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from consumers.lag.errors import LagReadError
 
@@ -125,7 +125,8 @@ def log_starts(
     admin: AdminClient, keys: Iterable[TopicPartitionKey], timeout_s: float
 ) -> dict[TopicPartitionKey, int]:
     """The first offset still in the log (ListOffsets earliest, right on any broker); failures are absent."""
-    request = {TopicPartition(t, p): OffsetSpec.earliest() for t, p in set(keys)}
+    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    request = {TopicPartition(t, p): earliest for t, p in set(keys)}
     if not request:
         return {}
     futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(request, request_timeout=timeout_s)

@@ -74,8 +74,10 @@ class GroupLag:
         return totals
 
     def with_statuses(self, statuses: dict[tuple[str, int], Status]) -> GroupLag:
-        """A copy with partition statuses from ``statuses`` (kept where absent) and the group status the worst."""
-        parts = tuple(replace(p, status=statuses.get((p.topic, p.partition), p.status)) for p in self.partitions)
+        """A copy with partition statuses from ``statuses`` (kept where absent); the group's is the worst."""
+        parts = tuple(
+            replace(p, status=statuses.get((p.topic, p.partition), p.status)) for p in self.partitions
+        )
         own = [Status.ERR] if self.error is not None else []
         return replace(self, partitions=parts, status=worst([*own, *(p.status for p in parts)]))
 

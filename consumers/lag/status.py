@@ -194,9 +194,13 @@ class StatusTracker(Generic[K]):
         window = self._windows.get(key)
         return window.samples if window is not None else ()
 
+    def keys(self) -> list[K]:
+        return list(self._windows)
+
     def retain(self, keys: Collection[K]) -> None:
         """Forget every key not in ``keys`` (groups and partitions that disappeared)."""
-        for key in [k for k in self._windows if k not in keys]:
+        keep = set(keys)
+        for key in [k for k in self._windows if k not in keep]:
             del self._windows[key]
 
     def __len__(self) -> int:

@@ -1,0 +1,201 @@
+"""Producer throughput: ``EventProducer.publish`` against a raw confluent-kafka loop doing its own encoding.
+
+Variants, interleaved round by round on the same broker, each on a fresh topic per trial and timed up to the last
+acknowledgement (``flush``):
+
+* ``publish``: ``EventProducer.publish(event, on_delivery=callback)``, the documented fast path;
+* ``publish (future)``: ``EventProducer.publish(event)`` returning a ``Future``, for comparison;
+* ``raw avro``: a plain ``Producer`` with the same settings, encoding each event's dict with fastavro
+  (``schemaless_writer``) and producing it with its key: the baseline, target ``publish >= 0.8 x raw avro``;
+* ``raw bytes``: the same plain producer sending ready-made bytes, so the cost of encoding is visible.
+
+Plus the encode cost alone, per event: ``codec.encode(event)`` against ``fastavro.schemaless_writer`` of the
+event's dict.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import fastavro
+from confluent_kafka import Producer
+
+from bench.context import BenchContext
+from bench.result import Result
+from bench.stats import Timing, median, median_micros, median_rate, timed
+from producers import DeliveryError, DeliveryReport, EventProducer, ProducerSettings, sample_events
+from schemas.codec import codec_for
+from schemas.events import Event
+from schemas.registry import LocalSchemaRegistry
+from topology import KafkaSettings, Topology, TopicSpec
+
+TARGET_RATIO = 0.8
+PARTITIONS = 6
+
+
+class _Count:
+    """A delivery callback for the raw producer that counts outcomes, as a real application would."""
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.failed = 0
+
+    def raw(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.ok += 1
+        else:
+            self.failed += 1
+
+    def ours(self, report: DeliveryReport | None, error: DeliveryError | None) -> None:
+        if error is None:
+            self.ok += 1
+        else:
+            self.failed += 1
+
+
+def _avro_dict(event: Event) -> dict[str, Any]:
+    data = event.model_dump(mode="python")
+    return data
+
+
+def _raw_encoder(schema: Any) -> Callable[[dict[str, Any]], bytes]:
+    writer = fastavro.schemaless_writer
+
+    def encode(record: dict[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        writer(buffer, schema, record)
+        return buffer.getvalue()
+
+    return encode
+
+
+class _Setup:
+    """Events, the baseline's dicts and schema, and the producers, shared by every trial."""
+
+    def __init__(self, ctx: BenchContext, count: int) -> None:
+        self.ctx = ctx
+        self.count = count
+        self.events = sample_events(count, kind="orders")
+        self.dicts = [_avro_dict(e) for e in self.events]
+        self.keys = [str(d["order_id"]) for d in self.dicts]
+        latest = LocalSchemaRegistry.default().latest("kep.orders.OrderPlaced")
+        self.schema = latest.parsed
+        self.encode_raw = _raw_encoder(self.schema)
+        self.encoded = [self.encode_raw(d) for d in self.dicts]
+        self.codec = codec_for()
+        kafka = KafkaSettings(bootstrap_servers=ctx.bootstrap_servers)
+        settings = ProducerSettings()
+        self.raw_conf = {**kafka.as_librdkafka_dict(), **settings.as_librdkafka_dict()}
+        self.kafka = kafka
+        self.settings = settings
+
+    def topology(self, topic: str) -> Topology:
+        spec = TopicSpec(name=topic, partitions=PARTITIONS, value_schema=("kep.orders.OrderPlaced",))
+        return Topology(topics=(spec,))
+
+
+def _check(count: _Count, expected: int, variant: str) -> None:
+    if count.ok != expected or count.failed:
+        raise RuntimeError(f"{variant}: {count.ok} acknowledged, {count.failed} failed, expected {expected}")
+
+
+def _publish_trial(setup: _Setup, futures: bool) -> Timing:
+    topic = setup.ctx.topic(PARTITIONS, prefix="bench-publish")
+    count = _Count()
+    with EventProducer(setup.kafka, setup.topology(topic), codec=setup.codec, settings=setup.settings) as producer:
+        producer.publish_and_wait(setup.events[0], timeout=30)  # connect and cache the route first
+        publish = producer.publish
+        events = setup.events
+        on_delivery = count.ours
+
+        def body_callback() -> None:
+            for event in events:
+                publish(event, on_delivery=on_delivery)
+            producer.flush(60)
+
+        def body_future() -> None:
+            pending = [publish(event) for event in events]
+            producer.flush(60)
+            count.ok = sum(1 for f in pending if f.done() and f.exception() is None)
+
+        timing = timed(setup.count, body_future if futures else body_callback)
+    _check(count, setup.count, "publish")
+    return timing
+
+
+def _raw_trial(setup: _Setup, encode: bool) -> Timing:
+    topic = setup.ctx.topic(PARTITIONS, prefix="bench-raw")
+    count = _Count()
+    producer = Producer(setup.raw_conf)
+    producer.produce(topic, setup.encoded[0], setup.keys[0])
+    producer.flush(30)
+    produce, poll, encoder = producer.produce, producer.poll, setup.encode_raw
+    on_delivery = count.raw
+
+    def body() -> None:
+        sent = 0
+        for record, key, ready in zip(setup.dicts, setup.keys, setup.encoded, strict=True):
+            value = encoder(record) if encode else ready
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    poll(0.05)
+            sent += 1
+            if sent % 256 == 0:
+                poll(0)
+        producer.flush(60)
+
+    timing = timed(setup.count, body)
+    producer.close()
+    _check(count, setup.count, "raw")
+    return timing
+
+
+def _encode_costs(setup: _Setup) -> tuple[float, float]:
+    """Median µs per event of ``codec.encode`` and of fastavro on dicts, three interleaved rounds each."""
+    encode, raw = setup.codec.encode, setup.encode_raw
+    ours: list[float] = []
+    base: list[float] = []
+    for _ in range(3):
+        ours.append(timed(setup.count, lambda: [encode(e) for e in setup.events]).micros_each)
+        base.append(timed(setup.count, lambda: [raw(d) for d in setup.dicts]).micros_each)
+    return median(ours), median(base)
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    count = ctx.scale(50_000, 5_000)
+    repeats = 3
+    setup = _Setup(ctx, count)
+    trials = ctx.interleaved(
+        {
+            "publish": lambda: _publish_trial(setup, futures=False),
+            "raw avro": lambda: _raw_trial(setup, encode=True),
+            "publish (future)": lambda: _publish_trial(setup, futures=True),
+            "raw bytes": lambda: _raw_trial(setup, encode=False),
+        },
+        repeats,
+    )
+    ratios = [p.per_second / r.per_second for p, r in zip(trials["publish"], trials["raw avro"], strict=True)]
+    future_ratios = [
+        p.per_second / r.per_second for p, r in zip(trials["publish (future)"], trials["raw avro"], strict=True)
+    ]
+    ours_us, raw_us = _encode_costs(setup)
+    note = f"{repeats} x {count:,} OrderPlaced, {PARTITIONS} partitions"
+    results = [
+        ctx.result(f"{name} throughput", median_rate(ts), "events/s", samples=[t.per_second for t in ts], note=note)
+        for name, ts in trials.items()
+    ]
+    results += [
+        ctx.result("publish / raw avro", median(ratios), "x", target=TARGET_RATIO, samples=ratios,
+                   note="median of per-round ratios"),
+        ctx.result("publish (future) / raw avro", median(future_ratios), "x", samples=future_ratios),
+        ctx.result("encode: codec.encode", ours_us, "µs/event"),
+        ctx.result("encode: fastavro dict", raw_us, "µs/event"),
+        ctx.result("publish latency share", median_micros(trials["publish"]), "µs/event",
+                   note="wall time per event, publish path, to last ack"),
+    ]
+    return results

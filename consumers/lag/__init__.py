@@ -1,0 +1,40 @@
+"""Consumer lag you can trust: log ends read from the log, lag in seconds, Burrow-style status, the exporter.
+
+>>> with LagProbe(KafkaSettings()) as probe:
+...     probe.probe({("orders", 0): probe.committed_offsets("billing")[("orders", 0)]})
+>>> with LagExporter(KafkaSettings(), poll_interval_s=10, window_s=120) as exporter:
+...     exporter.serve(port=9401)
+...     exporter.start()
+"""
+
+from consumers.lag.collector import LAG_METRIC_NAMES, LagCollector, PollState
+from consumers.lag.errors import LagError, LagReadError
+from consumers.lag.exporter import ExporterHealth, LagExporter
+from consumers.lag.monitor import LagMonitor
+from consumers.lag.probe import NO_OFFSET, LagProbe, PartitionProbe
+from consumers.lag.snapshot import GroupLag, LagSnapshot, PartitionLag
+from consumers.lag.status import STATUSES, PartitionWindow, Sample, Status, StatusTracker, evaluate, worst
+
+__all__ = [
+    "LAG_METRIC_NAMES",
+    "NO_OFFSET",
+    "STATUSES",
+    "ExporterHealth",
+    "GroupLag",
+    "LagCollector",
+    "LagError",
+    "LagExporter",
+    "LagMonitor",
+    "LagProbe",
+    "LagReadError",
+    "LagSnapshot",
+    "PartitionLag",
+    "PartitionProbe",
+    "PartitionWindow",
+    "PollState",
+    "Sample",
+    "Status",
+    "StatusTracker",
+    "evaluate",
+    "worst",
+]

@@ -1,0 +1,225 @@
+"""``kep dlq``: list, show and replay dead letters."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from consumers.dlq import (
+    DeadLetterSummary,
+    ReplayFilter,
+    ReplayResult,
+    dead_letter_topics,
+    describe,
+    fetch_records,
+    replay,
+    summarize,
+)
+from consumers.dlq.show import iso_ms
+from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from schemas.codec import codec_for
+from schemas.errors import KepError
+from topology.loader import load_topology
+
+app = typer.Typer(help="Dead letters: list, show and replay.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+_HEX_SHOWN = 512
+
+
+@app.command("ls")
+def list_dead_letters(
+    bootstrap_servers: BootstrapOption = None,
+    topology: TopologyOption = None,
+    group: Annotated[str | None, typer.Option("--group", "-g", help="Only this consumer group.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per group and source topic: the dead-letter topic, how many records it holds, why, and their age."""
+    try:
+        refs = dead_letter_topics(load_topology(topology), group)
+        summaries = summarize(kafka_settings(bootstrap_servers), [ref.topic for ref in refs])
+    except KepError as exc:
+        fail(str(exc))
+    if as_json:
+        rows = [{"group": r.group, "source": r.source, **_summary_dict(s)} for r, s in zip(refs, summaries, strict=True)]
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="Dead letters")
+    for column in ("group", "source", "dead-letter topic", "count", "pending", "by exception", "oldest", "newest"):
+        table.add_column(column, justify="right" if column in ("count", "pending") else "left")
+    for ref, summary in zip(refs, summaries, strict=True):
+        table.add_row(
+            ref.group,
+            ref.source,
+            ref.topic,
+            str(summary.count) if summary.exists else "[yellow]missing[/yellow]",
+            str(summary.pending) if summary.exists else "",
+            "\n".join(f"{_short(name)} x{n}" for name, n in summary.by_exception.most_common()),
+            iso_ms(summary.oldest_ms) or "",
+            iso_ms(summary.newest_ms) or "",
+        )
+    console.print(table if refs else "no dead-letter topics in the topology")
+
+
+@app.command("show")
+def show(
+    topic: Annotated[str, typer.Argument(help="The dead-letter topic, e.g. orders.billing.dlq.")],
+    partition: Annotated[int | None, typer.Option("--partition", "-p", help="Only this partition.")] = None,
+    offset: Annotated[int | None, typer.Option("--offset", "-o", help="From this offset (needs --partition).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Records to show (default 10; 1 with --offset).")] = None,
+    registry_url: Annotated[str | None, typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL")] = None,
+    bootstrap_servers: BootstrapOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead letters with their decoded event (hex when undecodable), error, traceback and provenance."""
+    count = limit if limit is not None else (1 if offset is not None else 10)
+    try:
+        records = fetch_records(kafka_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count)
+        codec = codec_for(registry_url)
+        views = [describe(record, codec) for record in records]
+    except KepError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(views))
+        return
+    if not views:
+        console.print(f"no dead letters in {topic}" + (f"[{partition}]" if partition is not None else ""))
+    for view in views:
+        console.print(_panel(view))
+
+
+@app.command("replay")
+def replay_command(
+    topic: Annotated[str, typer.Argument(help="The dead-letter topic, e.g. orders.billing.dlq.")],
+    exception_type: Annotated[
+        str | None, typer.Option("--exception-type", "-e", help="Qualified or short exception class name.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Dead-lettered at or after (ISO 8601, UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Dead-lettered before (ISO 8601, UTC).")] = None,
+    key: Annotated[str | None, typer.Option("--key", "-k", help="Only records with this key.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Replay at most this many (oldest first).")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="At most this many records per second.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")] = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Republish dead letters unchanged to their original topic; a rerun never replays a record twice."""
+    settings = kafka_settings(bootstrap_servers)
+    try:
+        filters = ReplayFilter.build(exception_type=exception_type, since=since, until=until, key=key)
+        with _ReplayProgress() as progress:
+            result = replay(
+                settings, topic, filters=filters, limit=limit, rate=rate, dry_run=dry_run, on_progress=progress
+            )
+    except KepError as exc:
+        fail(str(exc))
+    console.print(_replay_table(result))
+    for reason in result.reasons:
+        console.print(f"[red]failed:[/red] {reason}", highlight=False)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+class _ReplayProgress:
+    """A progress bar that appears once there is something to send."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        )
+        self._task: Any = None
+
+    def __call__(self, result: ReplayResult, total: int) -> None:
+        if self._task is None:
+            self._progress.start()
+            self._task = self._progress.add_task("replay", total=total)
+        self._progress.update(self._task, completed=result.replayed + result.failed)
+
+    def __enter__(self) -> _ReplayProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+
+def _replay_table(result: ReplayResult) -> Table:
+    title = f"Replay of {result.topic}" + (" (dry run: nothing sent)" if result.dry_run else "")
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("records", justify="right")
+    rows = [
+        ("scanned", result.scanned),
+        ("already replayed", result.already_replayed),
+        ("matched", result.matched),
+        ("would replay" if result.dry_run else "replayed", result.selected if result.dry_run else result.replayed),
+        ("skipped (filters; kept for later)", result.skipped),
+        ("deferred (over --limit)", result.deferred),
+        ("failed", result.failed),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    for target, n in sorted(result.by_target.items()):
+        table.add_row(f"to {target}", str(n))
+    table.caption = f"progress group {result.group}"
+    return table
+
+
+def _summary_dict(summary: DeadLetterSummary) -> dict[str, Any]:
+    return {
+        "topic": summary.topic,
+        "exists": summary.exists,
+        "partitions": summary.partitions,
+        "count": summary.count,
+        "replayed": summary.replayed,
+        "pending": summary.pending,
+        "by_exception": dict(summary.by_exception.most_common()),
+        "oldest": iso_ms(summary.oldest_ms),
+        "newest": iso_ms(summary.newest_ms),
+    }
+
+
+def _panel(view: dict[str, Any]) -> Panel:
+    provenance = view["provenance"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("dead-lettered", view["dead_lettered_at"] or "")
+    facts.add_row("key", view["key"] if view["key"] is not None else (view["key_hex"] and f"hex {view['key_hex']}"))
+    facts.add_row("event type", view["event_type"] or "")
+    parts: list[Any] = [facts]
+    if provenance is not None:
+        facts.add_row("error", f"{provenance['exception_type']}: {provenance['exception_message']}")
+        facts.add_row(
+            "original",
+            f"{provenance['original_topic']}[{provenance['original_partition']}]@{provenance['original_offset']}"
+            f" at {provenance['original_timestamp_at']}",
+        )
+        facts.add_row("group", provenance["consumer_group"])
+        facts.add_row("attempts", str(provenance["attempt"]))
+        facts.add_row("failures", f"first {provenance['first_failure_at']}, last {provenance['last_failure_at']}")
+        facts.add_row("idempotency key", provenance["idempotency_key"] or "")
+    else:
+        facts.add_row("provenance", Text(view["provenance_error"] or "none", style="yellow"))
+    if view["event"] is not None:
+        parts.append(Text("event", style="bold"))
+        parts.append(Text(json.dumps(view["event"], indent=2)))
+    else:
+        parts.append(Text(f"undecodable: {view['decode_error'] or 'no codec'}", style="red"))
+        shown = (view["value_hex"] or "")[: _HEX_SHOWN * 2]
+        more = f" ... ({view['value_size']} bytes)" if len(view["value_hex"] or "") > len(shown) else ""
+        parts.append(Text(f"value (hex): {shown}{more}"))
+    if provenance is not None and provenance["exception_traceback"]:
+        parts.append(Text("traceback", style="bold"))
+        parts.append(Text(provenance["exception_traceback"].rstrip()))
+    title = f"{view['topic']}[{view['partition']}]@{view['offset']}"
+    return Panel(Group(*parts), title=title, title_align="left")
+
+
+def _short(exception_type: str) -> str:
+    return exception_type.rsplit(".", 1)[-1] if not exception_type.startswith("(") else exception_type

@@ -1,0 +1,157 @@
+"""``kep topology``: validate and show the topology file, plan and apply it to the cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from topology import (
+    AdminError,
+    AlterConfigs,
+    CreateTopic,
+    IncreasePartitions,
+    Plan,
+    TopicSpec,
+    Topology,
+    TopologyError,
+    apply,
+    check_schema_names,
+    default_topology_path,
+    format_duration,
+    load_topology,
+    plan,
+)
+
+app = typer.Typer(
+    help="Topics, consumer groups and their retry and dead-letter topics: validate, show, plan, apply.",
+    no_args_is_help=True,
+)
+
+
+def _load(path: Path | None) -> tuple[Topology, Path]:
+    source = path or default_topology_path()
+    try:
+        return load_topology(source), source
+    except TopologyError as exc:
+        fail(str(exc), 2)
+
+
+@app.command("validate")
+def validate_command(topology: TopologyOption = None) -> None:
+    """Check the topology file offline: syntax, types, names, durations, references and schema names."""
+    spec, source = _load(topology)
+    try:
+        from schemas.registry import LocalSchemaRegistry
+    except ImportError:  # pragma: no cover - the schemas package ships with kep
+        checked = "schema names not checked (no local schema registry)"
+    else:
+        try:
+            check_schema_names(spec, LocalSchemaRegistry.default().names(), source=str(source))
+        except TopologyError as exc:
+            fail(str(exc), 2)
+        checked = "schema names checked"
+    derived = len(spec.derived_topics())
+    console.print(
+        f"{source}: valid: {len(spec.topics)} topics, {len(spec.groups)} groups, "
+        f"{derived} retry and dead-letter topics; {checked}",
+        highlight=False,
+    )
+
+
+@app.command("show")
+def show_command(topology: TopologyOption = None) -> None:
+    """List every topic the topology implies, including derived retry and dead-letter topics."""
+    spec, _ = _load(topology)
+    table = Table(title="topics", title_justify="left")
+    table.add_column("topic", no_wrap=True)
+    for column in ("kind", "partitions", "rf", "group", "delay"):
+        table.add_column(column, no_wrap=True)
+    for topic in spec.topics:
+        table.add_row(topic.name, "topic", str(topic.partitions), str(topic.replication_factor), "", "")
+    for derived in spec.derived_topics():
+        delay = format_duration(derived.tier.delay_seconds) if derived.tier else ""
+        item, replication = derived.spec, str(derived.spec.replication_factor)
+        table.add_row(item.name, derived.kind, str(item.partitions), replication, derived.group, delay)
+    console.print(table)
+    for group in spec.groups:
+        for source in group.topics:
+            retry = group.retry_for(source)
+            console.print(
+                f"group {group.name} on {source}: {retry.attempts} attempts, mode {retry.mode}, "
+                f"dead letters {'on' if retry.dead_letter else 'off'}",
+                highlight=False,
+            )
+
+
+def _configs(topic: TopicSpec) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
+
+
+@app.command("plan")
+def plan_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
+    """Show what ``apply`` would change on the cluster (exit 1 when the plan holds refused changes)."""
+    spec, _ = _load(topology)
+    settings = kafka_settings(bootstrap_servers)
+    try:
+        result = plan(spec, settings)
+    except AdminError as exc:
+        fail(str(exc), 1)
+    _print_plan(result)
+    if result.refusals:
+        raise typer.Exit(1)
+
+
+@app.command("apply")
+def apply_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
+    """Create missing topics, grow partitions and set configs so the cluster matches the topology."""
+    spec, _ = _load(topology)
+    settings = kafka_settings(bootstrap_servers)
+    try:
+        planned = plan(spec, settings)
+        if planned.is_empty:
+            console.print("no changes: the cluster matches the topology")
+            return
+        if planned.refusals:
+            _print_plan(planned)
+        result = apply(planned, settings)
+    except AdminError as exc:
+        fail(str(exc), 1)
+    for action in result.done:
+        console.print(f"done: {action.describe()}", highlight=False)
+    for topic in result.already_existed:
+        console.print(
+            f"skipped: {topic} was created by someone else meanwhile; run plan again", highlight=False
+        )
+    console.print(
+        f"applied: {len(result.created)} created, {len(result.grown)} grown, {len(result.altered)} altered",
+        highlight=False,
+    )
+
+
+def _print_plan(result: Plan) -> None:
+    if result.is_empty:
+        console.print("no changes: the cluster matches the topology")
+        return
+    table = Table(title="plan", title_justify="left")
+    table.add_column("action")
+    table.add_column("topic", no_wrap=True)
+    table.add_column("details", overflow="fold", ratio=1)
+    for action in result.actions:
+        if isinstance(action, CreateTopic):
+            details = f"{action.spec.partitions} partitions, replication {action.spec.replication_factor}"
+            configs = _configs(action.spec)
+            table.add_row("create", action.topic, f"{details}; {configs}" if configs else details)
+        elif isinstance(action, IncreasePartitions):
+            table.add_row("grow", action.topic, f"partitions {action.current} -> {action.desired}")
+        elif isinstance(action, AlterConfigs):
+            table.add_row("alter", action.topic, ", ".join(c.describe() for c in action.changes))
+    for refusal in result.refusals:
+        table.add_row("[red]refused[/red]", refusal.topic, refusal.describe())
+    console.print(table)
+    summary = f"{len(result.actions)} to change, {len(result.unchanged)} unchanged"
+    if result.refusals:
+        summary += f", {len(result.refusals)} refused"
+    console.print(summary, highlight=False)

@@ -1,0 +1,206 @@
+"""plan/apply against the session broker. Every test owns its topics (uuid-suffixed names)."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+from kep.broker import free_port
+from tests.support.kafka import create_topic
+from tests.topology.conftest import TopologyFile
+from topology import (
+    AlterConfigs,
+    ApplyError,
+    ConfigChange,
+    CreateTopic,
+    IncreasePartitions,
+    KafkaSettings,
+    PartitionGrowthUnsupportedError,
+    Plan,
+    PlanError,
+    RefusedChangeError,
+    TopicSpec,
+    apply,
+    plan,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def partitions(admin: AdminClient, topic: str) -> int:
+    return len(admin.list_topics(timeout=10).topics[topic].partitions)
+
+
+def configs(admin: AdminClient, topic: str) -> dict[str, str | None]:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    return {k: v.value for k, v in admin.describe_configs([resource])[resource].result(10).items()}
+
+
+def test_apply_creates_declared_and_derived_topics(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient
+) -> None:
+    topology = topology_file.write()
+    planned = plan(topology, settings)
+    assert [a.topic for a in planned.actions] == topology_file.all_names()
+    assert all(isinstance(a, CreateTopic) for a in planned.actions)
+
+    result = apply(planned, settings)
+
+    assert list(result.created) == topology_file.all_names()
+    existing = admin.list_topics(timeout=10).topics
+    o, p = topology_file.orders, topology_file.payments
+    assert {name: len(existing[name].partitions) for name in topology_file.all_names()} == {
+        o: 3, p: 2, f"{o}.billing.retry.1s": 3, f"{o}.billing.retry.10s": 3, f"{o}.billing.dlq": 3,
+        f"{o}.shipping.retry.5s": 3, f"{p}.shipping.retry.5s": 2,
+    }
+    assert f"{p}.shipping.dlq" not in existing  # dead letters off for shipping
+    assert configs(admin, o)["retention.ms"] == "3600000"
+    assert configs(admin, f"{o}.billing.retry.10s")["cleanup.policy"] == "delete"
+    assert configs(admin, f"{o}.billing.dlq")["retention.ms"] == str(28 * 86_400_000)
+
+
+def test_second_apply_finds_nothing_to_do(topology_file: TopologyFile, settings: KafkaSettings) -> None:
+    topology = topology_file.write()
+    assert apply(plan(topology, settings), settings).changed
+
+    again = plan(topology, settings)
+
+    assert again.is_empty and not again.has_changes
+    assert set(again.unchanged) == set(topology_file.all_names())
+    assert not apply(again, settings).changed
+
+
+def test_config_change_is_planned_and_applied(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient
+) -> None:
+    apply(plan(topology_file.write(retention_ms=3_600_000), settings), settings)
+    changed = topology_file.write(retention_ms=7_200_000)
+
+    planned = plan(changed, settings)
+
+    assert planned.actions == (
+        AlterConfigs(topology_file.orders, (ConfigChange("retention.ms", "3600000", "7200000"),)),
+    )
+    result = apply(planned, settings)
+    assert result.altered == (topology_file.orders,)
+    assert configs(admin, topology_file.orders)["retention.ms"] == "7200000"
+    assert plan(changed, settings).is_empty
+
+
+def test_config_set_out_of_band_is_put_back(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient
+) -> None:
+    topology = topology_file.write()
+    apply(plan(topology, settings), settings)
+    dlq = f"{topology_file.orders}.billing.dlq"
+    drifted = Plan(actions=(AlterConfigs(dlq, (ConfigChange("retention.ms", None, "1000"),)),))
+    apply(drifted, settings)
+
+    planned = plan(topology, settings)
+
+    assert planned.actions == (AlterConfigs(dlq, (ConfigChange("retention.ms", "1000", str(28 * 86_400_000)),)),)
+    apply(planned, settings)
+    assert configs(admin, dlq)["retention.ms"] == str(28 * 86_400_000)
+
+
+def test_shrinking_partitions_is_refused(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient
+) -> None:
+    apply(plan(topology_file.write(orders_partitions=3), settings), settings)
+    planned = plan(topology_file.write(orders_partitions=2, retention_ms=60_000), settings)
+
+    shrinks = [r for r in planned.refusals if r.kind == "shrink_partitions"]
+    assert {r.topic for r in shrinks} == {n for n in topology_file.all_names() if n.startswith(topology_file.orders)}
+    assert all((r.current, r.desired) == (3, 2) for r in shrinks)
+    with pytest.raises(RefusedChangeError) as info:
+        apply(planned, settings)
+
+    message = str(info.value)
+    assert f"topic {topology_file.orders} has 3 partitions and the topology asks for 2" in message
+    assert "Kafka cannot remove partitions" in message
+    assert configs(admin, topology_file.orders)["retention.ms"] == "3600000", "nothing applied"
+    assert partitions(admin, topology_file.orders) == 3
+
+
+def test_replication_factor_change_is_refused(topology_file: TopologyFile, settings: KafkaSettings) -> None:
+    apply(plan(topology_file.write(replication_factor=1), settings), settings)
+
+    planned = plan(topology_file.write(replication_factor=2), settings)
+
+    refused = {r.topic: r for r in planned.refusals if r.kind == "replication_factor"}
+    assert topology_file.orders in refused
+    assert (refused[topology_file.orders].current, refused[topology_file.orders].desired) == (1, 2)
+    with pytest.raises(RefusedChangeError, match="replication factor 1 .* asks for 2: changing it is not supported"):
+        apply(planned, settings)
+
+
+def test_growing_partitions_on_a_broker_without_create_partitions_is_a_clear_error(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient, broker_is_tansu: bool
+) -> None:
+    if not broker_is_tansu:
+        pytest.skip("this broker implements CreatePartitions; growth is tested by test_growing_partitions_adds_them")
+    apply(plan(topology_file.write(orders_partitions=2), settings), settings)
+    planned = plan(topology_file.write(orders_partitions=4), settings)
+    assert IncreasePartitions(topology_file.orders, 2, 4) in planned.actions
+
+    with pytest.raises(PartitionGrowthUnsupportedError) as info:
+        apply(planned, settings)
+
+    error = info.value
+    assert str(error).startswith(
+        f"the broker cannot grow partitions: topic {topology_file.orders} has 2 and the topology asks for 4"
+    )
+    assert (error.topic, error.code, error.name) == (topology_file.orders, KafkaError._UNSUPPORTED_FEATURE,
+                                                     "_UNSUPPORTED_FEATURE")
+    assert isinstance(error, ApplyError)
+    assert partitions(admin, topology_file.orders) == 2
+
+
+def test_growing_partitions_adds_them(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient, broker_is_tansu: bool
+) -> None:
+    if broker_is_tansu:
+        pytest.skip("the embedded broker has no CreatePartitions; see the clear-error test")
+    apply(plan(topology_file.write(orders_partitions=2), settings), settings)
+    grown = topology_file.write(orders_partitions=4)
+
+    result = apply(plan(grown, settings), settings)
+
+    assert topology_file.orders in result.grown
+    assert partitions(admin, topology_file.orders) == 4
+    assert partitions(admin, f"{topology_file.orders}.billing.dlq") == 4
+    assert plan(grown, settings).is_empty
+
+
+def test_topic_created_between_plan_and_apply_is_tolerated(
+    topology_file: TopologyFile, settings: KafkaSettings, kafka: str
+) -> None:
+    planned = plan(topology_file.write(), settings)
+    create_topic(kafka, topology_file.payments, 2)
+
+    result = apply(planned, settings)
+
+    assert result.already_existed == (topology_file.payments,)
+    assert topology_file.payments not in result.created
+    assert len(result.created) == len(topology_file.all_names()) - 1
+
+
+def test_unreachable_cluster_is_a_plan_error(topology_file: TopologyFile) -> None:
+    address = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(PlanError, match=f"cannot read topics from {address}: ") as info:
+        plan(topology_file.write(), KafkaSettings(bootstrap_servers=address), timeout=1)
+
+    assert info.value.code is not None and info.value.name
+
+
+def test_failed_create_is_an_apply_error_naming_topic_and_kafka_error() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    action = CreateTopic(TopicSpec(name="never-created", partitions=1))
+
+    with pytest.raises(ApplyError, match="cannot create topic never-created: ") as info:
+        apply(Plan(actions=(action,)), KafkaSettings(bootstrap_servers=address), timeout=1)
+
+    assert info.value.topic == "never-created"
+    assert info.value.name is not None and info.value.name in str(info.value)
