@@ -1,8 +1,8 @@
 """``python -m bench``: run every benchmark module against one broker and summarise the ratios.
 
 Each module in ``BENCHMARKS`` is ``bench/<name>.py`` and defines ``run(ctx: BenchContext) -> list[Result]``.
-To add one, write the module and append its name here. Ratios are always against a baseline measured in the same
-run on the same broker, so they mean something on any machine; absolute rates only describe this one.
+To add one, write the module and append its name here. Ratios are always against a baseline measured in
+the same run on the same broker, so they mean something on any machine; absolute rates only describe this one.
 
 Options: ``--quick`` (short run), ``--only NAME`` (repeatable), ``--bootstrap HOST:PORT`` (an existing broker
 instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``), ``--check`` (exit 1
@@ -30,7 +30,7 @@ from bench.report import print_benchmark, summary_table, write_json
 from bench.result import Result
 
 #: Benchmark modules run by ``python -m bench``, in order.
-BENCHMARKS: list[str] = ["producer"]
+BENCHMARKS: list[str] = ["producer", "lag"]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -69,7 +69,7 @@ def _run_one(name: str, ctx: BenchContext, console: Console) -> list[Result]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     results: list[Result] = []
     errors: dict[str, str] = {}
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

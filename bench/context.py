@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench import proc, stats
 from bench.result import Direction, Result
@@ -16,7 +16,7 @@ from bench.result import Direction, Result
 class BenchContext:
     """Passed to ``run(ctx)`` of each benchmark module.
 
-    ``quick`` asks for a short run (smoke-test sized); modules scale their event counts with ``scale(full, quick)``.
+    ``quick`` asks for a short run (smoke-test sized); modules size their runs with ``scale(full, quick)``.
     """
 
     bootstrap_servers: str

@@ -1,7 +1,7 @@
 """Producer throughput: ``EventProducer.publish`` against a raw confluent-kafka loop doing its own encoding.
 
-Variants, interleaved round by round on the same broker, each on a fresh topic per trial and timed up to the last
-acknowledgement (``flush``):
+Variants, interleaved round by round on the same broker, each on a fresh topic per trial and timed up to the
+last acknowledgement (``flush``):
 
 * ``publish``: ``EventProducer.publish(event, on_delivery=callback)``, the documented fast path;
 * ``publish (future)``: ``EventProducer.publish(event)`` returning a ``Future``, for comparison;
@@ -29,7 +29,7 @@ from producers import DeliveryError, DeliveryReport, EventProducer, ProducerSett
 from schemas.codec import codec_for
 from schemas.events import Event
 from schemas.registry import LocalSchemaRegistry
-from topology import KafkaSettings, Topology, TopicSpec
+from topology import KafkaSettings, TopicSpec, Topology
 
 TARGET_RATIO = 0.8
 PARTITIONS = 6
@@ -104,7 +104,9 @@ def _check(count: _Count, expected: int, variant: str) -> None:
 def _publish_trial(setup: _Setup, futures: bool) -> Timing:
     topic = setup.ctx.topic(PARTITIONS, prefix="bench-publish")
     count = _Count()
-    with EventProducer(setup.kafka, setup.topology(topic), codec=setup.codec, settings=setup.settings) as producer:
+    with EventProducer(
+        setup.kafka, setup.topology(topic), codec=setup.codec, settings=setup.settings
+    ) as producer:
         producer.publish_and_wait(setup.events[0], timeout=30)  # connect and cache the route first
         publish = producer.publish
         events = setup.events
@@ -181,21 +183,34 @@ def run(ctx: BenchContext) -> list[Result]:
     )
     ratios = [p.per_second / r.per_second for p, r in zip(trials["publish"], trials["raw avro"], strict=True)]
     future_ratios = [
-        p.per_second / r.per_second for p, r in zip(trials["publish (future)"], trials["raw avro"], strict=True)
+        p.per_second / r.per_second
+        for p, r in zip(trials["publish (future)"], trials["raw avro"], strict=True)
     ]
     ours_us, raw_us = _encode_costs(setup)
     note = f"{repeats} x {count:,} OrderPlaced, {PARTITIONS} partitions"
     results = [
-        ctx.result(f"{name} throughput", median_rate(ts), "events/s", samples=[t.per_second for t in ts], note=note)
+        ctx.result(
+            f"{name} throughput", median_rate(ts), "events/s", samples=[t.per_second for t in ts], note=note
+        )
         for name, ts in trials.items()
     ]
     results += [
-        ctx.result("publish / raw avro", median(ratios), "x", target=TARGET_RATIO, samples=ratios,
-                   note="median of per-round ratios"),
+        ctx.result(
+            "publish / raw avro",
+            median(ratios),
+            "x",
+            target=TARGET_RATIO,
+            samples=ratios,
+            note="median of per-round ratios",
+        ),
         ctx.result("publish (future) / raw avro", median(future_ratios), "x", samples=future_ratios),
         ctx.result("encode: codec.encode", ours_us, "µs/event"),
         ctx.result("encode: fastavro dict", raw_us, "µs/event"),
-        ctx.result("publish latency share", median_micros(trials["publish"]), "µs/event",
-                   note="wall time per event, publish path, to last ack"),
+        ctx.result(
+            "publish latency share",
+            median_micros(trials["publish"]),
+            "µs/event",
+            note="wall time per event, publish path, to last ack",
+        ),
     ]
     return results

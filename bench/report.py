@@ -39,8 +39,15 @@ def _verdict(result: Result) -> str:
 
 def benchmark_table(name: str, results: Sequence[Result]) -> Table:
     table = Table(title=f"bench: {name}", title_justify="left")
-    for column, justify in (("figure", "left"), ("median", "right"), ("unit", "left"), ("trials", "right"),
-                            ("target", "right"), ("", "left"), ("note", "left")):
+    for column, justify in (
+        ("figure", "left"),
+        ("median", "right"),
+        ("unit", "left"),
+        ("trials", "right"),
+        ("target", "right"),
+        ("", "left"),
+        ("note", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in results:
         trials = " / ".join(_fmt(s) for s in r.samples)

@@ -45,6 +45,7 @@ class ConsumerSettings(BaseSettings):
     group_instance_id: str | None = Field(default=None, description="Static membership id (one per pod).")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     fetch_wait_max_ms: int = Field(default=100, ge=0)
+    prefetch_max_kbytes: int = Field(default=8192, ge=1, description="librdkafka's local prefetch bound.")
     metrics_enabled: bool = True
     metrics_port: int = Field(default=9400, ge=0, le=65535, description="0: no HTTP server.")
     health_ttl_s: float = Field(default=30.0, gt=0)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from producers import headers as h
-from producers.errors import AmbiguousTopicError, UnknownTopicError, WrongEventTypeError
+from producers.errors import AmbiguousTopicError, RoutingError, UnknownTopicError, WrongEventTypeError
 from topology.errors import TopologyError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class Route:
 
     topic: str
     key_attr: str | None
+    key_of: Callable[[Event], object]
     event_type_header: tuple[str, bytes]
     schema_header: tuple[str, bytes]
 
@@ -38,10 +40,8 @@ def _topic_spec(topology: Topology, topic: str) -> TopicSpec:
         raise UnknownTopicError(topic, [t.name for t in topology.topics]) from exc
 
 
-def resolve(
-    topology: Topology, codec: EventCodec, event_type: type[Event], topic: str | None
-) -> Route:
-    """The route of ``event_type`` to ``topic`` (or to the one topic that carries it), or a ``RoutingError``."""
+def resolve(topology: Topology, codec: EventCodec, event_type: type[Event], topic: str | None) -> Route:
+    """The route of ``event_type`` to ``topic`` (or to the one topic carrying it), or a ``RoutingError``."""
     avro_name = event_type.avro_name
     if topic is None:
         candidates: Sequence[TopicSpec] = topology.topics_for_event(avro_name)
@@ -54,9 +54,18 @@ def resolve(
         if avro_name not in allowed:
             raise WrongEventTypeError(spec.name, avro_name, allowed)
     key_attr = getattr(event_type, "key_field", None) or spec.key_field
+    if key_attr is not None and key_attr not in event_type.model_fields:
+        raise RoutingError(
+            f"topic {spec.name!r} keys records by {key_attr!r}, which is not a field of {avro_name}"
+        )
     return Route(
         topic=spec.name,
         key_attr=key_attr,
+        key_of=attrgetter(key_attr) if key_attr else _no_key,
         event_type_header=(h.EVENT_TYPE, avro_name.encode()),
         schema_header=(h.SCHEMA, codec.schema_ref(event_type).encode()),
     )
+
+
+def _no_key(event: Event) -> None:
+    return None

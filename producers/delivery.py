@@ -31,7 +31,7 @@ _new_report = tuple.__new__
 
 def report_from(msg: Message) -> DeliveryReport:
     """The ``DeliveryReport`` of a delivered message (built without the NamedTuple constructor's overhead)."""
-    return _new_report(  # type: ignore[no-any-return]
+    return _new_report(
         DeliveryReport, (msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1], msg.key())
     )
 

@@ -13,8 +13,8 @@ Hierarchy::
         ├── MissingKeyError              no key given and the event has no key field value
         ├── BackpressureTimeoutError     the local queue stayed full for ``publish_block_timeout_s``
         ├── ProducerClosedError          publishing after ``close()``
-        ├── DeliveryError                the broker did not acknowledge a record; ``code`` is the Kafka error code
-        └── DeliveryTimeoutError         ``publish_and_wait`` saw no acknowledgement in time (also a ``TimeoutError``)
+        ├── DeliveryError                the broker did not acknowledge a record (``code``: Kafka's)
+        └── DeliveryTimeoutError         ``publish_and_wait`` got no acknowledgement in time
 
 Nothing in this hierarchy carries record values or secrets.
 """
@@ -46,7 +46,8 @@ class WrongEventTypeError(RoutingError):
 
     def __init__(self, topic: str, event_type: str, allowed: list[str]) -> None:
         super().__init__(
-            f"topic {topic!r} does not carry {event_type!r} events (it carries: {', '.join(allowed) or 'nothing'})"
+            f"topic {topic!r} does not carry {event_type!r} events "
+            f"(it carries: {', '.join(allowed) or 'nothing'})"
         )
         self.topic = topic
         self.event_type = event_type

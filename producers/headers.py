@@ -1,7 +1,8 @@
 """Header names every kep record carries, shared by producers and consumers, and helpers to read them.
 
-Values are bytes on the wire; integers are ASCII decimal. confluent-kafka gives a record's headers as a list of
-``(name, value)`` pairs (or ``None`` when there are none); names may repeat and the helpers return the first match.
+Values are bytes on the wire; integers are ASCII decimal. confluent-kafka gives a record's headers as a list
+of ``(name, value)`` pairs (or ``None`` when there are none); names may repeat and the helpers return the
+first match.
 """
 
 from __future__ import annotations
@@ -54,13 +55,13 @@ def header_bytes(headers: HeaderList | None, name: str) -> bytes | None:
 
 
 def header_str(headers: HeaderList | None, name: str) -> str | None:
-    """The value of the first header called ``name`` decoded as UTF-8 (invalid bytes replaced), or ``None``."""
+    """The first header called ``name`` decoded as UTF-8 (invalid bytes replaced), or ``None``."""
     raw = header_bytes(headers, name)
     return None if raw is None else raw.decode("utf-8", errors="replace")
 
 
 def header_int(headers: HeaderList | None, name: str) -> int | None:
-    """The first header called ``name`` read as an ASCII decimal integer; ``None`` when absent or not a number."""
+    """The first header called ``name`` as an ASCII decimal integer; ``None`` if absent or not a number."""
     text = header_str(headers, name)
     if text is None:
         return None

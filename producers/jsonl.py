@@ -59,7 +59,10 @@ def read_events(path: Path, model: type[Event]) -> Iterator[tuple[int, Event | B
                 yield number, BadLine(name, number, None, f"not JSON: {exc}")
                 continue
             if not isinstance(data, dict):
-                yield number, BadLine(name, number, None, f"expected a JSON object, got {type(data).__name__}")
+                yield (
+                    number,
+                    BadLine(name, number, None, f"expected a JSON object, got {type(data).__name__}"),
+                )
                 continue
             try:
                 yield number, model.model_validate(data)

@@ -1,15 +1,15 @@
 """``EventProducer``: typed, validated publishing of kep events on an idempotent librdkafka producer.
 
-The hot path (``publish``) does one dict lookup for the cached route of the event type, one encode, one list of
-headers and one ``produce``. Everything that can be computed per event type (topic, key field, the
+The hot path (``publish``) does one dict lookup for the cached route of the event type, one encode, one list
+of headers and one ``produce``. Everything that can be computed per event type (topic, key field, the
 ``kep-event-type`` and ``kep-schema`` headers) is computed on first use and cached.
 
 Two ways to learn about delivery:
 
 * ``publish(event)`` returns a ``concurrent.futures.Future[DeliveryReport]``. Convenient; a Future costs a few
   microseconds to create and resolve.
-* ``publish(event, on_delivery=callback)`` calls ``callback(report, error)`` instead and returns ``None``: the fast
-  path, for high-volume publishers.
+* ``publish(event, on_delivery=callback)`` calls ``callback(report, error)`` instead and returns ``None``:
+  the fast path, for high-volume publishers.
 
 Callbacks run on the thread that polls the producer: ``publish`` serves them every ``poll_every`` calls, and
 ``flush``, ``close``, ``publish_and_wait`` and waiting on a returned future serve them too.
@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+_IDEMPOTENCY_KEY = h.IDEMPOTENCY_KEY
+_CLIENT_ERROR_LOG_INTERVAL_S = 10.0
+
 #: Caller headers: a mapping or a sequence of ``(name, value)`` pairs; values are bytes, str or None.
 HeadersArg = Mapping[str, h.HeaderValue] | Sequence[tuple[str, h.HeaderValue]]
 RawHeaders = Sequence[tuple[str, h.HeaderValue]] | Mapping[str, h.HeaderValue] | None
@@ -83,13 +86,15 @@ class EventProducer:
         self._producer = Producer(conf)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
-        self._routes: dict[tuple[type[Event], str | None], _routing.Route] = {}
+        self._routes: dict[type[Event], _routing.Route] = {}
+        self._topic_routes: dict[tuple[type[Event], str], _routing.Route] = {}
         self._poll_every = self._settings.poll_every
         self._until_poll = self._poll_every
         self._last_callback: DeliveryCallback | None = None
-        self._last_wrapped: Callable[..., None] | None = None
+        self._last_wrapped: Callable[..., None] = _unset_callback
         self._closed = False
         self._previous_sigterm: Any = None
+        self._client_errors_logged: dict[int, float] = {}
 
     # -- publishing -----------------------------------------------------------------------------------------
     @overload
@@ -128,34 +133,40 @@ class EventProducer:
     ) -> Future[DeliveryReport] | None:
         """Encode ``event`` and send it; nothing is sent if any check fails.
 
-        The topic is ``topic`` or the one topic whose value schema includes the event type; the key is ``key`` or
-        the event's key field. Raises ``RoutingError`` (unknown topic, wrong event type, no single topic),
+        The topic is ``topic`` or the one topic whose value schema includes the event type; the key is ``key``
+        or the event's key field. Raises ``RoutingError`` (unknown topic, wrong event type, no single topic),
         ``InvalidTraceparentError``, ``InvalidHeaderError``, ``MissingKeyError``, ``EncodeError`` or, when the
         local queue stays full, ``BackpressureTimeoutError``.
         """
         if self._closed:
             raise ProducerClosedError("publish on a closed EventProducer")
-        route = self._routes.get((event.__class__, topic))
+        route = self._routes.get(event.__class__) if topic is None else None
         if route is None:
             route = self._route(event.__class__, topic)
         if key is None:
-            key = self._key_of(event, route)
-        record_headers = [
+            field_value = route.key_of(event)
+            key = (
+                field_value
+                if field_value.__class__ is str and field_value
+                else _checked_key(event, route, field_value)
+            )
+        record_headers: list[tuple[str, h.HeaderValue]] = [
             route.event_type_header,
             route.schema_header,
-            (h.IDEMPOTENCY_KEY, event.idempotency_key()),
+            (_IDEMPOTENCY_KEY, event.idempotency_key()),
         ]
         if traceparent is not None:
             record_headers.append((h.TRACEPARENT, validate_traceparent(traceparent)))
         if headers:
             record_headers.extend(_caller_headers(headers))
         value = self._encode(event)
-        future: DeliveryFuture | None
+        future: DeliveryFuture | None = None
         if on_delivery is None:
             future = DeliveryFuture(self._poll)
             callback: Callable[..., None] = future._on_delivery
+        elif on_delivery is self._last_callback:
+            callback = self._last_wrapped
         else:
-            future = None
             callback = self._wrapped(on_delivery)
         try:
             self._produce(route.topic, value, key, on_delivery=callback, headers=record_headers)
@@ -179,7 +190,10 @@ class EventProducer:
         headers: HeadersArg | None = None,
         traceparent: str | None = None,
     ) -> DeliveryReport:
-        """Publish and block until the broker acknowledges: the report, or ``DeliveryError``/``DeliveryTimeoutError``."""
+        """Publish and wait for the acknowledgement.
+
+        The ``DeliveryReport``, or ``DeliveryError`` / ``DeliveryTimeoutError``; checks as in ``publish``.
+        """
         future = self.publish(event, topic=topic, key=key, headers=headers, traceparent=traceparent)
         try:
             return future.result(timeout)
@@ -197,7 +211,7 @@ class EventProducer:
     ) -> Future[DeliveryReport] | None:
         """Send bytes exactly as given (no topology check, no encoding, no added headers).
 
-        For forwarding records to retry and dead-letter topics. Returns a future, or ``None`` with ``on_delivery``.
+        For forwarding records to retry and dead-letter topics. A future, or ``None`` with ``on_delivery``.
         """
         if self._closed:
             raise ProducerClosedError("produce_raw on a closed EventProducer")
@@ -214,7 +228,10 @@ class EventProducer:
             self._produce_when_room(topic, value, key, callback, record_headers)
         except KafkaException as exc:
             raise _delivery_error(topic, exc) from exc
-        self._poll(0)
+        self._until_poll -= 1
+        if self._until_poll <= 0:
+            self._until_poll = self._poll_every
+            self._poll(0)
         return future
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -223,7 +240,7 @@ class EventProducer:
         return int(self._poll(timeout))
 
     def flush(self, timeout: float = 30.0) -> int:
-        """Wait up to ``timeout`` seconds for every queued record to be acknowledged; the number still queued."""
+        """Wait up to ``timeout`` seconds for every queued record to be acknowledged; the number left."""
         remaining = int(self._producer.flush(timeout))
         if remaining:
             log.warning("producer.flush_incomplete", remaining=remaining, timeout_s=timeout)
@@ -251,7 +268,7 @@ class EventProducer:
         self.close()
 
     def install_signal_handlers(self, flush_timeout: float = 10.0) -> None:
-        """On SIGTERM, flush (up to ``flush_timeout``) and then do what SIGTERM did before. Main thread only."""
+        """On SIGTERM, flush (up to ``flush_timeout``), then do what SIGTERM did before. Main thread only."""
 
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
             log.info("producer.sigterm_flush", timeout_s=flush_timeout)
@@ -267,29 +284,33 @@ class EventProducer:
 
     # -- internals ------------------------------------------------------------------------------------------
     def _route(self, event_type: type[Event], topic: str | None) -> _routing.Route:
-        route = _routing.resolve(self._topology, self._codec, event_type, topic)
-        self._routes[(event_type, topic)] = route
+        """The cached route of ``event_type`` to ``topic`` (``None``: the one topic carrying it)."""
+        route = self._routes.get(event_type) if topic is None else self._topic_routes.get((event_type, topic))
+        if route is None:
+            route = _routing.resolve(self._topology, self._codec, event_type, topic)
+            if topic is None:
+                self._routes[event_type] = route
+            else:
+                self._topic_routes[(event_type, topic)] = route
         return route
 
-    @staticmethod
-    def _key_of(event: Event, route: _routing.Route) -> str | bytes:
-        value = getattr(event, route.key_attr, None) if route.key_attr else None
-        if value is None or value == "":
-            raise MissingKeyError(
-                f"{event.avro_name} has no key: pass key= or set its key field ({route.key_attr or 'none declared'})"
-            )
-        return value if isinstance(value, str | bytes) else str(value)
-
     def _wrapped(self, on_delivery: DeliveryCallback) -> Callable[..., None]:
-        if self._last_wrapped is None or on_delivery != self._last_callback:
+        """The librdkafka callback for ``on_delivery``; the last one is reused, so passing the same callable
+        every time costs no allocation."""
+        if on_delivery != self._last_callback:
             self._last_callback = on_delivery
             self._last_wrapped = wrap_callback(on_delivery)
         return self._last_wrapped
 
     def _produce_when_room(
-        self, topic: str, value: bytes | None, key: str | bytes | None, callback: Callable[..., None], headers: Any
+        self,
+        topic: str,
+        value: bytes | None,
+        key: str | bytes | None,
+        callback: Callable[..., None],
+        headers: Any,
     ) -> None:
-        """The local queue is full: serve callbacks to make room, retrying until ``publish_block_timeout_s``."""
+        """The local queue is full: serve callbacks to make room, retry until ``publish_block_timeout_s``."""
         limit = self._settings.publish_block_timeout_s
         start = time.monotonic()
         while True:
@@ -306,7 +327,33 @@ class EventProducer:
                 raise _delivery_error(topic, exc) from exc
 
     def _on_client_error(self, err: Any) -> None:
-        log.warning("producer.client_error", code=err.code(), name=err.name(), reason=err.str())
+        """librdkafka's client-level errors (broker down, authentication...), logged every 10 s per code."""
+        now = time.monotonic()
+        code = err.code()
+        if (
+            now - self._client_errors_logged.get(code, -_CLIENT_ERROR_LOG_INTERVAL_S)
+            >= _CLIENT_ERROR_LOG_INTERVAL_S
+        ):
+            self._client_errors_logged[code] = now
+            log.warning("producer.client_error", code=code, name=err.name(), reason=err.str())
+
+
+def _unset_callback(err: Any, msg: Any) -> None:  # pragma: no cover - replaced before any use
+    raise AssertionError("no delivery callback set")
+
+
+def _checked_key(event: Event, route: _routing.Route, value: object) -> str | bytes | None:
+    """The key when the key field's value is not a plain non-empty str: bytes kept, others as str.
+
+    No key field declared (on the model or the topic): no key, and the partitioner spreads records.
+    """
+    if route.key_attr is None:
+        return None
+    if value is None or value == "" or value == b"":
+        raise MissingKeyError(
+            f"{event.avro_name} has no key: its key field {route.key_attr!r} is empty; pass key="
+        )
+    return value if isinstance(value, bytes) else str(value)
 
 
 def _caller_headers(headers: HeadersArg) -> list[tuple[str, h.HeaderValue]]:

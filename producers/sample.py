@@ -23,7 +23,16 @@ SAMPLE_KINDS: tuple[SampleKind, ...] = ("orders", "payments", "mixed")
 #: Where deterministic timestamps start when no ``start`` is given.
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
-_SKUS = ("SKU-APPLE", "SKU-BREAD", "SKU-CHEESE", "SKU-DATES", "SKU-EGGS", "SKU-FLOUR", "SKU-GRAPES", "SKU-HONEY")
+_SKUS = (
+    "SKU-APPLE",
+    "SKU-BREAD",
+    "SKU-CHEESE",
+    "SKU-DATES",
+    "SKU-EGGS",
+    "SKU-FLOUR",
+    "SKU-GRAPES",
+    "SKU-HONEY",
+)
 _CURRENCIES = ("EUR", "USD", "GBP")
 _CHANNELS = ("web", "mobile", "store")
 _METHODS = tuple(PaymentMethod)
@@ -64,7 +73,9 @@ def _payment(rng: random.Random, order: OrderPlaced, at: datetime) -> PaymentCap
     )
 
 
-def iter_sample_events(seed: int = 0, kind: SampleKind = "mixed", start: datetime | None = None) -> Iterator[Event]:
+def iter_sample_events(
+    seed: int = 0, kind: SampleKind = "mixed", start: datetime | None = None
+) -> Iterator[Event]:
     """An endless, deterministic stream of sample events, one millisecond apart from ``start``."""
     if kind not in SAMPLE_KINDS:
         raise ValueError(f"unknown sample kind {kind!r}; choose one of {', '.join(SAMPLE_KINDS)}")

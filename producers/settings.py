@@ -13,8 +13,9 @@ Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 class ProducerSettings(BaseSettings):
     """How ``EventProducer`` batches, compresses and bounds its queue.
 
-    Delivery guarantees are not settings: every kep producer is idempotent with ``acks=all`` and partitions keyed
-    records with murmur2, the hash the Java client uses, so a key lands on the same partition from any client.
+    Delivery guarantees are not settings: every kep producer is idempotent with ``acks=all`` and partitions
+    keyed records with murmur2, the hash the Java client uses, so a key lands on the same partition from
+    any client.
     """
 
     model_config = SettingsConfigDict(env_prefix="KEP_PRODUCER_", frozen=True, extra="forbid")
@@ -22,8 +23,12 @@ class ProducerSettings(BaseSettings):
     linger_ms: float = Field(default=5, ge=0, description="How long to wait to fill a batch.")
     batch_size: int = Field(default=1_000_000, gt=0, description="Largest batch per partition, in bytes.")
     compression: Compression = "lz4"
-    queue_max_messages: int = Field(default=100_000, gt=0, description="Records waiting for delivery, at most.")
-    queue_max_kbytes: int = Field(default=1_048_576, gt=0, description="Bytes waiting for delivery, at most (KiB).")
+    queue_max_messages: int = Field(
+        default=100_000, gt=0, description="Records waiting for delivery, at most."
+    )
+    queue_max_kbytes: int = Field(
+        default=1_048_576, gt=0, description="Bytes waiting for delivery, at most (KiB)."
+    )
     delivery_timeout_ms: int = Field(
         default=120_000, gt=0, description="How long a record may wait for acknowledgement before it fails."
     )

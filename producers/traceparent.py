@@ -12,8 +12,8 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f
 def validate_traceparent(value: str) -> str:
     """Return ``value`` if it is a well-formed ``traceparent``, else raise ``InvalidTraceparentError``.
 
-    ``version-traceid-parentid-flags`` in lower-case hex; version ``ff`` and all-zero ids are invalid; versions
-    above ``00`` may carry more fields after the flags.
+    ``version-traceid-parentid-flags`` in lower-case hex; version ``ff`` and all-zero ids are invalid;
+    versions above ``00`` may carry more fields after the flags.
     """
     match = _TRACEPARENT.fullmatch(value) if isinstance(value, str) else None
     if match is None:
@@ -24,7 +24,9 @@ def validate_traceparent(value: str) -> str:
     if version == "ff":
         raise InvalidTraceparentError(f"traceparent {value!r} has the forbidden version ff")
     if version == "00" and rest:
-        raise InvalidTraceparentError(f"traceparent {value!r} has extra fields after the flags for version 00")
+        raise InvalidTraceparentError(
+            f"traceparent {value!r} has extra fields after the flags for version 00"
+        )
     if trace_id == "0" * 32 or parent_id == "0" * 16:
         raise InvalidTraceparentError(f"traceparent {value!r} has an all-zero trace id or parent id")
     return value

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from schemas._binding import Builder, Dumper, builder, check_binding, dumper
+from schemas._binding import Builder, Dumper, builder, check_binding, dumper, plain_schema
 from schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
 from schemas.events import Event, event_type_for
 from schemas.fingerprint import canonical_form
@@ -21,7 +21,7 @@ from schemas.registry import LocalSchemaRegistry, SchemaVersion
 
 @dataclass(frozen=True, slots=True)
 class WritePlan:
-    """How to write one event type: its schema version, the parsed schema and the dict conversion."""
+    """How to write one event type: its schema version, the parsed (plain) schema and the dict conversion."""
 
     event_type: type[Event]
     version: SchemaVersion
@@ -46,13 +46,13 @@ def write_plan(registry: LocalSchemaRegistry, event_type: type[Event]) -> WriteP
         raise SchemaNotFoundError(f"{event_type.__qualname__} is not a concrete event (it sets no avro_name)")
     version = registry.latest(name)
     check_binding(event_type, version.schema, f"schema {name} v{version.version} ({version.path})")
-    return WritePlan(event_type, version, version.parsed, dumper(event_type))
+    return WritePlan(event_type, version, _parse_plain(version.schema), dumper(event_type))
 
 
 def read_plan(
     registry: LocalSchemaRegistry, name: str, writer: dict[str, Any], source: str, raw: bytes
 ) -> ReadPlan:
-    """Resolve a writer schema (named ``name``, found via ``source``) to the newest local version."""
+    """Resolve a writer schema (JSON form, named ``name``, from ``source``) to the newest local version."""
     try:
         reader = registry.latest(name)
         event_type = event_type_for(name)
@@ -60,7 +60,13 @@ def read_plan(
         raise UnknownSchemaError(f"{source} is {name}, which cannot be read here: {exc}", raw=raw) from exc
     check_binding(event_type, reader.schema, f"schema {name} v{reader.version} ({reader.path})")
     same = canonical_form(writer) == canonical_form(reader.parsed)
-    return ReadPlan(name, writer, None if same else reader.parsed, builder(event_type))
+    plain_writer = _parse_plain(writer)
+    return ReadPlan(name, plain_writer, None if same else _parse_plain(reader.schema), builder(event_type))
+
+
+def _parse_plain(schema: dict[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = parse_schema(plain_schema(schema), named_schemas={})  # type: ignore[assignment]
+    return parsed
 
 
 def write_event(header: bytes, plan: WritePlan, event: Event) -> bytes:
@@ -88,5 +94,5 @@ def read_event(data: bytes, offset: int, plan: ReadPlan) -> Event:
             f"{len(data) - stream.tell()} unexpected bytes after the {plan.name} record ({len(data)} bytes)",
             raw=data,
         )
-    event: Event = plan.build(record)
+    event: Event = plan.build(record)  # type: ignore[arg-type]  # a record schema reads a dict
     return event

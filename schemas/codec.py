@@ -1,7 +1,8 @@
 """``EventCodec``: how events become record values and back, whatever the wire format.
 
-Two implementations: ``SingleObjectCodec`` (Avro single-object encoding against the local schemas; the default,
-no server needed) and ``ConfluentCodec`` (Confluent framing through a Schema Registry). ``codec_for`` picks one.
+Two implementations: ``SingleObjectCodec`` (Avro single-object encoding against the local schemas; the
+default, no server needed) and ``ConfluentCodec`` (Confluent framing through a Schema Registry).
+``codec_for`` picks one.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class EventCodec(Protocol):
 def codec_for(registry_url: str | None = None, registry: LocalSchemaRegistry | None = None) -> EventCodec:
     """Single-object encoding when ``registry_url`` is None, else Confluent framing through that registry.
 
-    ``registry`` holds the local schemas (default: the packaged ones); a ``mock://`` URL uses the in-process mock
-    registry of confluent-kafka, shared by every codec of the process that names the same URL.
+    ``registry`` holds the local schemas (default: the packaged ones); a ``mock://`` URL uses the in-process
+    mock registry of confluent-kafka, shared by every codec of the process that names the same URL.
     """
     if registry_url is None:
         from schemas.single_object import SingleObjectCodec

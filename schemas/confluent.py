@@ -136,10 +136,11 @@ class ConfluentCodec:
             # not the message's fault: callers should retry rather than dead-letter
             raise SchemaError(f"schema registry lookup of id {schema_id} failed: {exc}") from exc
         try:
-            writer = parse_schema(json.loads(registered.schema_str), named_schemas={})
+            writer = json.loads(registered.schema_str or "")
+            name = str(parse_schema(writer, named_schemas={})["name"])  # type: ignore[call-overload,index]
         except Exception as exc:
             message = f"schema id {schema_id} from the registry does not parse: {exc}"
             raise InvalidSchemaError(message) from exc
-        plan = read_plan(self.registry, writer.get("name", "?"), writer, f"schema id {schema_id}", data)
+        plan = read_plan(self.registry, name, writer, f"schema id {schema_id}", data)
         self._readers[key] = plan
         return plan

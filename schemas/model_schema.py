@@ -32,8 +32,9 @@ from pydantic_core import PydanticUndefined
 
 from schemas.errors import SchemaError
 from schemas.events import AvroRecord, Event
+from schemas.fingerprint import canonical_form
 
-__all__ = ["AvroType", "Float32", "Int32", "avro_schema"]
+__all__ = ["AvroType", "Float32", "Int32", "avro_schema", "schema_drift"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,16 @@ def avro_schema(model: type[AvroRecord]) -> dict[str, Any]:
         full_name = model.__name__
     namespace, _, name = full_name.rpartition(".")
     return _Builder().record(model, name, namespace or None)
+
+
+def schema_drift(model: type[AvroRecord], schema: dict[str, Any]) -> str | None:
+    """None when ``schema`` is exactly what ``model`` implies; otherwise what differs, in words."""
+    implied = avro_schema(model)
+    if implied == schema:
+        return None
+    if canonical_form(implied) != canonical_form(schema):
+        return "its fields or types differ from the model's"
+    return "its docs or defaults differ from the model's"
 
 
 def _doc(obj: type) -> str | None:

@@ -16,6 +16,7 @@ from schemas.model_schema import Int32
 
 __all__ = ["LineItem", "OrderPlaced", "PaymentCaptured", "PaymentMethod"]
 
+
 class LineItem(AvroRecord):
     """One line of an order."""
 

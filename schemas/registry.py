@@ -148,7 +148,7 @@ def _load(path: Path) -> SchemaVersion:
     if not isinstance(raw, dict) or raw.get("type") not in ("record", "enum", "fixed"):
         raise InvalidSchemaError(f"{path}: the top level must be a named type (record, enum or fixed)")
     try:
-        parsed = parse_schema(raw, named_schemas={})
+        parsed: dict[str, Any] = parse_schema(raw, named_schemas={})  # type: ignore[assignment]
         fp = fingerprint(parsed)
     except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, ValueError, KeyError...
         raise InvalidSchemaError(f"{path}: not a valid Avro schema: {exc}") from exc

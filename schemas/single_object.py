@@ -67,6 +67,6 @@ class SingleObjectCodec:
             writer = self.registry.by_fingerprint(fp)
         except SchemaNotFoundError as exc:
             raise UnknownSchemaError(f"unknown writer schema: {exc}", raw=data) from exc
-        plan = read_plan(self.registry, writer.name, writer.parsed, f"fingerprint {fp.hex()}", data)
+        plan = read_plan(self.registry, writer.name, writer.schema, f"fingerprint {fp.hex()}", data)
         self._readers[fp] = plan
         return plan

@@ -4,8 +4,8 @@ Runs in .venv-helm (``scripts/helm-venv.sh`` creates it), where ``helm_python`` 
 Helm v4's Go SDK: the same chart loader, template engine, values.schema.json validation and linter as the
 ``helm`` command. Standard library otherwise.
 
-For the chart's default values (case ``defaults``), each ``ci/*-values.yaml`` scenario (case = file name
-without ``-values.yaml``) and each ``--case NAME=FILE``, it runs ``helm lint --strict`` with those values and
+For each ``ci/*-values.yaml`` scenario (case = file name without ``-values.yaml``; ``default`` holds no
+values) and each ``--case NAME=FILE``, it runs ``helm lint --strict`` with those values and
 renders the templates as ``helm template`` does (hooks included), then writes to OUT:
 
   NAME.yaml       the manifests, each document preceded by ``# Source: <template>``
@@ -17,7 +17,7 @@ render failure (a ``fail`` in a template, a schema violation) or null.
 
   .venv-helm/bin/python scripts/helm_chart.py helm/kep build/helm [--case NAME=FILE ...] [--check]
 
-Exit status: 0; 1 with --check when the defaults or a ci scenario has a lint warning or error or does not
+Exit status: 0; 1 with --check when a ci scenario has a lint warning or error or does not
 render; 2 on bad usage.
 """
 
@@ -51,19 +51,29 @@ def _manifests(rendered: dict[str, str]) -> tuple[str, str]:
             notes = text
             continue
         for doc in text.split("\n---"):
-            if doc.strip() and any(line.strip() and not line.lstrip().startswith("#") for line in doc.splitlines()):
+            if doc.strip() and any(
+                line.strip() and not line.lstrip().startswith("#") for line in doc.splitlines()
+            ):
                 parts.append(f"---\n# Source: {source}\n{doc.strip(chr(10))}\n")
     return "".join(parts), notes
 
 
-def run_case(chart: Path, name: str, values_file: Path | None, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = {"values_file": str(values_file) if values_file else None, "lint": [], "error": None}
+def run_case(
+    chart: Path, name: str, values_file: Path | None, out: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "values_file": str(values_file) if values_file else None,
+        "lint": [],
+        "error": None,
+    }
     try:
         values = _load_values(values_file)
     except helm.HelmError as exc:
         result["error"] = f"values: {exc}"
         return result
-    report = helm.lint(str(chart), values, strict=True, namespace=args.namespace, kube_version=args.kube_version)
+    report = helm.lint(
+        str(chart), values, strict=True, namespace=args.namespace, kube_version=args.kube_version
+    )
     result["lint"] = report.get("messages") or []
     try:
         rendered = helm.Chart.load(str(chart)).render(
@@ -86,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release", default="kep")
     parser.add_argument("--namespace", default="kep")
     parser.add_argument("--kube-version", default="v1.30.0")
-    parser.add_argument("--check", action="store_true", help="exit 1 on findings in defaults or ci/ scenarios")
+    parser.add_argument("--check", action="store_true", help="exit 1 on findings in the ci/ scenarios")
     args = parser.parse_args(argv)
 
-    cases: dict[str, Path | None] = {"defaults": None}
+    cases: dict[str, Path | None] = {}
     for path in sorted((args.chart / "ci").glob("*-values.yaml")):
         cases[path.name.removesuffix("-values.yaml")] = path
     checked = set(cases)
@@ -109,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for name, result in results.items():
         findings = [m for m in result["lint"] if m["severity"] >= WARNING]
-        status = "render failed" if result["error"] else f"{len(findings)} lint findings" if findings else "ok"
+        status = (
+            "render failed" if result["error"] else f"{len(findings)} lint findings" if findings else "ok"
+        )
         print(f"{name:24} {status}")
         for finding in findings:
             print(f"    {finding['path']}: {finding['error'].strip()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 from topology.durations import format_duration, parse_duration
 
@@ -102,3 +102,9 @@ PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 ConfigKey = Annotated[str, AfterValidator(_config_key)]
 ConfigValue = Annotated[str, BeforeValidator(_config_value)]
 TopicConfigs = Annotated[dict[ConfigKey, ConfigValue], AfterValidator(_configs)]
+
+
+class FrozenModel(BaseModel):
+    """Base of every topology model: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

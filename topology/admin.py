@@ -120,7 +120,16 @@ def apply(plan: Plan, settings: KafkaSettings, *, timeout: float = 30.0) -> Appl
     alters = [a for a in plan.actions if isinstance(a, AlterConfigs)]
     _alter_configs(admin, alters, timeout, done)
     _await_visible(admin, [*created, *grows], alters, timeout)
-    return ApplyResult(done=tuple(done), already_existed=tuple(already))
+    result = ApplyResult(done=tuple(done), already_existed=tuple(already))
+    if result.changed or result.already_existed:
+        log.info(
+            "topology applied",
+            created=list(result.created),
+            grown=list(result.grown),
+            altered=list(result.altered),
+            already_existed=list(result.already_existed),
+        )
+    return result
 
 
 def _create_topics(
@@ -146,7 +155,6 @@ def _create_topics(
         if error is None:
             created.append(action)
             done.append(action)
-            log.info("topic created", topic=action.topic, partitions=action.spec.partitions)
         elif isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
             already.append(action.topic)  # created by someone else since the plan; a new plan shows any drift
         else:
@@ -163,30 +171,47 @@ def _grow_partitions(
         return
     requests = [NewPartitions(a.topic, a.desired) for a in grows]
     futures = admin.create_partitions(requests, operation_timeout=timeout, request_timeout=timeout)
+    unsupported: list[IncreasePartitions] = []
     failures: list[ApplyError] = []
     for action in grows:
         error = _result(futures[action.topic], timeout)
         if error is None:
             done.append(action)
-            log.info("partitions added", topic=action.topic, before=action.current, after=action.desired)
         elif isinstance(error, KafkaError) and error.code() == KafkaError._UNSUPPORTED_FEATURE:
-            failures.append(
-                PartitionGrowthUnsupportedError(
-                    f"the broker cannot grow partitions: topic {action.topic} has {action.current} and the "
-                    f"topology asks for {action.desired}, but the broker does not support CreatePartitions "
-                    f"({error.name()}); recreate the topic with the new count or keep {action.current}",
-                    topic=action.topic,
-                    code=error.code(),
-                    name=error.name(),
-                    completed=[a.describe() for a in done],
-                )
-            )
+            unsupported.append(action)
         else:
             failures.append(
                 _apply_error(f"cannot grow partitions of {action.topic}", error, action.topic, done)
             )
+    if unsupported:
+        raise _growth_unsupported(unsupported, done)
     if failures:
         raise _combined(failures, done)
+
+
+def _growth_unsupported(
+    actions: Sequence[IncreasePartitions], done: Sequence[Action]
+) -> PartitionGrowthUnsupportedError:
+    why = "the broker does not support CreatePartitions (_UNSUPPORTED_FEATURE)"
+    if len(actions) == 1:
+        a = actions[0]
+        message = (
+            f"the broker cannot grow partitions: topic {a.topic} has {a.current} and the topology asks for "
+            f"{a.desired}, but {why}; recreate the topic with the new count or keep {a.current}"
+        )
+    else:
+        listing = ", ".join(f"{a.topic} {a.current} -> {a.desired}" for a in actions)
+        message = (
+            f"the broker cannot grow partitions: {why}; topics: {listing}; recreate them with the new "
+            "counts or keep the current ones"
+        )
+    return PartitionGrowthUnsupportedError(
+        message,
+        topic=actions[0].topic,
+        code=KafkaError._UNSUPPORTED_FEATURE,
+        name="_UNSUPPORTED_FEATURE",
+        completed=[a.describe() for a in done],
+    )
 
 
 def _alter_configs(
@@ -202,7 +227,6 @@ def _alter_configs(
         if error is not None:
             raise _apply_error(f"cannot alter configs of {action.topic}", error, action.topic, done)
         done.append(action)
-        log.info("topic configs altered", topic=action.topic, keys=[c.key for c in action.changes])
 
 
 def _await_visible(

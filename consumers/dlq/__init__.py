@@ -1,9 +1,10 @@
 """Dead letters: list, show and replay the records of dead-letter topics."""
 
 from consumers.dlq.errors import DeadLetterError, InvalidFilterError, ReadError, TopicNotFoundError
+from consumers.dlq.filters import ReplayFilter
 from consumers.dlq.reader import TopicReader
 from consumers.dlq.records import DeadLetterRecord, ReplayMarker
-from consumers.dlq.replay import ReplayFilter, ReplayResult, replay, replay_group
+from consumers.dlq.replay import ReplayResult, replay, replay_group
 from consumers.dlq.show import describe, fetch_records
 from consumers.dlq.summary import DeadLetterSummary, DeadLetterTopic, dead_letter_topics, summarize
 

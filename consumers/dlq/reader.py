@@ -117,7 +117,7 @@ class TopicReader:
     ) -> Iterator[Message]:
         last_progress = time.monotonic()
         while open_tps:
-            batch = self._consumer.consume(self._batch_size, timeout=0.2)
+            batch = self._consumer.consume(self._batch_size, timeout=0.05)
             if batch:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > self._idle_timeout:

@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ import structlog
 from confluent_kafka import Producer
 
 from consumers.dlq.errors import InvalidFilterError, TopicNotFoundError
+from consumers.dlq.filters import ReplayFilter
 from consumers.dlq.reader import BEGINNING, TopicReader
 from consumers.dlq.records import DeadLetterRecord, marker_from, marker_record, record_from
 from consumers.retry.headers import strip_provenance
@@ -71,54 +71,6 @@ class RawProducer(Protocol):
 def replay_group(dlq_topic: str) -> str:
     """The consumer group that keeps replay progress for ``dlq_topic``."""
     return f"{REPLAY_GROUP_PREFIX}{dlq_topic}"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayFilter:
-    """Which dead letters to replay; ``None`` fields match everything.
-
-    ``exception_type`` matches the qualified name (``builtins.TimeoutError``) or the class name alone
-    (``TimeoutError``). ``since_ms`` (inclusive) and ``until_ms`` (exclusive) bound the dead-lettering time
-    (``kep-last-failure-time``). ``key`` is the exact record key.
-    """
-
-    exception_type: str | None = None
-    since_ms: int | None = None
-    until_ms: int | None = None
-    key: bytes | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        exception_type: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
-        key: str | bytes | None = None,
-    ) -> ReplayFilter:
-        """A filter from command-line style values: ISO 8601 times (naive = UTC), a text key."""
-        since_ms = None if since is None else _epoch_ms(since, "--since")
-        until_ms = None if until is None else _epoch_ms(until, "--until")
-        if since_ms is not None and until_ms is not None and until_ms <= since_ms:
-            raise InvalidFilterError(f"--until {until} is not after --since {since}")
-        return cls(
-            exception_type=exception_type or None,
-            since_ms=since_ms,
-            until_ms=until_ms,
-            key=key.encode() if isinstance(key, str) else key,
-        )
-
-    def matches(self, record: DeadLetterRecord) -> bool:
-        if self.exception_type is not None:
-            actual = record.exception_type
-            if self.exception_type != actual and self.exception_type != actual.rsplit(".", 1)[-1]:
-                return False
-        when = record.dead_lettered_ms
-        if self.since_ms is not None and when < self.since_ms:
-            return False
-        if self.until_ms is not None and when >= self.until_ms:
-            return False
-        return self.key is None or record.key == self.key
 
 
 @dataclass(slots=True)
@@ -250,7 +202,7 @@ def _commit(reader: TopicReader, topic: str, scan: _Scan, result: ReplayResult) 
     offsets = {}
     for partition, start in scan.starts.items():
         mark = scan.watermark(partition)
-        if mark is not None and mark > (start if start is not None else -1):
+        if mark is not None and mark > (start or 0):
             offsets[partition] = mark
     reader.commit(topic, offsets)
     for partition, offset in offsets.items():
@@ -275,7 +227,8 @@ class _Session:
         self.flush_timeout = flush_timeout
         self._owned = producer is None
         self.producer = producer if producer is not None else _event_producer(kafka)
-        self.markers = Producer({**kafka.as_librdkafka_dict(), "enable.idempotence": True, "acks": "all"})
+        # Markers form a set (a duplicate is harmless): no need for the idempotent producer's start-up.
+        self.markers = Producer({**kafka.as_librdkafka_dict(), "acks": "all", "linger.ms": 0})
         self.acked: dict[tuple[int, int], DeliveryReport] = {}
         self.errors: dict[tuple[int, int], str] = {}
         self.pending: list[tuple[int, int]] = []
@@ -385,6 +338,7 @@ class _Session:
 
     def close(self) -> None:
         self.markers.flush(self.flush_timeout)
+        self.markers.close()
         if self._owned:
             close = getattr(self.producer, "close", None)
             if callable(close):
@@ -400,15 +354,3 @@ def _event_producer(kafka: KafkaSettings) -> RawProducer:
 
 def _where(report: DeliveryReport) -> str:
     return f"{report.topic}/{report.partition}@{report.offset}"
-
-
-def _epoch_ms(value: str | datetime, option: str) -> int:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-        except ValueError:
-            expected = "expected an ISO 8601 time, e.g. 2024-05-01T12:00:00Z"
-            raise InvalidFilterError(f"{option} {value!r}: {expected}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)

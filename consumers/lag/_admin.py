@@ -11,7 +11,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from consumers.lag.errors import LagReadError
@@ -41,13 +47,11 @@ class GroupInfo:
     assigned: frozenset[TopicPartitionKey]
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KafkaException) and exc.args:
-        error = exc.args[0]
-        name = getattr(error, "name", None)
-        text = getattr(error, "str", None)
-        if callable(name) and callable(text):
-            return f"{name()}: {text()}"
+def _reason(exc: object) -> str:
+    """``CODE: description`` for Kafka errors (``_TIMED_OUT: Local: Timed out``), else the exception."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    if isinstance(error, KafkaError):
+        return f"{error.name()}: {error.str()}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -59,8 +63,12 @@ def _result(future: Future[Any], what: str, timeout_s: float) -> Any:
 
 
 def list_group_ids(admin: AdminClient, timeout_s: float) -> list[str]:
-    """Every consumer group id the cluster lists (filters are applied by the caller)."""
+    """Every consumer group id the cluster lists (filters are applied by the caller).
+
+    A broker that did not answer fails the whole listing: its groups would otherwise vanish silently."""
     listing = _result(admin.list_consumer_groups(request_timeout=timeout_s), "the consumer groups", timeout_s)
+    if listing.errors:
+        raise LagReadError(f"cannot read the consumer groups: {_reason(listing.errors[0])}")
     return sorted({group.group_id for group in listing.valid})
 
 
@@ -98,6 +106,8 @@ def committed_offsets(
 ) -> dict[str, dict[TopicPartitionKey, int] | LagReadError]:
     """Per group, its committed offsets (partitions that have one); a ``LagReadError`` where it failed."""
     wanted = [TopicPartition(t, p) for t, p in partitions] if partitions is not None else None
+    if wanted is not None and not wanted:
+        return {group: {} for group in groups}
     futures = {
         group: admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout_s
@@ -115,7 +125,7 @@ def committed_offsets(
         if failed:
             tp = failed[0]
             where = f"group {group!r} on {tp.topic}[{tp.partition}]"
-            out[group] = LagReadError(f"cannot read the committed offset of {where}: {tp.error}")
+            out[group] = LagReadError(f"cannot read the committed offset of {where}: {_reason(tp.error)}")
             continue
         out[group] = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions if tp.offset >= 0}
     return out

@@ -1,5 +1,10 @@
 """``LagCollector``: the exporter's Prometheus metrics, built from the latest poll only (a scrape never waits
-for the cluster). Metric names are in ``LAG_METRIC_NAMES``; ``docs/lag.md`` describes each one."""
+for the cluster). Metric names are in ``LAG_METRIC_NAMES``; ``docs/lag.md`` describes each one.
+
+The families are built once per poll and reused by every scrape until the next one. ``kep_group_status`` has
+one series per status (1 for the current one, 0 for the others); ``kep_partition_status`` only the current
+status's series (value 1), so a partition costs one status series, not five.
+"""
 
 from __future__ import annotations
 
@@ -79,7 +84,7 @@ class _Families:
         )
         self.log_end = part(GROUP_LOG_END_OFFSET, "Log end offset (high watermark), read from the log.")
         self.partition_status = part(
-            PARTITION_STATUS, "1 for the partition's current status, 0 for the others.", ("status",)
+            PARTITION_STATUS, "1, labelled with the partition's current status.", ("status",)
         )
         self.topic_sum = GaugeMetricFamily(
             GROUP_LAG_MESSAGES_SUM,
@@ -110,8 +115,7 @@ class _Families:
                 self.committed.add_metric(labels, p.committed)
             if p.log_end is not None:
                 self.log_end.add_metric(labels, p.log_end)
-            for status in STATUSES:
-                self.partition_status.add_metric([*labels, status.value], 1.0 if p.status is status else 0.0)
+            self.partition_status.add_metric([*labels, p.status.value], 1.0)
         for topic, total in sorted(group.topic_lag().items()):
             self.topic_sum.add_metric([name, topic], total)
         self.max_seconds.add_metric([name], group.max_lag_seconds)
@@ -140,9 +144,19 @@ class LagCollector(Collector):
     def __init__(self, source: Callable[[], PollState]) -> None:
         self._source = source
         self._version = _kep_version()
+        self._cache: tuple[PollState, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         state = self._source()
+        cached = self._cache
+        if cached is not None and cached[0] is state:
+            yield from cached[1]
+            return
+        metrics = list(self._build(state))
+        self._cache = (state, metrics)
+        yield from metrics
+
+    def _build(self, state: PollState) -> Iterator[Metric]:
         families = _Families()
         if state.snapshot is not None:
             for group in state.snapshot.groups:

@@ -40,7 +40,8 @@ class ExporterHealth(Health):
         self._polled_ok = threading.Event()
         self._shutting_down = threading.Event()
 
-    def shutting_down(self) -> None:
+    def stopping(self) -> None:
+        super().stopping()
         self._shutting_down.set()
 
     def polled(self, ok: bool) -> None:
@@ -170,7 +171,7 @@ class LagExporter:
     def stop(self) -> None:
         """Stop the poll thread (waits for a running poll) and the HTTP server; close the clients."""
         self._stop.set()
-        self.health.shutting_down()
+        self.health.stopping()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()

@@ -145,10 +145,17 @@ class Provenance:
         """``original_headers`` without earlier provenance, followed by this provenance.
 
         Every other original header is kept in order, repeated keys and ``None`` values included. An original
-        ``kep-idempotency-key`` is kept unless this provenance carries its own (then it is replaced).
+        ``kep-idempotency-key`` keeps its place; its value is replaced when this provenance carries a key.
         """
-        drop_key = self.idempotency_key is not None
-        kept = [(name, _as_bytes(value)) for name, value in _without_provenance(original_headers, drop_key)]
+        out: list[tuple[str, bytes | None]] = []
+        key_placed = False
+        for name, value in _without_provenance(original_headers, drop_key=False):
+            if name == IDEMPOTENCY_KEY and self.idempotency_key is not None:
+                if not key_placed:
+                    out.append((IDEMPOTENCY_KEY, self.idempotency_key.encode()))
+                    key_placed = True
+                continue
+            out.append((name, _as_bytes(value)))
         ours: list[tuple[str, str | int | None]] = [
             (ORIGINAL_TOPIC, self.original_topic),
             (ORIGINAL_PARTITION, self.original_partition),
@@ -162,10 +169,10 @@ class Provenance:
             (EXCEPTION_MESSAGE, self.exception_message),
             (EXCEPTION_TRACEBACK, self.exception_traceback),
             (DUE_TIME, self.due_ms),
-            (IDEMPOTENCY_KEY, self.idempotency_key),
+            (IDEMPOTENCY_KEY, None if key_placed else self.idempotency_key),
         ]
-        kept.extend((name, str(value).encode()) for name, value in ours if value is not None)
-        return kept
+        out.extend((name, str(value).encode()) for name, value in ours if value is not None)
+        return out
 
     @classmethod
     def from_headers(cls, headers: Headers | None) -> Provenance | None:
@@ -196,7 +203,7 @@ class Provenance:
 
 def strip_provenance(headers: Headers | None) -> list[tuple[str, bytes | None]]:
     """``headers`` without provenance, as a replay republishes them: ``kep-idempotency-key`` is kept."""
-    return [(name, _as_bytes(value)) for name, value in _without_provenance(headers, False)]
+    return [(name, _as_bytes(value)) for name, value in _without_provenance(headers, drop_key=False)]
 
 
 def header_value(headers: Headers | None, name: str) -> bytes | None:
@@ -247,7 +254,7 @@ def _pairs(headers: Headers | None) -> Iterable[tuple[str, HeaderValue]]:
     return headers
 
 
-def _without_provenance(headers: Headers | None, drop_key: bool) -> Iterable[tuple[str, HeaderValue]]:
+def _without_provenance(headers: Headers | None, *, drop_key: bool) -> Iterable[tuple[str, HeaderValue]]:
     for name, value in _pairs(headers):
         if name in PROVENANCE_HEADERS or (drop_key and name == IDEMPOTENCY_KEY):
             continue

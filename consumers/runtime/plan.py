@@ -50,6 +50,7 @@ class WorkerPlan:
                 "max.poll.interval.ms": s.max_poll_interval_ms,
                 "partition.assignment.strategy": s.assignment_strategy,
                 "fetch.wait.max.ms": s.fetch_wait_max_ms,
+                "queued.max.messages.kbytes": s.prefetch_max_kbytes,
                 "allow.auto.create.topics": False,
             }
         )

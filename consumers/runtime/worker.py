@@ -192,17 +192,24 @@ class Worker:
         self.metrics.rebalance("revoke")
         states = [s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None]
         self._finish(states, timeout=self.settings.revoke_timeout_s)
+        self._clear_pauses(states)
         self.health.assigned(len(self._states))
         log.info("partitions revoked", group=self.plan.group, partitions=_names(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalance("lost")
-        for tp in partitions:
-            state = self._states.pop((tp.topic, tp.partition), None)
-            if state is not None:
-                state.cancel()
+        states = [s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None]
+        for state in states:
+            state.cancel()
+        self._clear_pauses(states)
         self.health.assigned(len(self._states))
         log.warning("partitions lost; their work is dropped uncommitted", partitions=_names(partitions))
+
+    def _clear_pauses(self, states: Sequence[PartitionState]) -> None:
+        """librdkafka remembers a pause across revoke and re-assign: a partition we get back must flow."""
+        paused = [TopicPartition(s.topic, s.partition) for s in states if s.pause_reasons]
+        if paused:
+            self._consumer.resume(paused)
 
     def _finish(self, states: Sequence[PartitionState], *, timeout: float) -> None:
         """Stop taking work from ``states``, let running handlers finish within ``timeout``, commit what is done."""

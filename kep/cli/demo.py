@@ -1,8 +1,8 @@
 """``kep demo``: the whole path on a laptop, with nothing installed but kep.
 
-Starts the embedded broker, creates the shipped topology, publishes sample orders and payments, reads them back
-with a plain decoding consumer and prints what was produced and consumed per partition. Exits 1 if any event is
-missing, and stops by itself at a hard deadline.
+Starts the embedded broker, creates the shipped topology, publishes sample orders and payments, reads them
+back with a plain decoding consumer and prints what was produced and consumed per partition. Exits 1 if any
+event is missing, and stops by itself at a hard deadline.
 """
 
 from __future__ import annotations
@@ -84,11 +84,15 @@ def apply_topology(topology: Topology, kafka: KafkaSettings) -> None:
 
     plan = admin.plan(topology, kafka)
     admin.apply(plan, kafka)
-    console.print(f"topology applied: {len(topology.topics)} declared topics and their retry/dead-letter topics")
+    console.print(
+        f"topology applied: {len(topology.topics)} declared topics and their retry/dead-letter topics"
+    )
 
 
-def produce(kafka: KafkaSettings, topology: Topology, codec: EventCodec, count: int, deadline: Deadline) -> Traffic:
-    """Publish ``count`` sample events (orders, each followed by its payment) and wait for every acknowledgement."""
+def produce(
+    kafka: KafkaSettings, topology: Topology, codec: EventCodec, count: int, deadline: Deadline
+) -> Traffic:
+    """Publish ``count`` sample events (orders, each followed by its payment) and wait for every ack."""
     produced = Traffic()
 
     def on_delivery(report: DeliveryReport | None, error: DeliveryError | None) -> None:
@@ -110,7 +114,7 @@ def produce(kafka: KafkaSettings, topology: Topology, codec: EventCodec, count: 
 
 
 def consume(kafka: KafkaSettings, codec: EventCodec, produced: Traffic, deadline: Deadline) -> Traffic:
-    """Read every partition that received events from the beginning, decoding each record, until all are seen."""
+    """Read every partition that received events from the start, decoding each record, until all are seen."""
     consumed = Traffic()
     conf = {
         **kafka.as_librdkafka_dict(),
@@ -143,14 +147,23 @@ def consume(kafka: KafkaSettings, codec: EventCodec, produced: Traffic, deadline
 def report(produced: Traffic, consumed: Traffic) -> int:
     """Print the per-partition table; the number of produced events that were never consumed."""
     table = Table(title="kep demo", title_justify="left")
-    for name, justify in (("topic", "left"), ("partition", "right"), ("produced", "right"), ("consumed", "right")):
+    for name, justify in (
+        ("topic", "left"),
+        ("partition", "right"),
+        ("produced", "right"),
+        ("consumed", "right"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for topic, partition in sorted(set(produced.per_partition) | set(consumed.per_partition)):
         key = (topic, partition)
-        table.add_row(topic, str(partition), str(produced.per_partition[key]), str(consumed.per_partition[key]))
+        table.add_row(
+            topic, str(partition), str(produced.per_partition[key]), str(consumed.per_partition[key])
+        )
     missing = len(produced.keys - consumed.keys)
     table.add_section()
-    table.add_row("total", "", str(sum(produced.per_partition.values())), str(sum(consumed.per_partition.values())))
+    table.add_row(
+        "total", "", str(sum(produced.per_partition.values())), str(sum(consumed.per_partition.values()))
+    )
     console.print(table)
     for failure in (produced.failures + consumed.failures)[:5]:
         err_console.print(f"[red]failure:[/red] {failure}", highlight=False)

@@ -48,11 +48,23 @@ def list_dead_letters(
     except KepError as exc:
         fail(str(exc))
     if as_json:
-        rows = [{"group": r.group, "source": r.source, **_summary_dict(s)} for r, s in zip(refs, summaries, strict=True)]
-        console.print_json(json.dumps(rows))
+        rows = [
+            {"group": r.group, "source": r.source, **_summary_dict(s)}
+            for r, s in zip(refs, summaries, strict=True)
+        ]
+        typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="Dead letters")
-    for column in ("group", "source", "dead-letter topic", "count", "pending", "by exception", "oldest", "newest"):
+    for column in (
+        "group",
+        "source",
+        "dead-letter topic",
+        "count",
+        "pending",
+        "by exception",
+        "oldest",
+        "newest",
+    ):
         table.add_column(column, justify="right" if column in ("count", "pending") else "left")
     for ref, summary in zip(refs, summaries, strict=True):
         table.add_row(
@@ -72,22 +84,30 @@ def list_dead_letters(
 def show(
     topic: Annotated[str, typer.Argument(help="The dead-letter topic, e.g. orders.billing.dlq.")],
     partition: Annotated[int | None, typer.Option("--partition", "-p", help="Only this partition.")] = None,
-    offset: Annotated[int | None, typer.Option("--offset", "-o", help="From this offset (needs --partition).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Records to show (default 10; 1 with --offset).")] = None,
-    registry_url: Annotated[str | None, typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL")] = None,
+    offset: Annotated[
+        int | None, typer.Option("--offset", "-o", help="From this offset (needs --partition).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="Records to show (default 10; 1 with --offset).")
+    ] = None,
+    registry_url: Annotated[
+        str | None, typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL")
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters with their decoded event (hex when undecodable), error, traceback and provenance."""
     count = limit if limit is not None else (1 if offset is not None else 10)
     try:
-        records = fetch_records(kafka_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count)
+        records = fetch_records(
+            kafka_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
+        )
         codec = codec_for(registry_url)
         views = [describe(record, codec) for record in records]
     except KepError as exc:
         fail(str(exc))
     if as_json:
-        console.print_json(json.dumps(views))
+        typer.echo(json.dumps(views, indent=2))
         return
     if not views:
         console.print(f"no dead letters in {topic}" + (f"[{partition}]" if partition is not None else ""))
@@ -101,12 +121,22 @@ def replay_command(
     exception_type: Annotated[
         str | None, typer.Option("--exception-type", "-e", help="Qualified or short exception class name.")
     ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Dead-lettered at or after (ISO 8601, UTC).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Dead-lettered before (ISO 8601, UTC).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Dead-lettered at or after (ISO 8601, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Dead-lettered before (ISO 8601, UTC).")
+    ] = None,
     key: Annotated[str | None, typer.Option("--key", "-k", help="Only records with this key.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Replay at most this many (oldest first).")] = None,
-    rate: Annotated[float | None, typer.Option("--rate", help="At most this many records per second.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="Replay at most this many (oldest first).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="At most this many records per second.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")
+    ] = False,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Republish dead letters unchanged to their original topic; a rerun never replays a record twice."""
@@ -115,7 +145,13 @@ def replay_command(
         filters = ReplayFilter.build(exception_type=exception_type, since=since, until=until, key=key)
         with _ReplayProgress() as progress:
             result = replay(
-                settings, topic, filters=filters, limit=limit, rate=rate, dry_run=dry_run, on_progress=progress
+                settings,
+                topic,
+                filters=filters,
+                limit=limit,
+                rate=rate,
+                dry_run=dry_run,
+                on_progress=progress,
             )
     except KepError as exc:
         fail(str(exc))
@@ -149,15 +185,15 @@ class _ReplayProgress:
 
 
 def _replay_table(result: ReplayResult) -> Table:
-    title = f"Replay of {result.topic}" + (" (dry run: nothing sent)" if result.dry_run else "")
-    table = Table(title=title, show_header=False)
+    table = Table(title=f"Replay of {result.topic}", show_header=False)
     table.add_column("what")
     table.add_column("records", justify="right")
+    sent = ("would replay", result.selected) if result.dry_run else ("replayed", result.replayed)
     rows = [
         ("scanned", result.scanned),
         ("already replayed", result.already_replayed),
         ("matched", result.matched),
-        ("would replay" if result.dry_run else "replayed", result.selected if result.dry_run else result.replayed),
+        sent,
         ("skipped (filters; kept for later)", result.skipped),
         ("deferred (over --limit)", result.deferred),
         ("failed", result.failed),
@@ -166,7 +202,8 @@ def _replay_table(result: ReplayResult) -> Table:
         table.add_row(label, str(value))
     for target, n in sorted(result.by_target.items()):
         table.add_row(f"to {target}", str(n))
-    table.caption = f"progress group {result.group}"
+    dry = "dry run: nothing sent, nothing committed"
+    table.caption = dry if result.dry_run else f"progress kept in group {result.group}"
     return table
 
 
@@ -190,7 +227,9 @@ def _panel(view: dict[str, Any]) -> Panel:
     facts.add_column(style="bold")
     facts.add_column()
     facts.add_row("dead-lettered", view["dead_lettered_at"] or "")
-    facts.add_row("key", view["key"] if view["key"] is not None else (view["key_hex"] and f"hex {view['key_hex']}"))
+    facts.add_row(
+        "key", view["key"] if view["key"] is not None else (view["key_hex"] and f"hex {view['key_hex']}")
+    )
     facts.add_row("event type", view["event_type"] or "")
     parts: list[Any] = [facts]
     if provenance is not None:
@@ -202,7 +241,9 @@ def _panel(view: dict[str, Any]) -> Panel:
         )
         facts.add_row("group", provenance["consumer_group"])
         facts.add_row("attempts", str(provenance["attempt"]))
-        facts.add_row("failures", f"first {provenance['first_failure_at']}, last {provenance['last_failure_at']}")
+        facts.add_row(
+            "failures", f"first {provenance['first_failure_at']}, last {provenance['last_failure_at']}"
+        )
         facts.add_row("idempotency key", provenance["idempotency_key"] or "")
     else:
         facts.add_row("provenance", Text(view["provenance_error"] or "none", style="yellow"))

@@ -28,7 +28,9 @@ def command(
     ] = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")] = 10.0,
     window: Annotated[float, typer.Option("--window", min=0.1, help="Status window in seconds.")] = 120.0,
-    log_format: Annotated[str, typer.Option("--log-format", help="auto, console or json.")] = "auto",
+    log_format: Annotated[
+        str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
+    ] = "auto",
 ) -> None:
     """Export consumer-group lag (messages, seconds, Burrow-style status) for Prometheus and as JSON."""
     configure_logging(log_format, "INFO")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import typer
 
 from kep import __version__
+from kep.logs import configure_logging
 
 app = typer.Typer(
     name="kep",
@@ -47,6 +49,8 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """kep command line."""
+    # Library logs go to standard error, warnings and above, unless a command (``kep run``) says otherwise.
+    configure_logging(os.environ.get("KEP_LOG_FORMAT", "auto"), os.environ.get("KEP_LOG_LEVEL", "WARNING"))
 
 
 _register()

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -23,8 +23,12 @@ from schemas.errors import KepError
 from schemas.events import Event, event_type_for
 from topology.model import TopicSpec
 
-_SAMPLE_KINDS: dict[str, SampleKind] = {"kep.orders.OrderPlaced": "orders", "kep.orders.PaymentCaptured": "payments"}
+_SAMPLE_KINDS: dict[str, SampleKind] = {
+    "kep.orders.OrderPlaced": "orders",
+    "kep.orders.PaymentCaptured": "payments",
+}
 _MAX_ERRORS_SHOWN = 5
+_MAX_BAD_LINES_SHOWN = 20
 
 
 @dataclass
@@ -49,20 +53,24 @@ class _Tally:
 class _Pacer:
     """Keeps the send rate at or under ``rate`` events/s (0 = unlimited), serving callbacks while it waits."""
 
-    def __init__(self, rate: float, producer: EventProducer) -> None:
+    def __init__(
+        self, rate: float, poll: Callable[[float], object], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._producer = producer
-        self._start = time.monotonic()
+        self._poll = poll
+        self._clock = clock
+        self._start = clock()
 
     def wait_turn(self, index: int, stop: threading.Event) -> None:
+        """Return once event number ``index`` (from 0) is due, or when ``stop`` is set."""
         if not self._interval:
             return
         due = self._start + index * self._interval
         while not stop.is_set():
-            ahead = due - time.monotonic()
+            ahead = due - self._clock()
             if ahead <= 0:
                 return
-            self._producer.poll(min(ahead, 0.2))
+            self._poll(min(ahead, 0.2))
 
 
 def _event_models(spec: TopicSpec, event_type: str | None) -> list[type[Event]]:
@@ -70,7 +78,9 @@ def _event_models(spec: TopicSpec, event_type: str | None) -> list[type[Event]]:
     if event_type is not None:
         matches = [name for name in carried if name == event_type or name.rsplit(".", 1)[-1] == event_type]
         if not matches:
-            fail(f"topic {spec.name!r} does not carry {event_type!r} events (it carries: {', '.join(carried)})")
+            fail(
+                f"topic {spec.name!r} does not carry {event_type!r} events (it carries: {', '.join(carried)})"
+            )
         carried = matches[:1]
     if not carried:
         fail(f"topic {spec.name!r} declares no value_schema, so kep does not know what to send to it")
@@ -95,29 +105,46 @@ def _generated(models: list[type[Event]], count: int, seed: int) -> Iterator[Eve
         yield event
 
 
-def _from_file(path: Path, model: type[Event], bad: list[BadLine], *, strict: bool) -> Iterator[Event]:
-    if not path.is_file():
-        fail(f"{path}: no such file")
+@dataclass
+class _BadLines:
+    """Lines of the input file that are not valid events: all counted, the first few kept to show."""
+
+    count: int = 0
+    shown: list[BadLine] = field(default_factory=list)
+
+    def add(self, line: BadLine) -> None:
+        self.count += 1
+        if len(self.shown) < _MAX_BAD_LINES_SHOWN:
+            self.shown.append(line)
+
+
+def _from_file(path: Path, model: type[Event], bad: _BadLines, *, strict: bool) -> Iterator[Event]:
+    """The valid events of ``path``; with ``strict``, none at all when any line is bad."""
     if strict:
-        problems = [item for _, item in read_events(path, model) if isinstance(item, BadLine)]
-        if problems:
-            bad.extend(problems)
-            return  # --strict: nothing is sent when any line is bad
+        for _, item in read_events(path, model):
+            if isinstance(item, BadLine):
+                bad.add(item)
+        if bad.count:
+            return
     for _, item in read_events(path, model):
         if isinstance(item, BadLine):
-            bad.append(item)
-            err_console.print(f"[red]bad line:[/red] {item}", highlight=False)
+            bad.add(item)
         else:
             yield item
 
 
 def _send_all(
-    producer: EventProducer, topic: str, events: Iterator[Event], total: int | None, rate: float, tally: _Tally
+    producer: EventProducer,
+    topic: str,
+    events: Iterator[Event],
+    total: int | None,
+    rate: float,
+    tally: _Tally,
 ) -> int:
     """Publish every event (paced, with a progress bar) until done or SIGINT/SIGTERM; the number published."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    pacer = _Pacer(rate, producer)
+    pacer = _Pacer(rate, producer.poll)
     published = 0
     columns = (TextColumn("[bold]producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -138,15 +165,15 @@ def _send_all(
     return published
 
 
-def _summary(topic: str, published: int, tally: _Tally, bad: list[BadLine], seconds: float) -> Table:
+def _summary(topic: str, published: int, tally: _Tally, bad: _BadLines, seconds: float) -> Table:
     table = Table(title=f"kep produce {topic}", title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("published", str(published))
     table.add_row("acknowledged", str(tally.sent))
     table.add_row("failed", str(tally.failed))
-    if bad:
-        table.add_row("bad lines", str(len(bad)))
+    if bad.count:
+        table.add_row("bad lines", str(bad.count))
     for partition in sorted(tally.per_partition):
         table.add_row(f"partition {partition}", str(tally.per_partition[partition]))
     table.add_row("events/s", f"{tally.sent / seconds:,.0f}" if seconds > 0 else "-")
@@ -155,9 +182,12 @@ def _summary(topic: str, published: int, tally: _Tally, bad: list[BadLine], seco
 
 def command(
     topic: Annotated[str, typer.Argument(help="Topic to publish to; must be in the topology.")],
-    count: Annotated[int, typer.Option("--count", "-n", min=0, help="Generated sample events to send.")] = 100,
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=0, help="Generated sample events to send.")
+    ] = 100,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="JSON-lines file: one event per line (instead of --count).")
+        Path | None,
+        typer.Option("--file", "-f", help="JSON-lines file: one event per line (instead of --count)."),
     ] = None,
     event_type: Annotated[
         str | None, typer.Option("--event-type", "-e", help="Event type (Avro name, or its last part).")
@@ -170,13 +200,15 @@ def command(
     bootstrap_servers: BootstrapOption = None,
     topology_file: TopologyOption = None,
     registry_url: Annotated[
-        str | None, typer.Option("--registry-url", envvar="KEP_REGISTRY_URL", help="Confluent schema registry.")
+        str | None,
+        typer.Option("--registry-url", envvar="KEP_REGISTRY_URL", help="Confluent schema registry."),
     ] = None,
 ) -> None:
     """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.
 
-    A bad line in --file is reported with its file, line number and field; the other lines are still sent and the
-    command exits 1 at the end. With --strict, the file is checked first and nothing is sent if any line is bad.
+    A bad line in --file is reported with its file, line number and field; the other lines are still sent
+    and the command exits 1 at the end. With --strict, the file is checked first and nothing is sent if any
+    line is bad.
     """
     from schemas.codec import codec_for
     from topology import load_topology
@@ -188,8 +220,10 @@ def command(
     except KepError as exc:
         fail(str(exc))
     models = _event_models(spec, event_type)
-    bad: list[BadLine] = []
+    bad = _BadLines()
     if file is not None:
+        if not file.is_file():
+            fail(f"{file}: no such file")
         if len(models) != 1:
             fail(f"topic {topic!r} carries several event types; pass --event-type with --file")
         events, total = _from_file(file, models[0], bad, strict=strict), None
@@ -204,9 +238,21 @@ def command(
     except ProducerError as exc:
         fail(str(exc), code=1)
     console.print(_summary(topic, published, tally, bad, time.monotonic() - start))
+    _exit_on_problems(file, published, tally, bad, strict=strict)
+
+
+def _exit_on_problems(
+    file: Path | None, published: int, tally: _Tally, bad: _BadLines, *, strict: bool
+) -> None:
+    """Show bad lines and failed deliveries on stderr and exit 1 if there were any."""
+    for line in bad.shown:
+        err_console.print(f"[red]bad line:[/red] {line}", highlight=False, soft_wrap=True)
+    if bad.count > len(bad.shown):
+        err_console.print(f"... and {bad.count - len(bad.shown)} more bad lines", highlight=False)
     for message in tally.errors:
-        err_console.print(f"[red]delivery failed:[/red] {message}", highlight=False)
-    if bad:
-        fail(f"{len(bad)} bad line(s) in {file}{'; nothing sent (--strict)' if strict else ''}", code=1)
+        err_console.print(f"[red]delivery failed:[/red] {message}", highlight=False, soft_wrap=True)
+    if bad.count:
+        fail(f"{bad.count} bad line(s) in {file}{'; nothing sent (--strict)' if strict else ''}", code=1)
     if tally.failed or tally.sent < published:
-        fail(f"{tally.failed} event(s) failed, {published - tally.sent - tally.failed} unacknowledged", code=1)
+        unacknowledged = published - tally.sent - tally.failed
+        fail(f"{tally.failed} event(s) failed, {unacknowledged} unacknowledged", code=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from consumers.lag import LagError, PartitionWindow, Sample, Status, StatusTracker, evaluate, worst
@@ -23,7 +25,7 @@ class FakeClock:
 
 
 def run(
-    observations: list[tuple[int | None, int | None]],
+    observations: Sequence[tuple[int | None, int | None]],
     *,
     step: float = 10.0,
     consumers_active: bool | None = None,

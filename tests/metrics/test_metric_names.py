@@ -178,25 +178,29 @@ def test_a_running_kep_worker_exports_every_worker_metric_the_dashboard_and_rule
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_until(
-                lambda: _ready(port) or worker.poll() is not None, timeout=60, message="worker /readyz 200"
+            text = wait_until(
+                lambda: _assigned(port) or (worker.poll() is not None and "exited"),
+                timeout=60,
+                message="a worker with partitions assigned",
             )
             assert worker.poll() is None, log_path.read_text()[-3000:]
-            status, text = fetch(port)
+            assert isinstance(text, str)
         finally:
             worker.terminate()
             worker.wait(timeout=60)
-    assert status == 200
     declared, _ = exposed(text)
     wanted = {name for name in used_names() if name.startswith(WORKER_PREFIXES)}
     assert wanted <= declared, f"not exported by a running worker: {sorted(wanted - declared)}"
 
 
-def _ready(port: int) -> bool:
+def _assigned(port: int) -> str | None:
+    """The worker's /metrics once it reports assigned partitions, else None."""
     try:
-        return fetch(port, "/readyz")[0] == 200
+        status, text = fetch(port)
     except OSError:
-        return False
+        return None
+    match = re.search(r"^kep_consumer_assigned_partitions\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    return text if status == 200 and match is not None and float(match.group(1)) > 0 else None
 
 
 def _free_port() -> int:

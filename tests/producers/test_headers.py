@@ -13,14 +13,32 @@ def test_names_match_the_architecture_contract() -> None:
         "traceparent",
     )
     provenance = [
-        h.ORIGINAL_TOPIC, h.ORIGINAL_PARTITION, h.ORIGINAL_OFFSET, h.ORIGINAL_TIMESTAMP, h.CONSUMER_GROUP,
-        h.ATTEMPT, h.FIRST_FAILURE_TIME, h.LAST_FAILURE_TIME, h.EXCEPTION_TYPE, h.EXCEPTION_MESSAGE,
-        h.EXCEPTION_TRACEBACK, h.DUE_TIME,
+        h.ORIGINAL_TOPIC,
+        h.ORIGINAL_PARTITION,
+        h.ORIGINAL_OFFSET,
+        h.ORIGINAL_TIMESTAMP,
+        h.CONSUMER_GROUP,
+        h.ATTEMPT,
+        h.FIRST_FAILURE_TIME,
+        h.LAST_FAILURE_TIME,
+        h.EXCEPTION_TYPE,
+        h.EXCEPTION_MESSAGE,
+        h.EXCEPTION_TRACEBACK,
+        h.DUE_TIME,
     ]
     assert provenance == [
-        "kep-original-topic", "kep-original-partition", "kep-original-offset", "kep-original-timestamp",
-        "kep-consumer-group", "kep-attempt", "kep-first-failure-time", "kep-last-failure-time",
-        "kep-exception-type", "kep-exception-message", "kep-exception-traceback", "kep-due-time",
+        "kep-original-topic",
+        "kep-original-partition",
+        "kep-original-offset",
+        "kep-original-timestamp",
+        "kep-consumer-group",
+        "kep-attempt",
+        "kep-first-failure-time",
+        "kep-last-failure-time",
+        "kep-exception-type",
+        "kep-exception-message",
+        "kep-exception-traceback",
+        "kep-due-time",
     ]
 
 

@@ -27,16 +27,26 @@ class Tier:
     suffix: str
 
 
-TIERS = [Tier("orders.billing.retry.1s", 1.0, 1, "1s"), Tier("orders.billing.retry.10s", 10.0, 2, "10s"),
-         Tier("orders.billing.retry.1m", 60.0, 3, "1m")]
+TIERS = [
+    Tier("orders.billing.retry.1s", 1.0, 1, "1s"),
+    Tier("orders.billing.retry.10s", 10.0, 2, "10s"),
+    Tier("orders.billing.retry.1m", 60.0, 3, "1m"),
+]
 
 
 def _seen(attempt: int, first_failure_ms: int = T0) -> Provenance:
     """Provenance carried by a retry record after ``attempt`` failures."""
     return Provenance(
-        original_topic="orders", original_partition=0, original_offset=1, original_timestamp_ms=T0 - 5,
-        consumer_group="billing", attempt=attempt, first_failure_ms=first_failure_ms,
-        last_failure_ms=first_failure_ms, exception_type="builtins.TimeoutError", exception_message="",
+        original_topic="orders",
+        original_partition=0,
+        original_offset=1,
+        original_timestamp_ms=T0 - 5,
+        consumer_group="billing",
+        attempt=attempt,
+        first_failure_ms=first_failure_ms,
+        last_failure_ms=first_failure_ms,
+        exception_type="builtins.TimeoutError",
+        exception_message="",
         exception_traceback="",
     )
 

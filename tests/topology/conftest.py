@@ -60,8 +60,15 @@ class TopologyFile:
 
     def all_names(self) -> list[str]:
         o, p = self.orders, self.payments
-        return [o, p, f"{o}.billing.retry.1s", f"{o}.billing.retry.10s", f"{o}.billing.dlq",
-                f"{o}.shipping.retry.5s", f"{p}.shipping.retry.5s"]
+        return [
+            o,
+            p,
+            f"{o}.billing.retry.1s",
+            f"{o}.billing.retry.10s",
+            f"{o}.billing.dlq",
+            f"{o}.shipping.retry.5s",
+            f"{p}.shipping.retry.5s",
+        ]
 
 
 @pytest.fixture

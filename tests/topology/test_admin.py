@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from kep.broker import free_port
 from tests.support.kafka import create_topic
@@ -51,8 +51,13 @@ def test_apply_creates_declared_and_derived_topics(
     existing = admin.list_topics(timeout=10).topics
     o, p = topology_file.orders, topology_file.payments
     assert {name: len(existing[name].partitions) for name in topology_file.all_names()} == {
-        o: 3, p: 2, f"{o}.billing.retry.1s": 3, f"{o}.billing.retry.10s": 3, f"{o}.billing.dlq": 3,
-        f"{o}.shipping.retry.5s": 3, f"{p}.shipping.retry.5s": 2,
+        o: 3,
+        p: 2,
+        f"{o}.billing.retry.1s": 3,
+        f"{o}.billing.retry.10s": 3,
+        f"{o}.billing.dlq": 3,
+        f"{o}.shipping.retry.5s": 3,
+        f"{p}.shipping.retry.5s": 2,
     }
     assert f"{p}.shipping.dlq" not in existing  # dead letters off for shipping
     assert configs(admin, o)["retention.ms"] == "3600000"
@@ -99,7 +104,9 @@ def test_config_set_out_of_band_is_put_back(
 
     planned = plan(topology, settings)
 
-    assert planned.actions == (AlterConfigs(dlq, (ConfigChange("retention.ms", "1000", str(28 * 86_400_000)),)),)
+    assert planned.actions == (
+        AlterConfigs(dlq, (ConfigChange("retention.ms", "1000", str(28 * 86_400_000)),)),
+    )
     apply(planned, settings)
     assert configs(admin, dlq)["retention.ms"] == str(28 * 86_400_000)
 
@@ -111,7 +118,9 @@ def test_shrinking_partitions_is_refused(
     planned = plan(topology_file.write(orders_partitions=2, retention_ms=60_000), settings)
 
     shrinks = [r for r in planned.refusals if r.kind == "shrink_partitions"]
-    assert {r.topic for r in shrinks} == {n for n in topology_file.all_names() if n.startswith(topology_file.orders)}
+    assert {r.topic for r in shrinks} == {
+        n for n in topology_file.all_names() if n.startswith(topology_file.orders)
+    }
     assert all((r.current, r.desired) == (3, 2) for r in shrinks)
     with pytest.raises(RefusedChangeError) as info:
         apply(planned, settings)
@@ -131,7 +140,9 @@ def test_replication_factor_change_is_refused(topology_file: TopologyFile, setti
     refused = {r.topic: r for r in planned.refusals if r.kind == "replication_factor"}
     assert topology_file.orders in refused
     assert (refused[topology_file.orders].current, refused[topology_file.orders].desired) == (1, 2)
-    with pytest.raises(RefusedChangeError, match="replication factor 1 .* asks for 2: changing it is not supported"):
+    with pytest.raises(
+        RefusedChangeError, match="replication factor 1 .* asks for 2: changing it is not supported"
+    ):
         apply(planned, settings)
 
 
@@ -139,22 +150,36 @@ def test_growing_partitions_on_a_broker_without_create_partitions_is_a_clear_err
     topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient, broker_is_tansu: bool
 ) -> None:
     if not broker_is_tansu:
-        pytest.skip("this broker implements CreatePartitions; growth is tested by test_growing_partitions_adds_them")
+        pytest.skip(
+            "this broker implements CreatePartitions; growth is tested by test_growing_partitions_adds_them"
+        )
     apply(plan(topology_file.write(orders_partitions=2), settings), settings)
     planned = plan(topology_file.write(orders_partitions=4), settings)
-    assert IncreasePartitions(topology_file.orders, 2, 4) in planned.actions
+    orders = topology_file.orders
+    assert IncreasePartitions(orders, 2, 4) in planned.actions
 
     with pytest.raises(PartitionGrowthUnsupportedError) as info:
-        apply(planned, settings)
-
-    error = info.value
-    assert str(error).startswith(
-        f"the broker cannot grow partitions: topic {topology_file.orders} has 2 and the topology asks for 4"
+        apply(Plan(actions=(IncreasePartitions(orders, 2, 4),)), settings)
+    assert str(info.value) == (
+        f"the broker cannot grow partitions: topic {orders} has 2 and the topology asks for 4, "
+        "but the broker does not support CreatePartitions (_UNSUPPORTED_FEATURE); "
+        "recreate the topic with the new count or keep 2"
     )
-    assert (error.topic, error.code, error.name) == (topology_file.orders, KafkaError._UNSUPPORTED_FEATURE,
-                                                     "_UNSUPPORTED_FEATURE")
-    assert isinstance(error, ApplyError)
-    assert partitions(admin, topology_file.orders) == 2
+    assert (info.value.topic, info.value.code, info.value.name) == (
+        orders,
+        KafkaError._UNSUPPORTED_FEATURE,
+        "_UNSUPPORTED_FEATURE",
+    )
+    assert isinstance(info.value, ApplyError)
+
+    with pytest.raises(PartitionGrowthUnsupportedError) as info:
+        apply(planned, settings)  # the source and its derived topics: one error listing them all
+    message = str(info.value)
+    unsupported = "the broker does not support CreatePartitions"
+    assert message.startswith(f"the broker cannot grow partitions: {unsupported}")
+    assert f"{orders} 2 -> 4, {orders}.billing.retry.1s 2 -> 4" in message
+    assert f"{orders}.billing.dlq 2 -> 4" in message
+    assert partitions(admin, orders) == 2
 
 
 def test_growing_partitions_adds_them(

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.unit
         ("1d", 86400.0),
         ("1.5s", 1.5),
         (" 2m ", 120.0),
+        ("1 s", 1.0),
         ("0s", 0.0),
     ],
 )
@@ -33,8 +34,18 @@ def test_parses_timedelta() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.5, "500ms"), (1, "1s"), (10, "10s"), (60, "1m"), (600, "10m"), (90, "90s"), (3600, "1h"), (86400, "1d"),
-     (1.5, "1500ms"), (5400, "90m")],
+    [
+        (0.5, "500ms"),
+        (1, "1s"),
+        (10, "10s"),
+        (60, "1m"),
+        (600, "10m"),
+        (90, "90s"),
+        (3600, "1h"),
+        (86400, "1d"),
+        (1.5, "1500ms"),
+        (5400, "90m"),
+    ],
 )
 def test_formats_the_largest_exact_unit(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

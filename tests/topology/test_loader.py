@@ -56,13 +56,18 @@ def test_bad_duration_names_the_path_and_line(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_the_path_and_value(tmp_path: Path) -> None:
-    error = load_error(tmp_path, GOOD.replace("partitions: 3\n    value_schema", "partitions: six\n    value_schema"))
+    error = load_error(
+        tmp_path, GOOD.replace("partitions: 3\n    value_schema", "partitions: six\n    value_schema")
+    )
     assert ":3: topics[0].partitions: Input should be a valid integer" in str(error)
     assert "(got 'six')" in str(error)
 
 
 def test_unknown_key_suggests_the_known_one(tmp_path: Path) -> None:
-    error = load_error(tmp_path, GOOD.replace("  - name: payments\n    partitions: 3", "  - name: payments\n    partitons: 3"))
+    error = load_error(
+        tmp_path,
+        GOOD.replace("  - name: payments\n    partitions: 3", "  - name: payments\n    partitons: 3"),
+    )
     assert str(error).splitlines()[1:] == [
         "  line 5: topics[1].partitions: missing required key 'partitions'",
         "  line 6: topics[1].partitons: unknown key 'partitons'; did you mean 'partitions'?",
@@ -71,7 +76,9 @@ def test_unknown_key_suggests_the_known_one(tmp_path: Path) -> None:
 
 def test_unknown_topic_in_a_group(tmp_path: Path) -> None:
     error = load_error(tmp_path, GOOD.replace("topics: [orders, payments]", "topics: [orders, refunds]"))
-    assert str(error).endswith(":11: groups[1].topics[1]: unknown topic 'refunds' (declared topics: orders, payments)")
+    assert str(error).endswith(
+        ":11: groups[1].topics[1]: unknown topic 'refunds' (declared topics: orders, payments)"
+    )
 
 
 def test_invalid_yaml_gives_the_line(tmp_path: Path) -> None:
@@ -81,12 +88,19 @@ def test_invalid_yaml_gives_the_line(tmp_path: Path) -> None:
 
 
 def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
-    error = load_error(tmp_path, GOOD.replace("    partitions: 3\n    value_schema", "    partitions: 3\n    partitions: 4\n    value_schema"))
+    error = load_error(
+        tmp_path,
+        GOOD.replace(
+            "    partitions: 3\n    value_schema", "    partitions: 3\n    partitions: 4\n    value_schema"
+        ),
+    )
     assert ":4: topics[0]: duplicate key 'partitions' (first on line 3)" in str(error)
 
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
-    text = GOOD.replace("partitions: 3\n    value_schema", "partitions: 0\n    value_schema").replace("10s", "-10s")
+    text = GOOD.replace("partitions: 3\n    value_schema", "partitions: 0\n    value_schema").replace(
+        "10s", "-10s"
+    )
     error = load_error(tmp_path, text)
     assert str(error).splitlines()[0].endswith(": 2 problems:")
     assert {p.path for p in error.problems} == {"topics[0].partitions", "groups[1].retry.delays[1]"}
@@ -95,19 +109,28 @@ def test_several_problems_are_all_reported(tmp_path: Path) -> None:
 def test_problems_found_by_model_rules_keep_their_path(tmp_path: Path) -> None:
     text = GOOD + "      max_attempts: 2\n"
     error = load_error(tmp_path, text)
-    assert ":14: groups[1].retry.max_attempts: 2 attempts (first try + 1 retries) never use the delays 10s, 1m" in str(error)
+    assert (
+        ":14: groups[1].retry.max_attempts: 2 attempts (first try + 1 retries) never use the delays 10s, 1m"
+        in str(error)
+    )
 
 
 def test_config_keys_with_dots_are_located(tmp_path: Path) -> None:
     text = GOOD + "retry_topic_configs:\n  retention.ms: 1000\n"
     error = load_error(tmp_path, text)
-    assert ":15: retry_topic_configs.retention.ms: 1000 ms is not longer than the longest retry delay 1m" in str(error)
+    assert (
+        ":15: retry_topic_configs.retention.ms: 1000 ms is not longer than the longest retry delay 1m"
+        in str(error)
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("", "the file is empty"), ("- a\n- b\n", "expected a mapping with 'topics' and 'groups', got list"),
-     ("topics: 3\n", "topics: Input should be a list (got 3)")],
+    [
+        ("", "the file is empty"),
+        ("- a\n- b\n", "expected a mapping with 'topics' and 'groups', got list"),
+        ("topics: 3\n", "topics: Input should be a list (got 3)"),
+    ],
 )
 def test_wrong_shapes(tmp_path: Path, text: str, reason: str) -> None:
     assert reason in str(load_error(tmp_path, text))
@@ -138,18 +161,29 @@ def test_the_shipped_topology_is_the_orders_example(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
     topology = load_topology(check_schemas=True)
     orders, payments = topology.topic("orders"), topology.topic("payments")
-    assert (orders.partitions, orders.value_schema, orders.key_field) == (6, ("kep.orders.OrderPlaced",), "order_id")
+    assert (orders.partitions, orders.value_schema, orders.key_field) == (
+        6,
+        ("kep.orders.OrderPlaced",),
+        "order_id",
+    )
     assert (payments.partitions, payments.value_schema) == (6, ("kep.orders.PaymentCaptured",))
     assert [t.topic for t in topology.group("billing").retry_tiers("orders")] == [
-        "orders.billing.retry.1s", "orders.billing.retry.10s", "orders.billing.retry.1m"]
+        "orders.billing.retry.1s",
+        "orders.billing.retry.10s",
+        "orders.billing.retry.1m",
+    ]
     assert topology.group("billing").dlq_topic("orders") == "orders.billing.dlq"
     assert [t.topic for t in topology.group("shipping").retry_tiers("payments")] == [
-        "payments.shipping.retry.5s", "payments.shipping.retry.1m"]
+        "payments.shipping.retry.5s",
+        "payments.shipping.retry.1m",
+    ]
 
 
 def test_unknown_schema_names_are_reported_with_their_path(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("kep.orders.OrderPlaced", "kep.orders.OrderShipped"))
-    with pytest.raises(TopologyError, match=r"topics\[0\].value_schema\[0\]: unknown schema 'kep.orders.OrderShipped'"):
+    with pytest.raises(
+        TopologyError, match=r"topics\[0\].value_schema\[0\]: unknown schema 'kep.orders.OrderShipped'"
+    ):
         load_topology(path, check_schemas=True)
     check_schema_names(load_topology(path), ["kep.orders.OrderShipped"])  # known names pass
 

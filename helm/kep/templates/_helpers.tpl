@@ -187,7 +187,7 @@ terminationGracePeriodSeconds and groupId. Returns YAML. Argument: dict "root" $
 {{/* KEP_KAFKA_* environment variables: the connection, credentials from secretKeyRef, TLS file paths. */}}
 {{- define "kep.kafkaEnv" -}}
 {{- include "kep.validateKafka" . }}
-{{- $k := .Values.kafka }}
+{{- $k := .Values.kafka -}}
 - name: KEP_KAFKA_BOOTSTRAP_SERVERS
   value: {{ $k.bootstrapServers | quote }}
 - name: KEP_KAFKA_CLIENT_ID
@@ -229,6 +229,25 @@ terminationGracePeriodSeconds and groupId. Returns YAML. Argument: dict "root" $
       key: {{ . }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+A container's env: the chart's entries (YAML list) without those the user's entries redefine, then the
+user's. Argument: dict "chart" YAML "user" LIST.
+*/}}
+{{- define "kep.env" -}}
+{{- $user := .user | default list }}
+{{- $names := list }}
+{{- range $user }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- $env := list }}
+{{- range fromYamlArray .chart }}
+{{- if not (has .name $names) }}
+{{- $env = append $env . }}
+{{- end }}
+{{- end }}
+{{- toYaml (concat $env $user) }}
 {{- end }}
 
 {{/* Volumes every kep pod has: /tmp, and the Kafka TLS Secret when TLS is on. */}}

@@ -6,7 +6,7 @@ Argument: dict "root" $ "worker" W (from kep.worker) "name" OBJECT_NAME.
 {{- $root := .root }}
 {{- $w := .worker }}
 {{- $selector := include "kep.componentSelectorLabels" (dict "root" $root "component" "worker" "group" $w.name) | fromYaml }}
-{{- $persistent := and $w.staticMembership.enabled $w.staticMembership.persistence.enabled }}
+{{- $persistent := and $w.staticMembership.enabled $w.staticMembership.persistence.enabled -}}
 metadata:
   labels:
     {{- include "kep.componentLabels" (dict "root" $root "component" "worker" "group" $w.name) | nindent 4 }}
@@ -49,35 +49,7 @@ spec:
           containerPort: {{ include "kep.workerPort" $root }}
           protocol: TCP
       env:
-        {{- include "kep.kafkaEnv" $root | nindent 8 }}
-        - name: KEP_TOPOLOGY
-          value: /etc/kep/topology/topology.yaml
-        - name: KEP_DRAIN_TIMEOUT_S
-          value: {{ $w.drainTimeoutSeconds | quote }}
-        - name: KEP_IDEMPOTENCY_STORE
-          value: {{ $w.idempotencyStore | quote }}
-        - name: KEP_LOG_FORMAT
-          value: {{ $w.logFormat | quote }}
-        {{- with $root.Values.schemaRegistry.url }}
-        - name: KEP_SCHEMA_REGISTRY_URL
-          value: {{ . | quote }}
-        {{- end }}
-        {{- if ne $w.groupId $w.name }}
-        - name: KEP_GROUP
-          value: {{ $w.groupId | quote }}
-        {{- end }}
-        {{- if $w.staticMembership.enabled }}
-        # Static membership: the pod name (stable in a StatefulSet) is the member's group.instance.id.
-        - name: KEP_GROUP_INSTANCE_ID
-          valueFrom:
-            fieldRef:
-              fieldPath: metadata.name
-        - name: KEP_SESSION_TIMEOUT_MS
-          value: {{ int $w.staticMembership.sessionTimeoutMs | quote }}
-        {{- end }}
-        {{- with $w.env }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- include "kep.env" (dict "chart" (include "kep.workerEnv" .) "user" $w.env) | nindent 8 }}
       {{- with $w.envFrom }}
       envFrom:
         {{- toYaml . | nindent 8 }}
@@ -134,4 +106,38 @@ spec:
   topologySpreadConstraints:
     {{- include "kep.topologySpread" (dict "constraints" . "selector" $selector) | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+The chart's env entries of a worker (YAML list): connection, topology, drain deadline, idempotency store,
+static membership. Argument: dict "root" $ "worker" W.
+*/}}
+{{- define "kep.workerEnv" -}}
+{{- $root := .root }}
+{{- $w := .worker }}
+{{- include "kep.kafkaEnv" $root }}
+- name: KEP_TOPOLOGY
+  value: /etc/kep/topology/topology.yaml
+- name: KEP_DRAIN_TIMEOUT_S
+  value: {{ $w.drainTimeoutSeconds | quote }}
+- name: KEP_IDEMPOTENCY_STORE
+  value: {{ $w.idempotencyStore | quote }}
+- name: KEP_LOG_FORMAT
+  value: {{ $w.logFormat | quote }}
+{{- with $root.Values.schemaRegistry.url }}
+- name: KEP_SCHEMA_REGISTRY_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne $w.groupId $w.name }}
+- name: KEP_GROUP
+  value: {{ $w.groupId | quote }}
+{{- end }}
+{{- if $w.staticMembership.enabled }}
+- name: KEP_GROUP_INSTANCE_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: KEP_SESSION_TIMEOUT_MS
+  value: {{ int $w.staticMembership.sessionTimeoutMs | quote }}
+{{- end }}
 {{- end }}

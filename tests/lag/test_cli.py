@@ -1,0 +1,132 @@
+"""``kep lag`` in-process (table and ``--json``) and ``kep lag-exporter`` as a process stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from kep.broker import free_port
+from kep.cli.main import app
+from tests.lag.support import commit, http_get, http_json, now_ms, produce
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner(env={"COLUMNS": "200"})
+N = 25
+K = 10
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The commands configure logging for their process; give the next test the defaults back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+@pytest.fixture
+def topic(kafka: str, topic_factory: Callable[..., str], group_id: str) -> str:
+    name = topic_factory(partitions=1, prefix="lagcli")
+    produce(kafka, name, 0, [now_ms() - 20_000] * N, batches=2)
+    commit(kafka, group_id, {(name, 0): K})
+    return name
+
+
+def test_kep_lag_json_prints_the_snapshot(kafka: str, topic: str, group_id: str) -> None:
+    result = runner.invoke(app, ["lag", "-b", kafka, "--group", group_id, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    [group] = data["groups"]
+    assert (group["group"], group["status"], group["lag_messages"]) == (group_id, "OK", N - K)
+    [partition] = group["partitions"]
+    assert partition["topic"] == topic
+    assert (partition["committed"], partition["log_end"], partition["lag_messages"]) == (K, N, N - K)
+    assert 19 < partition["lag_seconds"] < 60
+
+
+def test_kep_lag_prints_a_describe_table_and_a_status_line(kafka: str, topic: str, group_id: str) -> None:
+    result = runner.invoke(app, ["lag", "-b", kafka, "--group", group_id])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "LAG-SECONDS",
+        "STATUS",
+    ]
+    row = lines[1].split()
+    assert row[:6] == [group_id, topic, "0", str(K), str(N), str(N - K)]
+    assert row[7] == "OK"
+    assert any(line.startswith(f"group {group_id}: OK") for line in lines)
+
+
+def test_kep_lag_rejects_an_invalid_group_regex(kafka: str) -> None:
+    result = runner.invoke(app, ["lag", "-b", kafka, "--group", "[unclosed"])
+    assert result.exit_code == 2
+    assert "invalid group filter" in result.stderr
+
+
+def test_kep_lag_watch_refreshes_until_ctrl_c_and_exits_zero(kafka: str, topic: str, group_id: str) -> None:
+    args = ["lag", "-b", kafka, "--group", group_id, "--watch", "--json", "--interval", "0.2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kep.cli.main", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    try:
+        first, second = (json.loads(proc.stdout.readline()) for _ in range(2))
+        assert first["taken_at"] < second["taken_at"]
+        assert [g["lag_messages"] for g in second["groups"]] == [N - K]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+
+
+def test_kep_lag_exporter_serves_until_sigterm_and_exits_zero(kafka: str, topic: str, group_id: str) -> None:
+    port = free_port()
+    args = ["-b", kafka, "--port", str(port), "--group", group_id, "--interval", "1", "--window", "5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kep.cli.main", "lag-exporter", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def ready() -> bool:
+            try:
+                return http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+            except OSError:
+                return False
+
+        wait_until(ready, timeout=30, message="lag exporter ready")
+        status, groups = http_json(f"http://127.0.0.1:{port}/groups")
+        assert status == 200 and [g["lag_messages"] for g in groups] == [N - K]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -1,0 +1,102 @@
+"""``kep topology`` in-process with typer's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kep.cli.main import app
+from tests.topology.conftest import TopologyFile
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def kep(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+@pytest.mark.unit
+def test_validate_accepts_the_shipped_topology(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
+    code, output = kep("topology", "validate")
+    assert code == 0, output
+    assert "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked" in output
+
+
+@pytest.mark.unit
+def test_bad_yaml_exits_2_with_the_message_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topics:\n  - name: orders\n    partitions: [3\n")
+    for command in (["validate"], ["show"], ["plan", "-b", "127.0.0.1:1"], ["apply", "-b", "127.0.0.1:1"]):
+        code, output = kep("topology", *command, "--topology", str(bad))
+        assert code == 2, (command, output)
+        assert f"error: {bad}:4: invalid YAML" in output
+
+
+@pytest.mark.unit
+def test_validate_reports_the_path_of_a_bad_value(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "topics:\n  - {name: orders, partitions: 1}\n"
+        "groups:\n  - {name: g, topics: [orders], retry: {delays: [1sec]}}\n"
+    )
+    code, output = kep("topology", "validate", "-t", str(bad))
+    assert code == 2
+    assert f"{bad}:4: groups[0].retry.delays[0]: duration '1sec' is not a number with a unit" in output
+
+
+@pytest.mark.unit
+def test_validate_checks_schema_names(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topics:\n  - {name: orders, partitions: 1, value_schema: kep.orders.Nope}\n")
+    code, output = kep("topology", "validate", "-t", str(bad))
+    assert code == 2
+    assert "topics[0].value_schema[0]: unknown schema 'kep.orders.Nope'" in output
+
+
+@pytest.mark.unit
+def test_show_lists_derived_retry_and_dead_letter_topics(topology_file: TopologyFile) -> None:
+    code, output = kep("topology", "show", "-t", str(topology_file.path))
+    assert code == 0, output
+    for name in topology_file.all_names():
+        assert name in output
+    assert f"{topology_file.payments}.shipping.dlq" not in output
+    assert "group billing on " in output and "3 attempts" in output
+
+
+@pytest.mark.integration
+def test_apply_twice_reports_no_changes_the_second_time(topology_file: TopologyFile, kafka: str) -> None:
+    path = str(topology_file.path)
+    code, output = kep("topology", "plan", "-t", path, "-b", kafka)
+    assert code == 0, output
+    assert f"create │ {topology_file.orders}.billing.retry.10s" in output
+
+    code, output = kep("topology", "apply", "-t", path, "-b", kafka)
+    assert code == 0, output
+    assert f"done: create {topology_file.orders}.billing.dlq (3 partitions" in output
+    assert "applied: 7 created, 0 grown, 0 altered" in output
+
+    for command in ("apply", "plan"):
+        code, output = kep("topology", command, "-t", path, "-b", kafka)
+        assert code == 0, output
+        assert "no changes" in output
+        assert "create" not in output
+
+
+@pytest.mark.integration
+def test_plan_with_a_refused_change_exits_1(topology_file: TopologyFile, kafka: str) -> None:
+    path = str(topology_file.path)
+    assert kep("topology", "apply", "-t", path, "-b", kafka)[0] == 0
+    topology_file.write(orders_partitions=1)
+
+    code, output = kep("topology", "plan", "-t", path, "-b", kafka)
+    assert code == 1
+    assert f"topic {topology_file.orders} has 3 partitions and the topology asks for 1" in output
+
+    code, output = kep("topology", "apply", "-t", path, "-b", kafka)
+    assert code == 1
+    assert "error: refusing to apply the plan" in output
