@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Timing:
-    """``count`` operations in ``seconds``."""
+    """``count`` operations in ``seconds`` of wall time and ``cpu_seconds`` of this process (all threads)."""
 
     count: int
     seconds: float
+    cpu_seconds: float = float("nan")
 
     @property
     def per_second(self) -> float:
@@ -23,6 +24,11 @@ class Timing:
     @property
     def micros_each(self) -> float:
         return self.seconds / self.count * 1e6 if self.count else float("nan")
+
+    @property
+    def cpu_micros_each(self) -> float:
+        """CPU time of this process per operation: less sensitive than wall time to other load on the host."""
+        return self.cpu_seconds / self.count * 1e6 if self.count else float("nan")
 
 
 def rate(count: int, seconds: float) -> float:
@@ -35,18 +41,11 @@ def median(values: Sequence[float]) -> float:
 
 
 def timed(count: int, body: Callable[[], object]) -> Timing:
-    """Run ``body`` once (it does ``count`` operations) with the garbage collector off and time it."""
-    was_enabled = gc.isenabled()
+    """Run ``body`` once (it does ``count`` operations) after a full garbage collection, and time it."""
     gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        body()
-        elapsed = time.perf_counter() - start
-    finally:
-        if was_enabled:
-            gc.enable()
-    return Timing(count, elapsed)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    body()
+    return Timing(count, time.perf_counter() - start, time.process_time() - cpu_start)
 
 
 def interleaved(variants: Mapping[str, Callable[[], Timing]], repeats: int) -> dict[str, list[Timing]]:
@@ -70,3 +69,7 @@ def median_rate(timings: Sequence[Timing]) -> float:
 
 def median_micros(timings: Sequence[Timing]) -> float:
     return median([t.micros_each for t in timings])
+
+
+def median_cpu_micros(timings: Sequence[Timing]) -> float:
+    return median([t.cpu_micros_each for t in timings])

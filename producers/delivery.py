@@ -60,6 +60,10 @@ class DeliveryFuture(Future[DeliveryReport]):
         else:
             self.set_exception(error_from(err, msg))
 
+    def cancel(self) -> bool:
+        """A record handed to the client cannot be taken back: always ``False``."""
+        return False
+
     def _drive(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.done():

@@ -7,7 +7,7 @@ first match.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 #: The Avro full name of the event, e.g. ``kep.orders.OrderPlaced``.
 EVENT_TYPE = "kep-event-type"
@@ -39,19 +39,27 @@ EXCEPTION_TRACEBACK_MAX_BYTES = 4096
 PRODUCER_HEADERS = frozenset({EVENT_TYPE, SCHEMA, IDEMPOTENCY_KEY, TRACEPARENT})
 
 HeaderValue = str | bytes | None
-HeaderList = Sequence[tuple[str, HeaderValue]]
+#: Headers as confluent-kafka gives or takes them: a list of pairs (names may repeat) or a mapping.
+HeaderList = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
+
+
+def _first(headers: HeaderList, name: str) -> HeaderValue:
+    if isinstance(headers, Mapping):
+        return headers.get(name)
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 def header_bytes(headers: HeaderList | None, name: str) -> bytes | None:
     """The value of the first header called ``name`` as bytes, or ``None`` when absent or null."""
     if not headers:
         return None
-    for key, value in headers:
-        if key == name:
-            if value is None:
-                return None
-            return value.encode() if isinstance(value, str) else bytes(value)
-    return None
+    value = _first(headers, name)
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 def header_str(headers: HeaderList | None, name: str) -> str | None:

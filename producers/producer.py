@@ -90,8 +90,8 @@ class EventProducer:
         self._topic_routes: dict[tuple[type[Event], str], _routing.Route] = {}
         self._poll_every = self._settings.poll_every
         self._until_poll = self._poll_every
-        self._last_callback: DeliveryCallback | None = None
-        self._last_wrapped: Callable[..., None] = _unset_callback
+        # The last on_delivery callback and its librdkafka wrapper, replaced as one (threads may share us).
+        self._last: tuple[DeliveryCallback | None, Callable[..., None]] = (None, _unset_callback)
         self._closed = False
         self._previous_sigterm: Any = None
         self._client_errors_logged: dict[int, float] = {}
@@ -164,10 +164,9 @@ class EventProducer:
         if on_delivery is None:
             future = DeliveryFuture(self._poll)
             callback: Callable[..., None] = future._on_delivery
-        elif on_delivery is self._last_callback:
-            callback = self._last_wrapped
         else:
-            callback = self._wrapped(on_delivery)
+            last = self._last
+            callback = last[1] if on_delivery is last[0] else self._wrapped(on_delivery)
         try:
             self._produce(route.topic, value, key, on_delivery=callback, headers=record_headers)
         except BufferError:
@@ -297,10 +296,11 @@ class EventProducer:
     def _wrapped(self, on_delivery: DeliveryCallback) -> Callable[..., None]:
         """The librdkafka callback for ``on_delivery``; the last one is reused, so passing the same callable
         every time costs no allocation."""
-        if on_delivery != self._last_callback:
-            self._last_callback = on_delivery
-            self._last_wrapped = wrap_callback(on_delivery)
-        return self._last_wrapped
+        last = self._last
+        if on_delivery != last[0]:
+            last = (on_delivery, wrap_callback(on_delivery))
+            self._last = last
+        return last[1]
 
     def _produce_when_room(
         self,

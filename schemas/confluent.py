@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from fastavro import parse_schema
 
 from schemas._plans import ReadPlan, WritePlan, read_event, read_plan, write_event, write_plan
-from schemas.errors import DecodeError, EncodeError, InvalidSchemaError, SchemaError, UnknownSchemaError
+from schemas.errors import (
+    DecodeError,
+    IncompatibleSchemaError,
+    InvalidSchemaError,
+    SchemaError,
+    UnknownSchemaError,
+)
 from schemas.events import Event
 from schemas.registry import LocalSchemaRegistry
 
@@ -114,9 +120,12 @@ class ConfluentCodec:
         schema = module.Schema(json.dumps(plan.version.schema, separators=(",", ":")), "AVRO")
         try:
             schema_id = self.client.register_schema(subject, schema)
-        except module.SchemaRegistryError as exc:
-            message = f"cannot register {plan.version.name} under subject {subject!r}: {exc}"
-            raise EncodeError(message) from exc
+        except Exception as exc:  # SchemaRegistryError, or the HTTP client's own errors
+            what = f"{plan.version.name} v{plan.version.version}"
+            message = f"cannot register {what} under subject {subject!r}: {exc}"
+            if getattr(exc, "http_status_code", None) == 409:  # the registry's own compatibility check
+                raise IncompatibleSchemaError(message) from exc
+            raise SchemaError(message) from exc
         entry = (b"\x00" + int(schema_id).to_bytes(4, "big"), plan)
         self._writers[event_type] = entry
         return entry
@@ -126,11 +135,10 @@ class ConfluentCodec:
             raise DecodeError(f"truncated Confluent header: {len(data)} bytes, need {_HEADER}", raw=data)
         key = bytes(data[1:_HEADER])
         schema_id = int.from_bytes(key, "big")
-        module = _schema_registry_module()
         try:
             registered = self.client.get_schema(schema_id)
-        except module.SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
+        except Exception as exc:  # SchemaRegistryError, or the HTTP client's own errors
+            if getattr(exc, "http_status_code", None) == 404:
                 message = f"schema id {schema_id} is not in the registry: {exc}"
                 raise UnknownSchemaError(message, raw=data) from exc
             # not the message's fault: callers should retry rather than dead-letter

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv-helm, a virtual environment holding helm-python-sdk (Helm v4's Go SDK as a shared library:
-# chart loading, `helm lint`, offline rendering and values.schema.json validation, no helm binary), when it
-# is missing or holds another version. Prints the venv's python on stdout.
+# Creates .kep/helm-venv, a virtual environment holding helm-python-sdk (Helm v4's Go SDK as a shared
+# library: chart loading, `helm lint`, offline rendering and values.schema.json validation, no helm binary),
+# when it is missing, broken or holds another version. Prints the venv's python on stdout. It lives under
+# .kep/, which git ignores: the venv is machine-specific and never committed.
 #
 #   scripts/helm-venv.sh            # create or reuse; used by tests/deploy and `make tools`
 #   KEP_HELM_PYTHON=/path/python3.12 scripts/helm-venv.sh
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HELM_SDK="helm-python-sdk==0.2.2"
-VENV="${KEP_HELM_VENV:-.venv-helm}"
+VENV="${KEP_HELM_VENV:-.kep/helm-venv}"
 STAMP="$VENV/.installed-${HELM_SDK//=/-}"
 
 python_ok() {  # a Python >= 3.10 with the venv module
@@ -44,11 +45,15 @@ install() {
   touch "$STAMP"
 }
 
-if [ ! -f "$STAMP" ]; then
+ready() {  # installed by this script, and still runs (a venv copied from elsewhere does not)
+  [ -f "$STAMP" ] && "$VENV/bin/python" -c 'import helm_python' >/dev/null 2>&1
+}
+
+if ! ready; then
   mkdir -p "$(dirname "$VENV")"
   # One installer at a time (parallel test workers share the venv).
   exec 9>"${TMPDIR:-/tmp}/kep-helm-venv.lock"
   if command -v flock >/dev/null 2>&1; then flock 9; fi
-  [ -f "$STAMP" ] || install
+  ready || install
 fi
 echo "$PWD/$VENV/bin/python"

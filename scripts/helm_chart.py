@@ -1,8 +1,8 @@
 """Lint the kep Helm chart and render its scenarios with Helm's own Go SDK, offline (no cluster, no binary).
 
-Runs in .venv-helm (``scripts/helm-venv.sh`` creates it), where ``helm_python`` (PyPI helm-python-sdk) binds
-Helm v4's Go SDK: the same chart loader, template engine, values.schema.json validation and linter as the
-``helm`` command. Standard library otherwise.
+Runs in .kep/helm-venv (``scripts/helm-venv.sh`` creates it), where ``helm_python`` (PyPI helm-python-sdk)
+binds Helm v4's Go SDK: the same chart loader, template engine, values.schema.json validation and linter as
+the ``helm`` command. Standard library otherwise.
 
 For each ``ci/*-values.yaml`` scenario (case = file name without ``-values.yaml``; ``default`` holds no
 values) and each ``--case NAME=FILE``, it runs ``helm lint --strict`` with those values and
@@ -15,7 +15,7 @@ renders the templates as ``helm template`` does (hooks included), then writes to
 ``lint`` lists Helm's findings ({"severity": 1 info | 2 warning | 3 error, "path", "error"}); ``error`` is the
 render failure (a ``fail`` in a template, a schema violation) or null.
 
-  .venv-helm/bin/python scripts/helm_chart.py helm/kep build/helm [--case NAME=FILE ...] [--check]
+  .kep/helm-venv/bin/python scripts/helm_chart.py helm/kep build/helm [--case NAME=FILE ...] [--check]
 
 Exit status: 0; 1 with --check when a ci scenario has a lint warning or error or does not
 render; 2 on bad usage.

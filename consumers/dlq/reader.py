@@ -57,7 +57,10 @@ class TopicReader:
     # -- metadata and offsets -------------------------------------------------------------------------------
     def partitions(self, topic: str) -> list[int]:
         """Partition ids of ``topic``; ``TopicNotFoundError`` when it does not exist."""
-        metadata = self._consumer.list_topics(topic, timeout=self._idle_timeout)
+        try:
+            metadata = self._consumer.list_topics(topic, timeout=self._idle_timeout)
+        except KafkaException as exc:
+            raise ReadError(f"topic {topic!r}: cannot read metadata: {exc.args[0].str()}") from exc
         found = metadata.topics.get(topic)
         missing = KafkaError.UNKNOWN_TOPIC_OR_PART
         if found is None or (found.error is not None and found.error.code() == missing):

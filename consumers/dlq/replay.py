@@ -115,14 +115,20 @@ class _Scan:
     records: dict[int, list[int]] = field(default_factory=dict)  # offsets of dead letters (no markers)
     done: dict[int, set[int]] = field(default_factory=dict)  # offsets known to be replayed
     candidates: list[_Candidate] = field(default_factory=list)
+    cursors: dict[int, int] = field(default_factory=dict)  # index of the first record not known to be done
 
     def watermark(self, partition: int) -> int | None:
-        """First offset that is a dead letter not yet replayed (or the end): the offset safe to commit."""
+        """First offset that is a dead letter not yet replayed (or the end): the offset safe to commit.
+
+        ``done`` only grows, so the cursor only moves forward: all calls together cost one pass.
+        """
         done = self.done.get(partition, set())
-        for offset in self.records.get(partition, []):
-            if offset not in done:
-                return offset
-        return self.ends.get(partition)
+        offsets = self.records.get(partition, [])
+        index = self.cursors.get(partition, 0)
+        while index < len(offsets) and offsets[index] in done:
+            index += 1
+        self.cursors[partition] = index
+        return offsets[index] if index < len(offsets) else self.ends.get(partition)
 
 
 def replay(

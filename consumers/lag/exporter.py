@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 
-import structlog
 from prometheus_client import CollectorRegistry
 
 from consumers.lag.collector import LagCollector, PollState
@@ -28,8 +27,6 @@ from consumers.lag.routes import PREFIX, groups_handler
 from consumers.lag.snapshot import LagSnapshot
 from consumers.metrics import Health, MetricsServer, RouteHandler
 from topology.settings import KafkaSettings
-
-log = structlog.get_logger(__name__)
 
 
 class ExporterHealth(Health):
@@ -81,7 +78,6 @@ class LagExporter:
             )
         self.poll_interval_s = poll_interval_s
         self._clock = clock
-        self._wall = wall_clock
         ttl = health_ttl_s if health_ttl_s is not None else max(30.0, 3 * poll_interval_s + probe_timeout_s)
         self.health = ExporterHealth(ttl, clock)
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -113,29 +109,19 @@ class LagExporter:
     def poll_once(self) -> LagSnapshot:
         """Poll now and publish the result; returns the published snapshot (``error`` set when it failed)."""
         with self._poll_lock:
-            started = self._clock()
-            error: str | None = None
-            try:
-                snapshot = self._monitor.poll()
-            except Exception as exc:  # the poll thread must survive anything the cluster does
-                error = f"{type(exc).__name__}: {exc}"
-                log.error("lag poll failed", error=error)
-            duration = self._clock() - started
-            now = self._wall()
+            snapshot = self._monitor.poll_or_failed(self.latest().snapshot)
+            ok = snapshot.error is None
             with self._state_lock:
                 previous = self._state
-                if error is not None:
-                    base = previous.snapshot or LagSnapshot(now, duration, ())
-                    snapshot = base.failed(error, taken_at=now, duration_s=duration)
                 self._state = replace(
                     previous,
                     snapshot=snapshot,
-                    last_poll_at=now,
-                    last_duration_s=duration,
-                    errors_total=previous.errors_total + (error is not None),
-                    last_success_at=now if error is None else previous.last_success_at,
+                    last_poll_at=snapshot.taken_at,
+                    last_duration_s=snapshot.duration_s,
+                    errors_total=previous.errors_total + (not ok),
+                    last_success_at=snapshot.taken_at if ok else previous.last_success_at,
                 )
-            self.health.polled(error is None)
+            self.health.polled(ok)
             return snapshot
 
     # -- background thread ------------------------------------------------------------------------------

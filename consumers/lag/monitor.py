@@ -117,6 +117,19 @@ class LagMonitor:
         self._tracker.retain([k for k in self._tracker.keys() if k[0] in errored] + self._observed(result))
         return LagSnapshot(now, self._clock() - started, result)
 
+    def poll_or_failed(self, previous: LagSnapshot | None = None) -> LagSnapshot:
+        """``poll()``, except that a poll failing as a whole answers ``previous`` (or no groups) with every
+        group ``ERR`` and ``error`` set, instead of raising: what a long-running poller shows."""
+        started = self._clock()
+        try:
+            return self.poll()
+        except Exception as exc:  # a poller must survive anything the cluster (or a closed client) does
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("lag poll failed", error=error)
+            now = self._wall()
+            base = previous if previous is not None else LagSnapshot(now, 0.0, ())
+            return base.failed(error, taken_at=now, duration_s=self._clock() - started)
+
     def groups(self) -> list[str]:
         """The ids of the groups this monitor reports: listed, matching the filter, not a lag probe's."""
         ids = _admin.list_group_ids(self._admin, self.timeout_s)

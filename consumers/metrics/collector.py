@@ -1,10 +1,9 @@
 """Scrape-time worker state: offsets, lag in messages and in seconds, paused and in-flight counts.
 
 ``WorkerStateCollector`` is a custom Prometheus collector. At each scrape it asks the bound
-``WorkerStateSource`` for a snapshot and, for lag in seconds and for the log end of paused partitions (which
-librdkafka stops refreshing), a probe. Probes are rate-limited (results younger than ``probe_interval_s`` are
-reused) and a scrape waits at most ``probe_timeout_s`` for one; a slower probe finishes in the background and
-serves the next scrape. Definitions (also in ``docs/metrics.md``):
+``WorkerStateSource`` for a snapshot (waiting at most ``source_timeout_s``, else serving the last one) and,
+for lag in seconds and for the log end of paused partitions (which librdkafka stops refreshing), a probe
+through ``ProbeCache`` (rate-limited, bounded wait). Definitions (also in ``docs/metrics.md``):
 
 * lag (messages) = log end - committed; with no commit yet, log end - log start (from the state, else the
   probe's answer, else 0);
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -25,10 +24,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from consumers.metrics import names
+from consumers.metrics.probe_cache import ProbeCache
 from consumers.metrics.state import (
     NO_COMMIT_POSITION,
     PartitionState,
-    Probe,
     ProbeResult,
     TopicPartitionKey,
     WorkerStateSource,
@@ -37,90 +36,8 @@ from consumers.metrics.state import (
 log = structlog.get_logger(__name__)
 
 _PARTITION_LABELS = ["group", "topic", "partition"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    result: ProbeResult
-    at: float  # monotonic time the probe answered
-
-
-class ProbeCache:
-    """Runs a probe at most once per ``interval_s``, one at a time, in a daemon thread.
-
-    ``lookup`` waits at most ``timeout_s`` for the probe it started or found running, and otherwise answers
-    from the last results (each dropped ``stale_after_s`` after it was measured)."""
-
-    def __init__(
-        self,
-        probe: Probe,
-        *,
-        interval_s: float = 5.0,
-        timeout_s: float = 2.0,
-        stale_after_s: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._probe = probe
-        self._interval = interval_s
-        self._timeout = timeout_s
-        self._stale_after = stale_after_s if stale_after_s is not None else max(4 * interval_s, 30.0)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._results: dict[TopicPartitionKey, _Cached] = {}
-        self._asked: frozenset[TopicPartitionKey] = frozenset()
-        self._started_at: float | None = None
-        self._running: threading.Event | None = None
-        self.last_success_wall: float | None = None
-        self.runs = 0
-
-    def lookup(self, positions: Mapping[TopicPartitionKey, int]) -> dict[TopicPartitionKey, ProbeResult]:
-        """Results for the partitions of ``positions`` (absent: unknown), probing first when one is due."""
-        if not positions:
-            return {}
-        done = self._maybe_start(positions)
-        if done is not None:
-            done.wait(self._timeout)
-        now = self._clock()
-        with self._lock:
-            return {
-                key: cached.result
-                for key in positions
-                if (cached := self._results.get(key)) is not None and now - cached.at <= self._stale_after
-            }
-
-    def _maybe_start(self, positions: Mapping[TopicPartitionKey, int]) -> threading.Event | None:
-        now = self._clock()
-        with self._lock:
-            if self._running is not None:
-                return self._running
-            due = self._started_at is None or now - self._started_at >= self._interval
-            if not due and set(positions) <= self._asked:
-                return None
-            done = threading.Event()
-            self._running = done
-            self._started_at = now
-            self._asked = frozenset(positions)
-        snapshot = dict(positions)
-        threading.Thread(target=self._run, args=(snapshot, done), name="kep-lag-probe", daemon=True).start()
-        return done
-
-    def _run(self, positions: dict[TopicPartitionKey, int], done: threading.Event) -> None:
-        try:
-            answers = self._probe(positions)
-        except Exception as exc:  # a failed probe must never break a scrape
-            log.warning("lag probe failed", error=str(exc), error_type=type(exc).__name__)
-            answers = {}
-        now = self._clock()
-        with self._lock:
-            for key, result in answers.items():
-                self._results[key] = _Cached(result, now)
-            for key in [k for k, c in self._results.items() if now - c.at > self._stale_after]:
-                del self._results[key]
-            if answers:
-                self.last_success_wall = time.time()
-            self.runs += 1
-            self._running = None
-        done.set()
+SNAPSHOT_MAX_AGE_S = 60.0
+"""The oldest worker snapshot a scrape serves when the source does not answer in time."""
 
 
 def _probe_position(state: PartitionState) -> int:
@@ -203,16 +120,72 @@ class _Families:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    states: Sequence[PartitionState]
+    in_flight: int
+    at: float  # monotonic time it was taken
+
+
+class SnapshotReader:
+    """Reads the source in a daemon thread, one read at a time, and waits at most ``timeout_s`` for it.
+
+    A source that does not answer in time (e.g. a Kafka client call blocked behind the poll loop) must not
+    hang the scrape: the last snapshot is served instead (none once it is older than ``SNAPSHOT_MAX_AGE_S``),
+    and a warning logged.
+    """
+
+    def __init__(self, source: WorkerStateSource, timeout_s: float) -> None:
+        self.source = source
+        self._timeout = timeout_s
+        self._lock = threading.Lock()
+        self._last: _Snapshot | None = None
+        self._running: threading.Event | None = None
+
+    def read(self) -> _Snapshot | None:
+        with self._lock:
+            done = self._running
+            if done is None:
+                done = self._running = threading.Event()
+                threading.Thread(target=self._run, args=(done,), name="kep-state-read", daemon=True).start()
+        if done.wait(self._timeout):
+            return self._last
+        last = self._last
+        age = None if last is None else time.monotonic() - last.at
+        log.warning(
+            "worker state source did not answer in time",
+            timeout_s=self._timeout,
+            last_snapshot_age_s=None if age is None else round(age, 3),
+        )
+        return last if age is not None and age <= SNAPSHOT_MAX_AGE_S else None
+
+    def _run(self, done: threading.Event) -> None:
+        try:
+            snapshot: _Snapshot | None = _Snapshot(
+                tuple(self.source.partition_states()), self.source.in_flight(), time.monotonic()
+            )
+        except Exception as exc:  # a failing source must never break a scrape
+            log.warning("worker state source failed", error=str(exc), error_type=type(exc).__name__)
+            snapshot = None
+        with self._lock:
+            if snapshot is not None:
+                self._last = snapshot
+            self._running = None
+        done.set()
+
+
 class WorkerStateCollector(Collector):
     """Yields the worker's partition gauges at scrape time from the bound source (nothing until bound)."""
 
     def __init__(self, group: str) -> None:
         self.group = group
-        self._source: WorkerStateSource | None = None
+        self._reader: SnapshotReader | None = None
         self._probes: ProbeCache | None = None
 
-    def bind(self, source: WorkerStateSource, probes: ProbeCache | None = None) -> None:
-        self._source = source
+    def bind(
+        self, source: WorkerStateSource, probes: ProbeCache | None = None, source_timeout_s: float = 1.0
+    ) -> None:
+        self._reader = SnapshotReader(source, source_timeout_s)
         self._probes = probes
 
     def describe(self) -> Iterable[Metric]:
@@ -220,17 +193,17 @@ class WorkerStateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = _Families()
-        source = self._source
-        if source is not None:
-            self._fill(families, source)
+        snapshot = self._reader.read() if self._reader is not None else None
+        if snapshot is not None:
+            self._fill(families, snapshot)
         yield from families.all()
 
-    def _fill(self, f: _Families, source: WorkerStateSource) -> None:
-        states: Sequence[PartitionState] = source.partition_states()
+    def _fill(self, f: _Families, snapshot: _Snapshot) -> None:
+        states = snapshot.states
         group = self.group
         f.assigned.add_metric([group], len(states))
         f.paused.add_metric([group], sum(1 for s in states if s.paused))
-        f.in_flight.add_metric([group], source.in_flight())
+        f.in_flight.add_metric([group], snapshot.in_flight)
         results: dict[TopicPartitionKey, ProbeResult] = {}
         if self._probes is not None:
             wanted = {(s.topic, s.partition): _probe_position(s) for s in states if _needs_probe(s)}

@@ -15,8 +15,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from consumers.metrics import names
-from consumers.metrics.collector import ProbeCache, WorkerStateCollector
+from consumers.metrics.collector import WorkerStateCollector
 from consumers.metrics.errors import MetricsError
+from consumers.metrics.probe_cache import ProbeCache
 from consumers.metrics.state import Probe, WorkerStateSource
 
 HANDLER_BUCKETS = (
@@ -232,21 +233,26 @@ class WorkerMetrics:
         *,
         probe_interval_s: float = 5.0,
         probe_timeout_s: float = 2.0,
+        source_timeout_s: float = 1.0,
     ) -> None:
-        """Serve the partition gauges from ``source`` at scrape time.
+        """Serve the partition gauges from ``source`` at scrape time (binding again replaces the source).
 
         ``probe`` (e.g. ``LagProbe(settings).probe``) answers lag in seconds and the log end of paused
         partitions; it runs at most once per ``probe_interval_s`` and a scrape waits at most
         ``probe_timeout_s`` for it. Without a probe, lag in seconds is exported only where the lag is 0.
+        A scrape waits at most ``source_timeout_s`` for ``source`` and otherwise serves its last snapshot.
         """
-        if probe_interval_s < 0 or probe_timeout_s < 0:
-            raise MetricsError(
-                f"probe_interval_s and probe_timeout_s must be >= 0, "
-                f"got {probe_interval_s} and {probe_timeout_s}"
-            )
+        timeouts = {
+            "probe_interval_s": probe_interval_s,
+            "probe_timeout_s": probe_timeout_s,
+            "source_timeout_s": source_timeout_s,
+        }
+        negative = [f"{name}={value}" for name, value in timeouts.items() if value < 0]
+        if negative:
+            raise MetricsError(f"bind: durations must be >= 0, got {', '.join(negative)}")
         self._probes = (
             ProbeCache(probe, interval_s=probe_interval_s, timeout_s=probe_timeout_s)
             if probe is not None
             else None
         )
-        self._collector.bind(source, self._probes)
+        self._collector.bind(source, self._probes, source_timeout_s=source_timeout_s)

@@ -25,8 +25,6 @@ class OffsetTracker:
 
     def add(self, offset: int) -> None:
         with self._lock:
-            if self._next is None:
-                self._next = offset
             self._pending.append(offset)
 
     def done(self, offset: int) -> None:

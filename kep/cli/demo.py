@@ -173,7 +173,7 @@ def report(produced: Traffic, consumed: Traffic) -> int:
 
 def command(
     events: Annotated[int, typer.Option("--events", "-n", min=1, help="Sample events to produce.")] = 5000,
-    deadline_s: Annotated[float, typer.Option("--deadline", help="Give up after this many seconds.")] = 60.0,
+    deadline_s: Annotated[float, typer.Option("--deadline", help="Give up after this many seconds.")] = 50.0,
 ) -> None:
     """Run the embedded broker, create the topology, produce sample orders and payments and read them back."""
     deadline = Deadline(deadline_s)

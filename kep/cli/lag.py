@@ -8,7 +8,6 @@ JSON (one document per poll with ``--watch``).
 from __future__ import annotations
 
 import threading
-import time
 from typing import Annotated
 
 import orjson
@@ -19,7 +18,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from consumers.lag import GroupLag, LagError, LagMonitor, LagReadError, LagSnapshot, Status
+from consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
 from kep.cli._common import BootstrapOption, console, fail, kafka_settings
 from kep.logs import configure_logging
 
@@ -91,30 +90,20 @@ def _print_json(snapshot: LagSnapshot, *, compact: bool) -> None:
     typer.echo(orjson.dumps(snapshot.as_dict(), option=option).decode())
 
 
-def _poll(monitor: LagMonitor, previous: LagSnapshot | None) -> LagSnapshot:
-    """A poll; one that fails while watching shows the last groups as ``ERR`` instead of ending the watch."""
-    started = time.monotonic()
-    try:
-        return monitor.poll()
-    except LagReadError as exc:
-        base = previous or LagSnapshot(time.time(), 0.0, ())
-        return base.failed(str(exc), taken_at=time.time(), duration_s=time.monotonic() - started)
-
-
 def _watch(monitor: LagMonitor, interval: float, as_json: bool) -> None:
     pause = threading.Event()  # never set: waits are interrupted by Ctrl-C only
     snapshot: LagSnapshot | None = None
     try:
         if as_json:
             while True:
-                snapshot = _poll(monitor, snapshot)
+                snapshot = monitor.poll_or_failed(snapshot)
                 _print_json(snapshot, compact=True)
                 pause.wait(interval)
         else:
-            snapshot = _poll(monitor, None)
+            snapshot = monitor.poll_or_failed()
             with Live(render(snapshot), console=console, auto_refresh=False) as live:
                 while not pause.wait(interval):
-                    snapshot = _poll(monitor, snapshot)
+                    snapshot = monitor.poll_or_failed(snapshot)
                     live.update(render(snapshot), refresh=True)
     except KeyboardInterrupt:
         return

@@ -1,4 +1,4 @@
-"""Helm on the chart, once per session: helm-python-sdk (Helm v4's Go SDK) in .venv-helm, in a subprocess.
+"""Helm on the chart, once per session: helm-python-sdk (Helm v4's Go SDK) in .kep/helm-venv, in a subprocess.
 
 ``scripts/helm-venv.sh`` creates the venv; ``scripts/helm_chart.py`` lints and renders every ``ci/`` scenario
 plus the extra cases below and writes the manifests and a JSON report, which ``Rendered`` reads.
@@ -71,7 +71,7 @@ class HelmUnavailable(Exception):
 
 
 def helm_python() -> Path:
-    """The python of .venv-helm, creating the venv when needed."""
+    """The python of .kep/helm-venv, creating the venv when needed."""
     proc = subprocess.run(
         [str(REPO / "scripts" / "helm-venv.sh")], capture_output=True, text=True, timeout=600, check=False
     )

@@ -192,7 +192,14 @@ def test_keda_scales_each_group_on_its_lag_and_owns_the_replica_count(chart: Ren
     assert billing["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kep-billing"}
     (trigger,) = billing["triggers"]
     assert trigger["type"] == "prometheus"
-    assert 'kep_group_lag_messages{namespace="kep", group="billing"}' in trigger["metadata"]["query"]
+    query = trigger["metadata"]["query"]
+    assert 'kep_group_lag_messages{namespace="kep", group="billing", topic!~' in query
+    # Retry and dead-letter topics hold messages that wait on purpose: they must not drive scaling.
+    excluded = re.search(r'topic!~"((?:[^"\\]|\\.)*)"', query)
+    assert excluded is not None
+    pattern = excluded[1].encode().decode("unicode_escape")  # PromQL string escapes, as Go's
+    topics = ["orders", "orders.billing.retry.10s", "orders.billing.dlq", "payments"]
+    assert [t for t in topics if re.fullmatch(pattern, t)] == topics[1:3]
     assert trigger["metadata"]["threshold"] == "500"
     assert billing["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
     shipping = chart.one("two-groups", "ScaledObject", "kep-shipping")["spec"]
@@ -249,7 +256,7 @@ def test_selectors_of_services_budgets_and_spread_constraints_match_their_pods(c
 
 
 def test_a_group_can_turn_off_a_default_that_is_on_for_the_others(chart: Rendered) -> None:
-    """Per-group overrides win even when they are false (sprig's mergeOverwrite would ignore them)."""
+    """Per-group overrides of the worker defaults win, even when they are false."""
     budgets = {d["metadata"]["name"] for d in chart.kinds("two-groups", "PodDisruptionBudget")}
     assert budgets == {"kep-shipping"}
     assert not chart.kinds("minimal", "PodDisruptionBudget")

@@ -193,13 +193,33 @@ def test_the_rendered_rules_and_dashboard_are_the_source_files(chart: Rendered) 
     assert topology == (REPO / EMBEDDED["files/topology.yaml"]).read_text()
 
 
-def test_the_rendered_prometheus_rule_passes_promtool(chart: Rendered, tmp_path: Path) -> None:
+def _promtool_check_rules(groups: list[dict[str, Any]], path: Path) -> subprocess.CompletedProcess[str]:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (scripts/install-tools.sh installs it)")
-    rules = tmp_path / "rules.yml"
-    rules.write_text(yaml.safe_dump(chart.one("keda", "PrometheusRule", "kep")["spec"]))
-    proc = subprocess.run(
-        [promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False
-    )
+    path.write_text(yaml.safe_dump({"groups": groups}))
+    command = [promtool, "check", "rules", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_the_rendered_prometheus_rule_passes_promtool(chart: Rendered, tmp_path: Path) -> None:
+    groups = chart.one("keda", "PrometheusRule", "kep")["spec"]["groups"]
+    proc = _promtool_check_rules(groups, tmp_path / "rules.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_keda_lag_query_is_valid_promql(chart: Rendered, tmp_path: Path) -> None:
+    """promtool parses each rendered query as the expression of a recording rule."""
+    queries = [
+        t["metadata"]["query"]
+        for case in ("keda", "two-groups")
+        for scaled in chart.kinds(case, "ScaledObject")
+        for t in scaled["spec"]["triggers"]
+        if t["type"] == "prometheus"
+    ]
+    assert queries
+    rules = [{"record": f"kep:keda_query_{i}", "expr": q} for i, q in enumerate(queries)]
+    proc = _promtool_check_rules([{"name": "keda", "rules": rules}], tmp_path / "queries.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    broken = [{"name": "broken", "rules": [{"record": "kep:broken", "expr": "sum(("}]}]
+    assert _promtool_check_rules(broken, tmp_path / "broken.yml").returncode != 0

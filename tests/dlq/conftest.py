@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from typer.testing import CliRunner
 
@@ -101,6 +102,12 @@ class DeadLetters:
         return entry
 
 
+@pytest.fixture(autouse=True)
+def _logs_to_the_current_stream() -> None:
+    """An earlier in-process CLI run may have left structlog writing to a stream that is closed now."""
+    structlog.reset_defaults()
+
+
 @pytest.fixture
 def dead_letters(kafka: str, tmp_path: Path) -> Iterator[DeadLetters]:
     """A fresh source topic (2 partitions) and its group's dead-letter topic, declared in a temp topology."""
@@ -181,6 +188,8 @@ def cli(kafka: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int,
     """Run ``kep dlq ...`` in-process against the session broker: ``(exit code, output)``."""
     runner = CliRunner()
     monkeypatch.setattr(console, "width", 250)  # wide tables: cells are not wrapped in the captured output
+    # The root callback points structlog at the runner's stderr, which is closed once the command returns.
+    monkeypatch.setattr("kep.cli.main.configure_logging", lambda *args, **kwargs: "json")
 
     def run(*args: str) -> tuple[int, str]:
         result = runner.invoke(app, ["dlq", *args, "-b", kafka], catch_exceptions=False)

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import NO_COMMIT_POSITION, PartitionState, ProbeCache, WorkerMetrics
+from consumers.metrics import NO_COMMIT_POSITION, MetricsError, PartitionState, ProbeCache, WorkerMetrics
 from tests.metrics.support import Answer, ProbedAt, RecordingProbe, StaticSource, sample, scrape
 from tests.support.wait import wait_until
 
@@ -225,3 +225,60 @@ def test_an_unbound_worker_exports_no_partition_series() -> None:
     WorkerMetrics(G, registry=registry)
     s = scrape(registry)
     assert not [key for key in s if key[0].startswith("kep_consumer_") and "rebalances" not in key[0]]
+
+
+class BlockingSource(StaticSource):
+    """A source whose answers wait for ``gate``, as a Kafka client call stuck behind the poll loop would."""
+
+    def __init__(self, states: list[PartitionState]) -> None:
+        super().__init__(states)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def partition_states(self) -> list[PartitionState]:
+        self.gate.wait(30)
+        return list(self.states)
+
+
+def test_a_source_that_hangs_does_not_hang_the_scrape_and_its_last_snapshot_is_served() -> None:
+    source = BlockingSource([state(0, committed=1, processed=1, log_end=4)])
+    registry = CollectorRegistry()
+    WorkerMetrics(G, registry=registry).bind(source, source_timeout_s=0.2)
+    assert sample(scrape(registry), "kep_consumer_lag_messages", group=G, topic="orders", partition=0) == 3
+    source.gate.clear()
+    source.states = [state(0, committed=4, processed=4, log_end=4)]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            started = time.monotonic()
+            s = scrape(registry)
+            assert time.monotonic() - started < 2.0
+        assert (
+            sample(s, "kep_consumer_lag_messages", group=G, topic="orders", partition=0) == 3
+        )  # the last one
+        assert any(e["event"] == "worker state source did not answer in time" for e in logs)
+    finally:
+        source.gate.set()
+    wait_until(
+        lambda: (
+            sample(scrape(registry), "kep_consumer_lag_messages", group=G, topic="orders", partition=0) == 0
+        ),
+        timeout=10,
+        message="the fresh snapshot once the source answers",
+    )
+
+
+def test_a_source_that_hangs_from_the_start_yields_no_partition_series() -> None:
+    source = BlockingSource([state(0, committed=1, log_end=4)])
+    source.gate.clear()
+    registry = CollectorRegistry()
+    WorkerMetrics(G, registry=registry).bind(source, source_timeout_s=0.1)
+    try:
+        s = scrape(registry)
+        assert sample(s, "kep_consumer_assigned_partitions", group=G) is None
+    finally:
+        source.gate.set()
+
+
+def test_negative_durations_are_refused_by_name() -> None:
+    with pytest.raises(MetricsError, match="bind: durations must be >= 0, got probe_timeout_s=-1"):
+        WorkerMetrics(G, registry=CollectorRegistry()).bind(StaticSource(), probe_timeout_s=-1)

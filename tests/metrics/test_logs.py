@@ -24,8 +24,9 @@ class TtyBuffer(io.StringIO):
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
     yield
-    structlog.reset_defaults()
+    structlog.configure(**config)
     structlog.contextvars.clear_contextvars()
     for handler in root.handlers:
         if handler not in handlers:

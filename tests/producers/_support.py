@@ -24,7 +24,7 @@ def topology_of(*specs: tuple[str, int, Sequence[str]], key_field: str | None = 
 
 
 def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 20.0) -> list[Message]:
-    """Every record of ``topic``: waits for ``expected`` records and for the end of every partition after them.
+    """Every record of ``topic``: waits for ``expected`` records, then for the end of every partition.
 
     Fails when more than ``expected`` arrive, or when the end is not reached in ``timeout`` seconds.
     """
@@ -47,8 +47,8 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 20
         while not (len(records) >= expected and len(at_end) == len(partitions)):
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"{topic}: {len(records)} records, {len(at_end)}/{len(partitions)} partitions at their end "
-                    f"after {timeout}s; expected {expected}"
+                    f"{topic}: {len(records)} records, {len(at_end)}/{len(partitions)} partitions at "
+                    f"their end after {timeout}s; expected {expected}"
                 )
             msg = consumer.poll(0.1)
             if msg is None:

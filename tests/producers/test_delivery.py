@@ -1,4 +1,4 @@
-"""Delivery: failures with their Kafka code, raw forwarding, flushing on close and on SIGTERM, backpressure."""
+"""Delivery: failures with their Kafka code, raw forwarding, flushing on close and SIGTERM, backpressure."""
 
 from __future__ import annotations
 

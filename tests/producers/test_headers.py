@@ -52,6 +52,11 @@ def test_readers_take_the_first_match_and_are_none_safe() -> None:
     assert h.header_int([], h.ATTEMPT) is None
 
 
+def test_readers_accept_a_mapping() -> None:
+    assert h.header_int({h.ATTEMPT: b"4"}, h.ATTEMPT) == 4
+    assert h.header_str({h.ATTEMPT: None}, h.ATTEMPT) is None
+
+
 def test_header_int_refuses_what_is_not_a_number() -> None:
     assert h.header_int([("kep-due-time", b"soon")], h.DUE_TIME) is None
     assert h.header_int([("kep-due-time", h.encode_int(1_700_000_000_123))], h.DUE_TIME) == 1_700_000_000_123

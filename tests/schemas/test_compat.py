@@ -148,13 +148,15 @@ def test_nested_record_in_an_array_is_named_by_path() -> None:
     item["fields"].append(field("discount_cents", "long"))
     assert problems(v2, broken, "BACKWARD") == [
         "OrderPlaced.items[].sku: type changed: old data is string, the new schema reads int",
-        "OrderPlaced.items[].discount_cents: the new schema requires it (no default) but old data does not have it",
+        "OrderPlaced.items[].discount_cents: the new schema requires it (no default) "
+        "but old data does not have it",
     ]
 
 
 def test_map_values_are_checked() -> None:
-    old, new = record(field("tags", {"type": "map", "values": "string"})), record(
-        field("tags", {"type": "map", "values": "int"})
+    old, new = (
+        record(field("tags", {"type": "map", "values": "string"})),
+        record(field("tags", {"type": "map", "values": "int"})),
     )
     assert problems(old, new, "BACKWARD") == [
         "Thing.tags{}: type changed: old data is string, the new schema reads int"
@@ -196,7 +198,9 @@ def test_nested_named_reference_and_fixed_size() -> None:
 
 def test_recursive_schemas_terminate() -> None:
     node = record(field("value", "long"), field("next", ["null", "kep.tests.Thing"], default=None))
-    grown = record(field("value", "long"), field("label", "string"), field("next", ["null", "Thing"], default=None))
+    grown = record(
+        field("value", "long"), field("label", "string"), field("next", ["null", "Thing"], default=None)
+    )
     assert problems(node, node, "FULL") == []
     assert problems(node, grown, "BACKWARD") == [
         "Thing.label: the new schema requires it (no default) but old data does not have it"

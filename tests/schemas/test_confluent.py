@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,14 +12,19 @@ from schemas import (
     ConfluentCodec,
     DecodeError,
     EventCodec,
+    IncompatibleSchemaError,
     LocalSchemaRegistry,
     OrderPlaced,
     PaymentCaptured,
+    SchemaError,
     UnknownSchemaError,
     codec_for,
     schema_registry_client,
 )
 from tests.schemas.conftest import reference_body, v1_record
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import Schema
 
 pytestmark = pytest.mark.unit
 
@@ -35,10 +41,11 @@ def codec(url: str) -> ConfluentCodec:
     return ConfluentCodec(schema_registry_client(url))
 
 
-def _schema(schema: dict[str, object]) -> object:
-    from confluent_kafka.schema_registry import Schema  # imported by schema_registry_client already
+def _schema(schema: dict[str, object]) -> Schema:
+    # loaded (with authlib's import-time warning silenced) by schema_registry_client in the fixtures
+    from confluent_kafka.schema_registry import Schema as RegistrySchema
 
-    return Schema(json.dumps(schema), "AVRO")
+    return RegistrySchema(json.dumps(schema), "AVRO")
 
 
 def test_codec_for_a_registry_url_is_confluent_and_shares_the_client(url: str, order: OrderPlaced) -> None:
@@ -55,18 +62,22 @@ def test_both_events_round_trip(codec: ConfluentCodec, order: OrderPlaced, payme
         assert type(decoded) is type(event)
 
 
-def test_wire_layout_is_magic_schema_id_and_plain_avro_body(codec: ConfluentCodec, order: OrderPlaced) -> None:
+def test_wire_layout_is_magic_schema_id_and_plain_avro_body(
+    codec: ConfluentCodec, order: OrderPlaced
+) -> None:
     data = codec.encode(order)
     newest = LocalSchemaRegistry.default().latest(ORDER)
     registered = codec.client.get_latest_version(ORDER)  # subject: the record's full name
     assert data[:1] == b"\x00"
     assert int.from_bytes(data[1:5], "big") == registered.schema_id
-    assert json.loads(registered.schema.schema_str) == newest.schema
+    assert json.loads(registered.schema.schema_str or "") == newest.schema
     assert data[5:] == reference_body(newest.schema, order.model_dump())
     assert codec.schema_ref(OrderPlaced) == f"sr:{registered.schema_id}"
 
 
-def test_schema_is_registered_once_and_fetched_once(codec: ConfluentCodec, order: OrderPlaced, url: str) -> None:
+def test_schema_is_registered_once_and_fetched_once(
+    codec: ConfluentCodec, order: OrderPlaced, url: str
+) -> None:
     calls = {"register": 0, "get": 0}
     client = codec.client
     register, get = client.register_schema, client.get_schema
@@ -80,7 +91,7 @@ def test_schema_is_registered_once_and_fetched_once(codec: ConfluentCodec, order
         return get(*args, **kwargs)  # type: ignore[arg-type]
 
     client.register_schema = counting_register  # type: ignore[method-assign]
-    client.get_schema = counting_get  # type: ignore[method-assign]
+    client.get_schema = counting_get  # type: ignore[method-assign,assignment]
     reader = ConfluentCodec(client)
     blobs = [codec.encode(order) for _ in range(3)]
     assert [reader.decode(blob) for blob in blobs] == [order] * 3
@@ -89,7 +100,9 @@ def test_schema_is_registered_once_and_fetched_once(codec: ConfluentCodec, order
 
 
 def test_subject_strategy_names_the_subject(url: str, order: OrderPlaced) -> None:
-    codec = ConfluentCodec(schema_registry_client(url), subject_strategy=lambda t: f"orders-{t.avro_name}-value")
+    codec = ConfluentCodec(
+        schema_registry_client(url), subject_strategy=lambda t: f"orders-{t.avro_name}-value"
+    )
     codec.encode(order)
     assert codec.client.get_subjects() == [f"orders-{ORDER}-value"]
 
@@ -135,3 +148,35 @@ def test_damaged_bytes_are_a_decode_error_that_keeps_them(
     with pytest.raises(DecodeError, match=message) as caught:
         codec.decode(damaged)
     assert caught.value.raw == damaged
+
+
+def test_registry_refusing_the_schema_is_incompatible_schema_error(
+    codec: ConfluentCodec, order: OrderPlaced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryError
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise SchemaRegistryError(409, 409, "Schema being registered is incompatible with an earlier schema")
+
+    monkeypatch.setattr(codec.client, "register_schema", refuse)
+    with pytest.raises(
+        IncompatibleSchemaError, match=r"cannot register kep\.orders\.OrderPlaced v2 under subject"
+    ):
+        codec.encode(order)
+
+
+def test_registry_failure_on_decode_is_not_a_decode_error(
+    codec: ConfluentCodec, order: OrderPlaced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryError
+
+    data = codec.encode(order)
+    reader = ConfluentCodec(codec.client)
+
+    def unavailable(*args: object, **kwargs: object) -> object:
+        raise SchemaRegistryError(503, 50301, "unavailable")
+
+    monkeypatch.setattr(codec.client, "get_schema", unavailable)
+    with pytest.raises(SchemaError, match="schema registry lookup of id 1 failed") as caught:
+        reader.decode(data)
+    assert not isinstance(caught.value, DecodeError)  # retry it; do not dead-letter good data

@@ -6,8 +6,8 @@ from schemas import LocalSchemaRegistry, canonical_form, fingerprint, fingerprin
 
 pytestmark = pytest.mark.unit
 
-# Test vectors of the Avro project (share/test/data/schema-tests.txt): schema, canonical form, CRC-64-AVRO as a
-# signed 64-bit integer.
+# Test vectors of the Avro project (share/test/data/schema-tests.txt): schema, canonical form, and
+# CRC-64-AVRO as a signed 64-bit integer.
 AVRO_VECTORS = [
     ('"null"', '"null"', 7195948357588979594),
     ('{"type":"null"}', '"null"', 7195948357588979594),
@@ -15,7 +15,11 @@ AVRO_VECTORS = [
     ('"int"', '"int"', 8247732601305521295),
     ('"long"', '"long"', -3434872931120570953),
     ('"double"', '"double"', -8181574048448539266),
-    ('{"type":"fixed","name":"foo","size":15}', '{"name":"foo","type":"fixed","size":15}', 1756455273707447556),
+    (
+        '{"type":"fixed","name":"foo","size":15}',
+        '{"name":"foo","type":"fixed","size":15}',
+        1756455273707447556,
+    ),
     (
         '{"type":"record","name":"foo","fields":[{"name":"f1","type":"boolean"}]}',
         '{"name":"foo","type":"record","fields":[{"name":"f1","type":"boolean"}]}',
@@ -25,7 +29,9 @@ AVRO_VECTORS = [
 
 
 @pytest.mark.parametrize(("schema", "canonical", "expected"), AVRO_VECTORS)
-def test_crc64_avro_matches_the_avro_specification_vectors(schema: str, canonical: str, expected: int) -> None:
+def test_crc64_avro_matches_the_avro_specification_vectors(
+    schema: str, canonical: str, expected: int
+) -> None:
     import json
 
     parsed = json.loads(schema)

@@ -67,7 +67,12 @@ def test_invalid_json_names_the_file_and_the_line(schema_dir: SchemaDir) -> None
 
 
 def test_invalid_avro_names_the_file_and_the_reason(schema_dir: SchemaDir) -> None:
-    bad_type = {"type": "record", "name": "Thing", "namespace": "a.b", "fields": [{"name": "x", "type": "strng"}]}
+    bad_type = {
+        "type": "record",
+        "name": "Thing",
+        "namespace": "a.b",
+        "fields": [{"name": "x", "type": "strng"}],
+    }
     directory = schema_dir({"a.b.Thing.v1.avsc": bad_type})
     with pytest.raises(InvalidSchemaError, match=r"a\.b\.Thing\.v1\.avsc: not a valid Avro schema: .*strng"):
         LocalSchemaRegistry(directory)
@@ -86,14 +91,20 @@ def test_bad_default_names_the_file(schema_dir: SchemaDir) -> None:
 
 def test_file_name_must_match_the_schema(schema_dir: SchemaDir) -> None:
     schema = {"type": "record", "name": "Thing", "namespace": "a.b", "fields": []}
-    with pytest.raises(InvalidSchemaError, match=r"file name says a\.b\.Other but the schema is named a\.b\.Thing"):
+    with pytest.raises(
+        InvalidSchemaError, match=r"file name says a\.b\.Other but the schema is named a\.b\.Thing"
+    ):
         LocalSchemaRegistry(schema_dir({"a.b.Other.v1.avsc": schema}))
-    with pytest.raises(InvalidSchemaError, match=r"Thing\.avsc: the file name must be <full name>\.v<version>"):
+    with pytest.raises(
+        InvalidSchemaError, match=r"Thing\.avsc: the file name must be <full name>\.v<version>"
+    ):
         LocalSchemaRegistry(schema_dir({"a.b.Thing.avsc": schema}))
 
 
 def test_top_level_must_be_a_named_type(schema_dir: SchemaDir) -> None:
-    with pytest.raises(InvalidSchemaError, match=r"a\.b\.Thing\.v1\.avsc: the top level must be a named type"):
+    with pytest.raises(
+        InvalidSchemaError, match=r"a\.b\.Thing\.v1\.avsc: the top level must be a named type"
+    ):
         LocalSchemaRegistry(schema_dir({"a.b.Thing.v1.avsc": '"string"'}))
 
 

@@ -40,14 +40,18 @@ def test_codec_for_without_a_registry_url_is_single_object() -> None:
     assert isinstance(codec, EventCodec)
 
 
-def test_both_events_round_trip(codec: SingleObjectCodec, order: OrderPlaced, payment: PaymentCaptured) -> None:
+def test_both_events_round_trip(
+    codec: SingleObjectCodec, order: OrderPlaced, payment: PaymentCaptured
+) -> None:
     for event in (order, payment):
         decoded = codec.decode(codec.encode(event))
         assert decoded == event
         assert type(decoded) is type(event)
 
 
-def test_wire_layout_is_marker_fingerprint_and_plain_avro_body(codec: SingleObjectCodec, order: OrderPlaced) -> None:
+def test_wire_layout_is_marker_fingerprint_and_plain_avro_body(
+    codec: SingleObjectCodec, order: OrderPlaced
+) -> None:
     data = codec.encode(order)
     newest = LocalSchemaRegistry.default().latest(ORDER)
     assert data[:2] == b"\xc3\x01"
@@ -79,7 +83,9 @@ def test_enums_decode_to_members(codec: SingleObjectCodec, payment: PaymentCaptu
     assert decoded.method is PaymentMethod.WALLET
 
 
-def test_v1_bytes_decode_as_the_v2_model_with_the_default(codec: SingleObjectCodec, order: OrderPlaced) -> None:
+def test_v1_bytes_decode_as_the_v2_model_with_the_default(
+    codec: SingleObjectCodec, order: OrderPlaced
+) -> None:
     v1 = LocalSchemaRegistry.default().get(ORDER, 1)
     old_bytes = b"\xc3\x01" + v1.fingerprint + reference_body(v1.schema, v1_record(order))
     decoded = codec.decode(old_bytes)
@@ -102,7 +108,17 @@ def test_v1_bytes_decode_as_the_v2_model_with_the_default(codec: SingleObjectCod
         (lambda data: data[:12] + b"\xff" + data[13:], "corrupt or truncated .*UnicodeDecodeError"),
         (lambda data: data + b"\x00\x00", "2 unexpected bytes after the kep.orders.OrderPlaced record"),
     ],
-    ids=["empty", "wrong-magic", "json", "short-header", "truncated", "no-body", "negative-length", "bad-utf8", "trailing"],
+    ids=[
+        "empty",
+        "wrong-magic",
+        "json",
+        "short-header",
+        "truncated",
+        "no-body",
+        "negative-length",
+        "bad-utf8",
+        "trailing",
+    ],
 )
 def test_damaged_bytes_are_a_decode_error_that_keeps_them(
     codec: SingleObjectCodec, order: OrderPlaced, mangle: object, message: str
@@ -123,17 +139,28 @@ def test_unknown_fingerprint_is_unknown_schema_error(codec: SingleObjectCodec, o
 
 
 def test_schema_without_a_model_is_unknown(schema_dir: SchemaDir) -> None:
-    thing = {"type": "record", "name": "Thing", "namespace": "kep.tests", "fields": [{"name": "x", "type": "long"}]}
+    thing = {
+        "type": "record",
+        "name": "Thing",
+        "namespace": "kep.tests",
+        "fields": [{"name": "x", "type": "long"}],
+    }
     registry = LocalSchemaRegistry(schema_dir({"kep.tests.Thing.v1.avsc": thing}))
     data = b"\xc3\x01" + registry.latest("kep.tests.Thing").fingerprint + b"\x02"
-    with pytest.raises(UnknownSchemaError, match=r"fingerprint .* is kep\.tests\.Thing.*no event type") as caught:
+    with pytest.raises(
+        UnknownSchemaError, match=r"fingerprint .* is kep\.tests\.Thing.*no event type"
+    ) as caught:
         SingleObjectCodec(registry).decode(data)
     assert caught.value.raw == data
 
 
-def test_a_registry_whose_newest_schema_is_not_the_model_is_refused(schema_dir: SchemaDir, order: OrderPlaced) -> None:
+def test_a_registry_whose_newest_schema_is_not_the_model_is_refused(
+    schema_dir: SchemaDir, order: OrderPlaced
+) -> None:
     only_v1 = LocalSchemaRegistry(schema_dir({f"{ORDER}.v1.avsc": shipped(f"{ORDER}.v1.avsc")}))
-    with pytest.raises(SchemaError, match=r"OrderPlaced v1 .* does not match the model schemas\.orders\.OrderPlaced"):
+    with pytest.raises(
+        SchemaError, match=r"OrderPlaced v1 .* does not match the model schemas\.orders\.OrderPlaced"
+    ):
         SingleObjectCodec(only_v1).encode(order)
     data = SingleObjectCodec().encode(order)  # v2 bytes: unknown to that registry
     with pytest.raises(UnknownSchemaError):
@@ -148,7 +175,11 @@ def test_event_types_without_a_schema_cannot_be_encoded(codec: SingleObjectCodec
         codec.encode(Unshipped())
 
 
-def test_data_that_does_not_fit_the_schema_is_an_encode_error(codec: SingleObjectCodec, order: OrderPlaced) -> None:
+def test_data_that_does_not_fit_the_schema_is_an_encode_error(
+    codec: SingleObjectCodec, order: OrderPlaced
+) -> None:
     unchecked = OrderPlaced.model_construct(**{**order.__dict__, "amount_cents": "lots"})
-    with pytest.raises(EncodeError, match=rf"cannot encode kep\.orders\.OrderPlaced event '{order.event_id}'"):
+    with pytest.raises(
+        EncodeError, match=rf"cannot encode kep\.orders\.OrderPlaced event '{order.event_id}'"
+    ):
         codec.encode(unchecked)

@@ -106,8 +106,9 @@ kep/consumer-group: {{ . }}
 {{- end }}
 
 {{/*
-Deep merge of two maps, returned as YAML: maps merge key by key, any other value in the second map replaces
-the first. Unlike sprig's mergeOverwrite, false, 0 and "" in the second map win.
+Deep merge of two maps, returned as YAML: maps merge key by key, any other value in the second map (false,
+0, "", a list) replaces the first. Written out so the rule does not depend on the merge library's notion of
+"empty" values.
 Argument: list BASE OVERRIDE.
 */}}
 {{- define "kep.merge" -}}

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from consumers.runtime.lanes import Lane
+from consumers.runtime.offsets import OffsetTracker
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.unit
+
+
+def test_commit_advances_only_over_the_contiguous_finished_prefix() -> None:
+    tracker = OffsetTracker()
+    for offset in (10, 11, 12, 14):  # 13 is a gap (a transaction marker, say)
+        tracker.add(offset)
+    assert tracker.committable() is None
+    tracker.done(12)
+    tracker.done(11)
+    assert tracker.committable() is None, "10 is unfinished: nothing may be committed"
+    tracker.done(10)
+    assert tracker.committable() == 13
+    tracker.mark_committed(13)
+    assert tracker.committable() is None
+    tracker.done(14)
+    assert tracker.committable() == 15
+    assert tracker.in_flight == 0
+
+
+def test_failed_commit_is_offered_again() -> None:
+    tracker = OffsetTracker()
+    tracker.add(0)
+    tracker.done(0)
+    tracker.mark_committed(1)
+    tracker.forget_committed()
+    assert tracker.committable() == 1
+
+
+def test_forget_from_drops_offsets_to_be_fetched_again() -> None:
+    tracker = OffsetTracker()
+    for offset in range(5):
+        tracker.add(offset)
+    tracker.done(3)
+    tracker.forget_from(2)
+    tracker.done(0)
+    tracker.done(1)
+    assert tracker.committable() == 2
+    assert tracker.in_flight == 0
+
+
+def test_a_lane_runs_its_items_in_order_and_lanes_run_in_parallel() -> None:
+    pool = ThreadPoolExecutor(4)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    both_running = threading.Barrier(2, timeout=5)
+
+    def run(item: tuple[str, int]) -> None:
+        name, n = item
+        if n == 0:
+            both_running.wait()  # fails unless the two lanes run at the same time
+        seen[name].append(n)
+
+    a, b = Lane(pool, run), Lane(pool, run)
+    a.submit([("a", i) for i in range(100)])
+    b.submit([("b", i) for i in range(100)])
+    wait_until(lambda: len(seen["a"]) == len(seen["b"]) == 100, timeout=10, message="lanes drained")
+    assert seen["a"] == list(range(100)) and seen["b"] == list(range(100))
+    pool.shutdown()
+
+
+def test_cancel_drops_queued_items() -> None:
+    pool = ThreadPoolExecutor(1)
+    release = threading.Event()
+    ran: list[int] = []
+
+    def run(n: int) -> None:
+        release.wait(5)
+        ran.append(n)
+
+    lane = Lane(pool, run)
+    lane.submit(range(10))
+    assert lane.cancel() >= 9
+    release.set()
+    assert lane.wait_idle(5)
+    assert ran == [0]
+    pool.shutdown()
