@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint typecheck clean tools
+.PHONY: demo test bench lint typecheck clean tools chart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
 	touch $(STAMP)
 
-# System tools some tests use (promtool from Debian's `prometheus`, a Python >= 3.12 for helm-sdkpy).
+# Tools some tests use: promtool (Debian's `prometheus`), helm-python-sdk in .kep/helm-venv.
 tools: $(STAMP)
 	@./scripts/install-tools.sh
 
@@ -31,6 +31,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+chart: $(STAMP)
+	scripts/helm-venv.sh >/dev/null
+	.kep/helm-venv/bin/python scripts/helm_chart.py helm/kep build/helm --check
 
 clean:
 	rm -rf $(VENV) .kep build *.egg-info

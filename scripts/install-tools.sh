@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system tools the test suite uses, when they are missing. Idempotent and quiet when all is there.
+# Installs the tools the test suite uses outside .venv, when they are missing. Idempotent and quiet when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +15,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "warning: ${need_apt[*]} missing and apt-get unavailable; the tests that need them will skip" >&2
   fi
 fi
+
+# The chart's lint and render use Helm's Go SDK from PyPI (helm-python-sdk) in its own venv.
+scripts/helm-venv.sh >/dev/null || echo "warning: .kep/helm-venv not created; tests/deploy will retry or skip" >&2

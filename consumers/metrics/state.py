@@ -37,8 +37,9 @@ class PartitionState:
 
 @runtime_checkable
 class WorkerStateSource(Protocol):
-    """Scrape-time view of a worker. Both methods are called from the HTTP thread: they must be thread-safe
-    and cheap (a snapshot, no broker round trip)."""
+    """Scrape-time view of a worker. Both methods are called off the poll thread: they must be thread-safe
+    and cheap, answering from state the poll loop keeps. Do not call the ``Consumer`` here: its methods (even
+    ``get_watermark_offsets(cached=True)``) wait for the poll loop's ``consume()`` to return."""
 
     def partition_states(self) -> Sequence[PartitionState]: ...
 

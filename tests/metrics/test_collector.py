@@ -282,3 +282,18 @@ def test_a_source_that_hangs_from_the_start_yields_no_partition_series() -> None
 def test_negative_durations_are_refused_by_name() -> None:
     with pytest.raises(MetricsError, match="bind: durations must be >= 0, got probe_timeout_s=-1"):
         WorkerMetrics(G, registry=CollectorRegistry()).bind(StaticSource(), probe_timeout_s=-1)
+
+
+def test_a_snapshot_older_than_the_limit_is_not_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    from consumers.metrics import collector
+
+    source = BlockingSource([state(0, committed=1, processed=1, log_end=4)])
+    registry = CollectorRegistry()
+    WorkerMetrics(G, registry=registry).bind(source, source_timeout_s=0.1)
+    assert sample(scrape(registry), "kep_consumer_assigned_partitions", group=G) == 1
+    monkeypatch.setattr(collector, "SNAPSHOT_MAX_AGE_S", 0.0)
+    source.gate.clear()
+    try:
+        assert sample(scrape(registry), "kep_consumer_assigned_partitions", group=G) is None
+    finally:
+        source.gate.set()
