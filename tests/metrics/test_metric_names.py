@@ -194,12 +194,12 @@ def test_a_running_kep_worker_exports_every_worker_metric_the_dashboard_and_rule
 
 
 def _assigned(port: int) -> str | None:
-    """The worker's /metrics once it reports assigned partitions, else None."""
+    """The worker's /metrics once it has been assigned partitions (counted by its rebalance callback)."""
     try:
         status, text = fetch(port)
     except OSError:
         return None
-    match = re.search(r"^kep_consumer_assigned_partitions\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    match = re.search(r'^kep_consumer_rebalances_total\{[^}]*kind="assign"[^}]*\} (\S+)$', text, re.MULTILINE)
     return text if status == 200 and match is not None and float(match.group(1)) > 0 else None
 
 

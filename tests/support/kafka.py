@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -61,3 +62,27 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict[st
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
     futures[name].result(timeout=30)
     return name
+
+
+def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.0) -> list[Any]:
+    """The first ``count`` records of ``topic`` (every partition, from the start), or fewer at the timeout."""
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
+         "fetch.wait.max.ms": 10}
+    )  # fmt: skip
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.2):
+                if msg.error() is None:
+                    records.append(msg)
+        return records
+    finally:
+        consumer.close()

@@ -47,7 +47,7 @@ def applied_topology(
 ) -> Setup:
     topic, group = unique("orders"), unique("grp")
     retry = RetrySpec(
-        delays=tuple(delays), mode=mode, dead_letter=dead_letter, max_attempts=max_attempts,
+        delays=tuple(f"{round(d * 1000)}ms" for d in delays), mode=mode, dead_letter=dead_letter, max_attempts=max_attempts,
         fatal_exceptions=tuple(fatal),
     )  # fmt: skip
     topology = Topology(
