@@ -35,7 +35,8 @@ class PartitionState:
     cancelled: threading.Event = field(default_factory=threading.Event)
     pause_reasons: set[str] = field(default_factory=set)
     resume_at: float | None = None
-    log_end: int | None = None
+    log_end: int | None = None  # watermarks of the last fetch response, copied by the poll thread
+    log_start: int | None = None
 
     @property
     def key(self) -> tuple[str, int]:

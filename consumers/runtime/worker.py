@@ -54,6 +54,7 @@ class Worker:
             lookup=lambda topic, partition: self._states.get((topic, partition)),
         )
         self._rebalancing_since: float | None = None
+        self._watermarks_at = 0.0
         self._closers: list[Callable[[], object]] = [processor.close, plan.close]
 
     def on_close(self, fn: Callable[[], object]) -> None:
@@ -98,6 +99,7 @@ class Worker:
             self._resume_due()
             self._backpressure()
             self._committer.maybe_commit(self._states.values())
+            self._refresh_watermarks()
         self._check_rebalance_timeout()
 
     # -- dispatch -------------------------------------------------------------------------------------------------
@@ -175,6 +177,7 @@ class Worker:
             self._states[(tp.topic, tp.partition)] = self._new_state(tp.topic, tp.partition)
         self._rebalancing_since = None
         self.metrics.rebalance("assign")
+        self.health.connected(True)
         self.health.rebalancing(False)
         self.health.assigned(len(self._states))
         self.health.idle_by_design(not self._states)
@@ -273,28 +276,38 @@ class Worker:
     def partition_states(self) -> list[PartitionSnapshot]:
         snapshots = []
         for state in list(self._states.values()):
-            low, high = self._watermarks(state)
             snapshots.append(
                 PartitionSnapshot(
                     topic=state.topic,
                     partition=state.partition,
                     committed=state.tracker.committed,
                     processed=state.tracker.processed,
-                    log_end=high,
+                    log_end=state.log_end,
                     paused=bool(state.pause_reasons),
-                    log_start=low,
+                    log_start=state.log_start,
                 )
             )
         return snapshots
 
-    def _watermarks(self, state: PartitionState) -> tuple[int | None, int | None]:
-        try:
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(state.topic, state.partition), cached=True
-            )
-        except Exception:  # noqa: BLE001 - not fetched yet, or the consumer is closing
-            return None, None
-        return (low if low >= 0 else None), (high if high >= 0 else None)
+    def _refresh_watermarks(self) -> None:
+        """Copy the watermarks of the last fetch responses into the partition states, once a second.
+
+        Done in the poll thread: the consumer's calls block while another thread is inside ``consume()``, so
+        the scrape thread only ever reads these copies.
+        """
+        now = time.monotonic()
+        if now - self._watermarks_at < 1.0:
+            return
+        self._watermarks_at = now
+        for state in self._states.values():
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(state.topic, state.partition), cached=True
+                )
+            except Exception:  # noqa: BLE001 - nothing fetched yet
+                continue
+            state.log_start = low if low >= 0 else None
+            state.log_end = high if high >= 0 else None
 
     def in_flight(self) -> int:
         return sum(s.tracker.in_flight for s in list(self._states.values()))

@@ -3,7 +3,8 @@
 Its side effect is one row (or list entry) per handled event, written in the idempotency store's own
 transaction, so the row and the event's key are committed together. Environment: ``KEP_TEST_TOPIC``,
 ``KEP_TEST_GROUP``, ``KEP_TEST_EFFECTS`` (the table, list or file suffix), ``KEP_TEST_HANDLER_MS`` (work per
-event), ``KEP_TEST_PLAIN_EFFECTS`` (append to a file instead of using a store transaction).
+event), ``KEP_TEST_PLAIN_EFFECTS`` (append to a file instead of using a store transaction),
+``KEP_TEST_FAIL_ATTEMPTS`` (every event's first N executions raise).
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ TOPIC = os.environ.get("KEP_TEST_TOPIC", "orders")
 EFFECTS = os.environ.get("KEP_TEST_EFFECTS", "effects")
 WORK_S = float(os.environ.get("KEP_TEST_HANDLER_MS", "0")) / 1000.0
 PLAIN = os.environ.get("KEP_TEST_PLAIN_EFFECTS")
+FAIL_ATTEMPTS = int(os.environ.get("KEP_TEST_FAIL_ATTEMPTS", "0"))  # fail every event's first N executions
 
 app = App(os.environ.get("KEP_TEST_GROUP", "effects"), topics=[TOPIC])
+
+
+class TemporaryOutage(Exception):
+    """A retryable failure."""
 
 
 def write_effect(tx: Any, event_id: str) -> None:
@@ -38,6 +44,8 @@ def write_effect(tx: Any, event_id: str) -> None:
 
 @app.handler(TOPIC)
 def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+    if ctx.attempt <= FAIL_ATTEMPTS:
+        raise TemporaryOutage(f"attempt {ctx.attempt} of {event.event_id}")
     if WORK_S:
         time.sleep(WORK_S)  # stands in for the handler's I/O
     if PLAIN:

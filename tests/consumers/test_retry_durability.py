@@ -1,0 +1,84 @@
+"""Retries survive a crash, and dead letters replayed after a fix are handled exactly once."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from consumers.dlq.replay import replay
+from kep.cli.main import app as cli
+from tests.support.kafka import read_records
+from tests.support.processes import WorkerProcess, worker_env, write_topology
+from tests.support.runtime import applied_topology, produce_orders
+from tests.support.wait import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def effects(db: Path, table: str = "effects") -> tuple[int, int]:
+    if not db.exists():
+        return 0, 0
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        row = conn.execute(f"SELECT count(*), count(DISTINCT event_id) FROM {table}").fetchone()
+        return int(row[0]), int(row[1])
+    except sqlite3.OperationalError:
+        return 0, 0
+    finally:
+        conn.close()
+
+
+def test_worker_killed_while_messages_wait_in_retry_tiers_loses_none(kafka: str, tmp_path: Path) -> None:
+    setup = applied_topology(kafka, partitions=3, delays=(4,))
+    events = produce_orders(setup, 200)
+    db = tmp_path / "idem.db"
+    env = worker_env(
+        KEP_TEST_TOPIC=setup.topic,
+        KEP_TEST_GROUP=setup.group,
+        KEP_TEST_FAIL_ATTEMPTS=1,
+        KEP_IDEMPOTENCY_STORE=f"sqlite:///{db}",
+    )
+    args = ["--topology", str(write_topology(setup.topology, tmp_path / "t.yaml")), "-b", kafka]
+    worker = WorkerProcess("tests.apps.effects:app", args, env, tmp_path / "w.log").start()
+    [tier] = setup.spec.retry_tiers(setup.topic)
+    waiting = read_records(kafka, tier.topic, len(events), timeout=60)
+    assert len(waiting) == len(events), "not every event reached the retry tier"
+    assert effects(db)[1] == 0, "retries ran before their delay: the kill would prove nothing"
+    worker.kill9()
+    worker.start()
+    wait_until(lambda: effects(db)[1] == len(events), timeout=90, interval=0.5, message="all retried")
+    assert worker.terminate(30) == 0, worker.log()
+    assert effects(db) == (len(events), len(events))
+
+
+def test_replay_after_the_fix_handles_each_dead_letter_once_and_a_second_replay_nothing(
+    kafka: str, tmp_path: Path
+) -> None:
+    setup = applied_topology(kafka, partitions=2, delays=(0.2,))
+    events = produce_orders(setup, 50)
+    db = tmp_path / "idem.db"
+    topology_file = write_topology(setup.topology, tmp_path / "t.yaml")
+    args = ["--topology", str(topology_file), "-b", kafka]
+    base = {"KEP_TEST_TOPIC": setup.topic, "KEP_TEST_GROUP": setup.group, "KEP_IDEMPOTENCY_STORE": f"sqlite:///{db}"}
+    broken = WorkerProcess("tests.apps.effects:app", args, worker_env(**base, KEP_TEST_FAIL_ATTEMPTS=99), tmp_path / "b.log")
+    broken.start()
+    dlq = setup.spec.dlq_topic(setup.topic)
+    assert dlq is not None
+    assert len(read_records(kafka, dlq, len(events), timeout=60)) == len(events)
+    assert broken.terminate(30) == 0, broken.log()
+    assert effects(db) == (0, 0)
+
+    fixed = WorkerProcess("tests.apps.effects:app", args, worker_env(**base), tmp_path / "f.log").start()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["dlq", "replay", dlq, "-b", kafka])
+    assert result.exit_code == 0, result.output
+    wait_until(lambda: effects(db)[1] == len(events), timeout=60, message="replayed events handled")
+    again = replay(setup.kafka, dlq)
+    assert again.replayed == 0
+    # give the worker the time it needed for the first replay before checking nothing ran twice
+    wait_until(lambda: "partitions assigned" in fixed.log(), timeout=30, message="fixed worker up")
+    assert fixed.terminate(30) == 0, fixed.log()
+    assert effects(db) == (len(events), len(events))
