@@ -30,7 +30,7 @@ from bench.report import print_benchmark, summary_table, write_json
 from bench.result import Result
 
 #: Benchmark modules run by ``python -m bench``, in order.
-BENCHMARKS: list[str] = ["producer", "lag"]
+BENCHMARKS: list[str] = ["producer", "consumer", "retry", "lag", "metrics"]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

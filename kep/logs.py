@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import orjson
 import structlog
@@ -58,6 +58,31 @@ def _add_logger_name(logger: WrappedLogger, method_name: str, event: EventDict) 
     return event
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not as it was when logging was configured.
+
+    Test runners (pytest's capture, typer's ``CliRunner``) swap ``sys.stderr`` for a stream they close when
+    they are done; a logger that kept that stream would fail later with "I/O operation on closed file".
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    @property
+    def name(self) -> str:
+        return str(getattr(sys.stderr, "name", "<stderr>"))
+
+
+# One instance: structlog keeps a write lock per stream object.
+_STDERR = cast(TextIO, _CurrentStderr())
+
+
 def _level_number(level: str) -> int:
     number = logging.getLevelNamesMapping().get(level.strip().upper())
     if number is None:
@@ -82,9 +107,10 @@ def configure_logging(
 
     ``format``: ``json`` (one JSON object per line: ``timestamp`` in ISO 8601 UTC, ``level``, ``event``,
     ``logger`` and the bound context), ``console`` (aligned, coloured on a terminal) or ``auto``.
-    ``stream``: where lines go (standard error by default). Safe to call again: the last call wins.
+    ``stream``: where lines go; by default standard error, looked up at each write, so a ``sys.stderr``
+    swapped in later is followed. Safe to call again: the last call wins.
     """
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else _STDERR
     chosen = resolve_format(format, out)
     number = _level_number(level)
     shared: list[Processor] = [

@@ -2,6 +2,7 @@
 
 Both wire formats share this: the writer schema of an event type is the newest local version of its name
 (checked once against the model); reading resolves any writer schema of a name to that same newest version.
+Writing uses the writer ``schemas._writer`` compiles for the schema, or fastavro when it compiles none.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas._binding import Builder, Dumper, builder, check_binding, dumper, plain_schema
+from schemas._writer import RecordWriter, compile_writer
 from schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
 from schemas.events import Event, event_type_for
 from schemas.fingerprint import canonical_form
@@ -21,12 +23,11 @@ from schemas.registry import LocalSchemaRegistry, SchemaVersion
 
 @dataclass(frozen=True, slots=True)
 class WritePlan:
-    """How to write one event type: its schema version, the parsed (plain) schema and the dict conversion."""
+    """How to write one event type: its schema version and ``write(header, event) -> header + body``."""
 
     event_type: type[Event]
     version: SchemaVersion
-    parsed: dict[str, Any]
-    dump: Dumper
+    write: RecordWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,10 @@ def write_plan(registry: LocalSchemaRegistry, event_type: type[Event]) -> WriteP
         raise SchemaNotFoundError(f"{event_type.__qualname__} is not a concrete event (it sets no avro_name)")
     version = registry.latest(name)
     check_binding(event_type, version.schema, f"schema {name} v{version.version} ({version.path})")
-    return WritePlan(event_type, version, _parse_plain(version.schema), dumper(event_type))
+    write = compile_writer(version.schema)
+    if write is None:
+        write = fastavro_writer(_parse_plain(version.schema), dumper(event_type))
+    return WritePlan(event_type, version, write)
 
 
 def read_plan(
@@ -69,15 +73,24 @@ def _parse_plain(schema: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
+def fastavro_writer(parsed: dict[str, Any], dump: Dumper) -> RecordWriter:
+    """``write(header, event)`` through fastavro, for schemas ``compile_writer`` does not compile."""
+
+    def write(header: bytes, event: Any) -> bytes:
+        out = BytesIO()
+        out.write(header)
+        schemaless_writer(out, parsed, dump(event))
+        return out.getvalue()
+
+    return write
+
+
 def write_event(header: bytes, plan: WritePlan, event: Event) -> bytes:
     """``header`` followed by the Avro body of ``event``."""
-    out = BytesIO()
-    out.write(header)
     try:
-        schemaless_writer(out, plan.parsed, plan.dump(event))
-    except Exception as exc:  # fastavro raises ValueError, TypeError, AttributeError... for bad data
+        return plan.write(header, event)
+    except Exception as exc:  # bad data raises ValueError, TypeError, AttributeError, KeyError...
         raise EncodeError(f"cannot encode {plan.version.name} event {event.event_id!r}: {exc}") from exc
-    return out.getvalue()
 
 
 def read_event(data: bytes, offset: int, plan: ReadPlan) -> Event:

@@ -1,10 +1,13 @@
-"""In-process idempotency store with a TTL and a size bound. Not shared, not durable: tests and benchmarks."""
+"""In-process idempotency store with a TTL and a size bound. Not shared, not durable: tests and benchmarks.
+
+The hot path takes no lock: single dict operations are atomic in CPython, and a claim is decided with one
+``setdefault``. Eviction of the oldest keys, past the size bound, takes a lock and runs rarely.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -24,45 +27,50 @@ class MemoryStore(IdempotencyStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(namespace, ttl_s=ttl_s, lease_s=lease_s)
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()  # key -> (owner or _DONE, expires)
+        self._entries: dict[str, tuple[str, float]] = {}  # key -> (owner or _DONE, expires), oldest first
         self._lock = threading.Lock()
         self._max_keys = max_keys
         self._clock = clock
 
     def claim(self, key: str) -> ClaimState:
         now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[1] > now:
-                owner = entry[0]
-                if owner == _DONE:
-                    return ClaimState.DONE
-                if owner != self.owner:
-                    return ClaimState.BUSY
-            self._entries[key] = (self.owner, now + self.lease_s)
-            self._entries.move_to_end(key)
-            if len(self._entries) > self._max_keys:
-                self._entries.popitem(last=False)
+        entries = self._entries
+        mine = (self.owner, now + self.lease_s)
+        entry = entries.setdefault(key, mine)
+        if entry is mine:
+            if len(entries) > self._max_keys:
+                self._evict()
             return ClaimState.NEW
+        owner, expires = entry
+        if expires > now:
+            if owner == _DONE:
+                return ClaimState.DONE
+            if owner != self.owner:
+                return ClaimState.BUSY
+        entries[key] = mine  # expired, or ours already: (re)claim
+        return ClaimState.NEW
+
+    def _evict(self) -> None:
+        with self._lock:
+            excess = len(self._entries) - self._max_keys
+            if excess > 0:
+                for key in list(self._entries)[: max(excess, self._max_keys // 10)]:
+                    self._entries.pop(key, None)
 
     def complete(self, key: str) -> None:
-        with self._lock:
-            self._entries[key] = (_DONE, self._clock() + self.ttl_s)
-            self._entries.move_to_end(key)
+        self._entries[key] = (_DONE, self._clock() + self.ttl_s)
 
     def release(self, key: str) -> None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] == self.owner:
-                del self._entries[key]
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == self.owner:
+            self._entries.pop(key, None)
 
     @contextmanager
     def transaction(self, key: str) -> Iterator[None]:
         yield None
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] == _DONE and entry[1] > self._clock():
-                raise AlreadyCompletedError(f"idempotency key {key!r} was completed meanwhile")
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == _DONE and entry[1] > self._clock():
+            raise AlreadyCompletedError(f"idempotency key {key!r} was completed meanwhile")
         self.complete(key)
 
     @property

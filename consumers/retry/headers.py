@@ -25,6 +25,7 @@ replay keeps (:func:`strip_provenance`).
 
 from __future__ import annotations
 
+import linecache
 import traceback as _traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -228,9 +229,30 @@ def bounded_message(exc: BaseException, limit: int = MAX_MESSAGE_BYTES) -> str:
 
 
 def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> str:
-    """The formatted traceback of ``exc`` cut to ``limit`` UTF-8 bytes, keeping the end (raising frame)."""
-    text = "".join(_traceback.format_exception(exc))
-    return bound_tail(text, limit)
+    """The formatted traceback of ``exc`` cut to ``limit`` UTF-8 bytes, keeping the end (raising frame).
+
+    Formatted here rather than with ``traceback.format_exception``, which stats every source file of the
+    stack on each call: on the failure path of a busy worker that was the most expensive step.
+    """
+    return bound_tail("".join(_format_chain(exc, depth=8)), limit)
+
+
+def _format_chain(exc: BaseException, depth: int) -> list[str]:
+    lines: list[str] = []
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if cause is not None and depth > 1:
+        lines += _format_chain(cause, depth - 1)
+        joint = "direct cause of" if exc.__cause__ is not None else "raised while handling"
+        lines.append(f"\nThe above exception was the {joint} the following exception:\n\n")
+    lines.append("Traceback (most recent call last):\n")
+    for frame, lineno in _traceback.walk_tb(exc.__traceback__):
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+        source = linecache.getline(code.co_filename, lineno, frame.f_globals).strip()
+        if source:
+            lines.append(f"    {source}\n")
+    lines += _traceback.format_exception_only(type(exc), exc)
+    return lines
 
 
 def bound_tail(text: str, limit: int = MAX_TRACEBACK_BYTES) -> str:

@@ -44,20 +44,25 @@ class Lane(Generic[T]):
         self._pool.submit(self._drain)
 
     def _drain(self) -> None:
+        run = self._run
         while True:
             with self._lock:
                 if self._cancelled or not self._queue:
                     self._running = False
                     self._idle.set()
                     return
-                item = self._queue.popleft()
-            try:
-                self._run(item)
-            except Exception:  # the runner handles its own errors; this is a last resort
-                log.exception("lane item failed unexpectedly")
+                batch, self._queue = self._queue, deque()
+            for item in batch:
+                if self._cancelled:
+                    break
+                try:
+                    run(item)
+                except Exception:  # the runner handles its own errors; this is a last resort
+                    log.exception("lane item failed unexpectedly")
 
     def cancel(self) -> int:
-        """Drop queued items; return how many. The item being run, if any, finishes."""
+        """Drop queued items; return how many not yet taken. The item being run, if any, finishes; the rest
+        of the batch the lane had taken is dropped too."""
         with self._lock:
             self._cancelled = True
             dropped = len(self._queue)

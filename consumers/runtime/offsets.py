@@ -24,8 +24,7 @@ class OffsetTracker:
         self._committed: int | None = committed
 
     def add(self, offset: int) -> None:
-        with self._lock:
-            self._pending.append(offset)
+        self._pending.append(offset)  # only the poll thread adds; deque.append is atomic
 
     def done(self, offset: int) -> None:
         with self._lock:
@@ -49,6 +48,13 @@ class OffsetTracker:
 
     @property
     def in_flight(self) -> int:
+        """Dispatched and not finished: what the in-flight bound counts. A finished message waiting behind an
+        unfinished one only holds back the commit, not memory."""
+        return len(self._pending) - len(self._done)
+
+    @property
+    def uncommitted(self) -> int:
+        """Dispatched offsets the committed position cannot pass yet (finished or not)."""
         return len(self._pending)
 
     @property

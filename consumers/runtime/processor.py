@@ -40,6 +40,35 @@ class Metrics(Protocol):
     def skipped_duplicate(self, topic: str) -> None: ...
 
 
+class LogLimiter:
+    """At most ``per_window`` log lines per key and window; the next allowed line tells how many were held back.
+
+    Failures are counted in metrics and recorded in provenance headers one by one; the log only has to show
+    what is going on without flooding when a dependency is down and every message fails.
+    """
+
+    def __init__(self, per_window: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_window = per_window
+        self.window_s = window_s
+        self._clock = clock
+        self._state: dict[Any, list[float]] = {}  # key -> [window start, lines in window, suppressed]
+
+    def allow(self, key: Any) -> int | None:
+        """None to stay quiet; otherwise the number of lines suppressed since the last one logged."""
+        now = self._clock()
+        state = self._state.get(key)
+        if state is None or now - state[0] >= self.window_s:
+            suppressed = int(state[2]) if state else 0
+            self._state[key] = [now, 1, 0]
+            return suppressed
+        if state[1] < self.per_window:
+            state[1] += 1
+            suppressed, state[2] = int(state[2]), 0
+            return suppressed
+        state[2] += 1
+        return None
+
+
 def exception_name(exc: BaseException) -> str:
     cls = type(exc)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -69,6 +98,7 @@ class Processor:
         strategy = app.idempotency_key
         self._key_field = strategy.removeprefix("field:") if strategy.startswith("field:") else None
         self._use_header = strategy == "header"
+        self._log_limit = LogLimiter(per_window=10, window_s=10.0)
 
     def close(self) -> None:
         self.store.close()
@@ -133,17 +163,21 @@ class Processor:
     def _failed(
         self, state: PartitionState, msg: Message, exc: BaseException, ctx: MessageContext | None, duration: float
     ) -> float | None:
-        self.metrics.failed(state.source_topic, exception_name(exc), duration)
-        log.warning(
-            "handler failed" if ctx is not None else "message undecodable",
-            group=self.group,
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            attempt=ctx.attempt if ctx else None,
-            event_id=ctx.idempotency_key if ctx else None,
-            error=f"{exception_name(exc)}: {exc}",
-        )
+        name = exception_name(exc)
+        self.metrics.failed(state.source_topic, name, duration)
+        suppressed = self._log_limit.allow((state.source_topic, name))
+        if suppressed is not None:
+            log.warning(
+                "handler failed" if ctx is not None else "message undecodable",
+                group=self.group,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                attempt=ctx.attempt if ctx else None,
+                event_id=ctx.idempotency_key if ctx else None,
+                error=f"{name}: {exc}",
+                similar_suppressed=suppressed,
+            )
         return self.failures.handle(state, msg, exc, ctx)
 
     # -- idempotency ----------------------------------------------------------------------------------------------
@@ -179,34 +213,48 @@ class Processor:
 
     # -- context ---------------------------------------------------------------------------------------------------
     def _context(self, state: PartitionState, msg: Message, event: Event) -> MessageContext:
-        headers: list[tuple[str, Any]] = msg.headers() or []
+        headers: list[tuple[str, Any]] = msg.headers() or []  # type: ignore[assignment]
+        found = dict(headers) if headers else {}  # our headers appear once; the last of a repeated one wins
         attempt = 1
         if state.tier is not None:
-            attempt = (h.header_int(headers, h.ATTEMPT) or 0) + 1
+            attempt = (_int(found.get(h.ATTEMPT)) or 0) + 1
+        topic: str = msg.topic()  # type: ignore[assignment]
+        partition: int = msg.partition()  # type: ignore[assignment]
+        offset: int = msg.offset()  # type: ignore[assignment]
+        traceparent = found.get(h.TRACEPARENT)
         return MessageContext(
-            group=self.group,
-            topic=state.source_topic,
-            partition=msg.partition(),  # type: ignore[arg-type]
-            offset=msg.offset(),  # type: ignore[arg-type]
-            key=msg.key(),  # type: ignore[arg-type]
-            headers=headers,
-            timestamp_ms=msg.timestamp()[1],
-            attempt=attempt,
-            idempotency_key=self._idempotency_key(state, msg, headers, event),
-            event_type=event.avro_name,
-            received_from=msg.topic(),  # type: ignore[arg-type]
-            traceparent=h.header_str(headers, h.TRACEPARENT),
-            _store=self.store,
+            self.group,
+            state.source_topic,
+            partition,
+            offset,
+            msg.key(),  # type: ignore[arg-type]
+            headers,
+            msg.timestamp()[1],
+            attempt,
+            self._idempotency_key(state, topic, partition, offset, found, event),
+            event.avro_name,
+            topic,
+            traceparent.decode() if traceparent else None,
+            self.store,
         )
 
-    def _idempotency_key(self, state: PartitionState, msg: Message, headers: Any, event: Event) -> str:
+    def _idempotency_key(
+        self, state: PartitionState, topic: str, partition: int, offset: int, found: dict[str, Any], event: Event
+    ) -> str:
         if self._key_field is not None:
             return str(getattr(event, self._key_field))
         if self._use_header:
-            key = h.header_str(headers, h.IDEMPOTENCY_KEY)
+            key = found.get(h.IDEMPOTENCY_KEY)
             if key:
-                return key
+                return key.decode() if isinstance(key, bytes) else str(key)
         if state.tier is not None:  # the original coordinates survive in the provenance headers
-            topic = h.header_str(headers, h.ORIGINAL_TOPIC) or state.source_topic
-            return f"{topic}/{h.header_int(headers, h.ORIGINAL_PARTITION)}/{h.header_int(headers, h.ORIGINAL_OFFSET)}"
-        return f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+            original = (found.get(h.ORIGINAL_TOPIC) or state.source_topic.encode()).decode()
+            return f"{original}/{_int(found.get(h.ORIGINAL_PARTITION))}/{_int(found.get(h.ORIGINAL_OFFSET))}"
+        return f"{topic}/{partition}/{offset}"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -9,6 +9,7 @@ work is dropped without committing.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -62,7 +63,8 @@ class Worker:
         self._closers.append(fn)
 
     def _pool_size(self) -> int:
-        return self.settings.workers if self.settings.concurrency == "key" else max(8, self.settings.workers)
+        # threads start on demand; a lane waiting on I/O holds one, so allow many
+        return max(64, self.settings.workers * 8)
 
     def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
         self._committer.on_commit(err, partitions)
@@ -81,12 +83,15 @@ class Worker:
         self._consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        self.metrics.bind(self)
+        # Lanes are CPU-bound between I/O waits; longer slices mean fewer GIL hand-offs between them.
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(self.settings.switch_interval_ms / 1000.0)
         try:
             while not self._stop.is_set():
                 self._poll_once()
             self._drain()
         finally:
+            sys.setswitchinterval(previous_interval)
             self._close()
 
     def _poll_once(self) -> None:

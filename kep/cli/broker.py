@@ -22,7 +22,9 @@ def command(
     except BrokerError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"embedded broker ready on {broker.bootstrap_servers} (log: {broker.log_path}); Ctrl-C to stop")
+    typer.echo(
+        f"embedded broker ready on {broker.bootstrap_servers} (log: {broker.log_path}); Ctrl-C to stop"
+    )
     try:
         while not stop.wait(0.5):
             if not broker.is_running():

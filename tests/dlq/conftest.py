@@ -1,4 +1,4 @@
-"""Dead-letter test helpers: build a dead-letter topic by hand and read topics back with a plain consumer."""
+"""Dead-letter test helpers: build a dead-letter topic by hand, read committed offsets, run ``kep dlq``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from consumers.retry.headers import Provenance
@@ -102,12 +101,6 @@ class DeadLetters:
         return entry
 
 
-@pytest.fixture(autouse=True)
-def _logs_to_the_current_stream() -> None:
-    """An earlier in-process CLI run may have left structlog writing to a stream that is closed now."""
-    structlog.reset_defaults()
-
-
 @pytest.fixture
 def dead_letters(kafka: str, tmp_path: Path) -> Iterator[DeadLetters]:
     """A fresh source topic (2 partitions) and its group's dead-letter topic, declared in a temp topology."""
@@ -140,40 +133,6 @@ groups:
     producer.close()
 
 
-def read_topic(kafka: str, topic: str, partitions: int) -> list[Message]:
-    """Every record of ``topic`` from the beginning to the end of each partition (plain consumer, assign)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka,
-            "group.id": f"probe-{uuid.uuid4().hex[:8]}",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-            "allow.auto.create.topics": False,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    try:
-        consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
-        records: list[Message] = []
-        ended: set[int] = set()
-        for _ in range(400):
-            if len(ended) == partitions:
-                return records
-            msg = consumer.poll(0.05)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                ended.add(msg.partition() or 0)
-            elif error is None:
-                records.append(msg)
-            else:
-                raise AssertionError(f"{topic}: {error}")
-        raise AssertionError(f"{topic}: end of partitions not reached")
-    finally:
-        consumer.close()
-
-
 def committed(kafka: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
     try:
@@ -188,8 +147,6 @@ def cli(kafka: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int,
     """Run ``kep dlq ...`` in-process against the session broker: ``(exit code, output)``."""
     runner = CliRunner()
     monkeypatch.setattr(console, "width", 250)  # wide tables: cells are not wrapped in the captured output
-    # The root callback points structlog at the runner's stderr, which is closed once the command returns.
-    monkeypatch.setattr("kep.cli.main.configure_logging", lambda *args, **kwargs: "json")
 
     def run(*args: str) -> tuple[int, str]:
         result = runner.invoke(app, ["dlq", *args, "-b", kafka], catch_exceptions=False)

@@ -13,7 +13,8 @@ from consumers.dlq import ReplayFilter, replay, replay_group
 from consumers.retry.headers import PROVENANCE_HEADERS
 from producers import headers as h
 from schemas.errors import DecodeError
-from tests.dlq.conftest import T0, DeadLetters, committed, read_topic
+from tests.dlq.conftest import T0, DeadLetters, committed
+from tests.support.kafka import read_topic
 from topology.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def _original(
     dead_letters: DeadLetters,
 ) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """What the source topic holds: (key, value, headers) per record, sorted by value."""
-    records = read_topic(dead_letters.kafka, dead_letters.source, dead_letters.partitions)
+    records = read_topic(dead_letters.kafka, dead_letters.source)
     rows = [(m.key(), m.value(), cast(list[tuple[str, bytes | None]], m.headers() or [])) for m in records]
     return sorted(rows, key=lambda r: r[1] or b"")
 
@@ -43,7 +44,7 @@ def test_dry_run_counts_and_publishes_nothing(dead_letters: DeadLetters, cli: Cl
     assert re.search(r"skipped \(filters; kept for later\)\s*│\s*1\s*│", output), output
     assert _original(dead_letters) == []
     assert committed(dead_letters.kafka, replay_group(dead_letters.dlq), dead_letters.dlq, 2) == {}
-    dlq = read_topic(dead_letters.kafka, dead_letters.dlq, 2)
+    dlq = read_topic(dead_letters.kafka, dead_letters.dlq)
     assert len(dlq) == 3  # no marker written either
 
 

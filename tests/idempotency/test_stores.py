@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.idempotency import AlreadyCompletedError, ClaimState, IdempotencyStore, MemoryStore, open_store
 from consumers.errors import ConfigError, IdempotencyStoreError
+from consumers.idempotency import AlreadyCompletedError, ClaimState, IdempotencyStore, MemoryStore, open_store
 from tests.support.services import require_postgres, require_redis
 from tests.support.wait import wait_until
 
@@ -162,4 +162,4 @@ def test_memory_store_is_bounded() -> None:
     for i in range(1000):
         store.claim(str(i))
         store.complete(str(i))
-    assert len(store) == 100
+    assert len(store) <= 100

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from kep.broker import free_port
@@ -25,17 +24,20 @@ N = 25
 K = 10
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The commands configure logging for their process; give the next test the defaults back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
+@contextmanager
+def kep_process(*args: str, stderr: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``kep *args`` as a child process, standard output piped; killed if still running at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kep.cli.main", *args], stdout=subprocess.PIPE, stderr=stderr
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 @pytest.fixture
@@ -86,47 +88,28 @@ def test_kep_lag_rejects_an_invalid_group_regex(kafka: str) -> None:
 
 def test_kep_lag_watch_refreshes_until_ctrl_c_and_exits_zero(kafka: str, topic: str, group_id: str) -> None:
     args = ["lag", "-b", kafka, "--group", group_id, "--watch", "--json", "--interval", "0.2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kep.cli.main", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert proc.stdout is not None
-    try:
+    with kep_process(*args, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
         first, second = (json.loads(proc.stdout.readline()) for _ in range(2))
         assert first["taken_at"] < second["taken_at"]
         assert [g["lag_messages"] for g in second["groups"]] == [N - K]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        proc.stdout.close()
 
 
 def test_kep_lag_exporter_serves_until_sigterm_and_exits_zero(kafka: str, topic: str, group_id: str) -> None:
     port = free_port()
     args = ["-b", kafka, "--port", str(port), "--group", group_id, "--interval", "1", "--window", "5"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kep.cli.main", "lag-exporter", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
 
-        def ready() -> bool:
-            try:
-                return http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
-            except OSError:
-                return False
+    def ready() -> bool:
+        try:
+            return http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        except OSError:
+            return False
 
+    with kep_process("lag-exporter", *args, stderr=subprocess.STDOUT) as proc:
         wait_until(ready, timeout=30, message="lag exporter ready")
         status, groups = http_json(f"http://127.0.0.1:{port}/groups")
         assert status == 200 and [g["lag_messages"] for g in groups] == [N - K]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        assert proc.stdout is not None
-        proc.stdout.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import PartitionState
+from consumers.metrics import PartitionState, WorkerMetrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -69,3 +69,14 @@ def scrape(registry: CollectorRegistry) -> Samples:
 
 def sample(samples: Samples, name: str, **labels: str | int) -> float | None:
     return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))))
+
+
+def make_every_hot_path_call(metrics: WorkerMetrics, topic: str = "orders") -> None:
+    """One call of each per-message, per-commit and per-rebalance method: every such series gets a sample."""
+    metrics.handled(topic, 0.01)
+    metrics.failed(topic, "ValueError", 0.02)
+    metrics.retried(topic, "10s")
+    metrics.dead_lettered(topic)
+    metrics.skipped_duplicate(topic)
+    metrics.commit(0.003, ok=False)
+    metrics.rebalance("assign")

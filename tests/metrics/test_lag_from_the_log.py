@@ -6,6 +6,7 @@ at the committed offset, and no commit means lag from the log start."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Producer
@@ -19,7 +20,9 @@ from topology.settings import KafkaSettings
 pytestmark = pytest.mark.integration
 
 
-def test_paused_partition_lag_and_lag_seconds_come_from_the_log(kafka: str, topic_factory) -> None:  # type: ignore[no-untyped-def]
+def test_paused_partition_lag_and_lag_seconds_come_from_the_log(
+    kafka: str, topic_factory: Callable[..., str]
+) -> None:
     topic = topic_factory(partitions=3, prefix="lagmetrics")
     two_minutes_ago = int((time.time() - 120) * 1000)
     producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 from collections.abc import Iterator
 
 import orjson
 import pytest
 import structlog
+from typer.testing import CliRunner
 
+from kep.cli.main import app
 from kep.logs import LoggingConfigError, configure_logging
 
 pytestmark = pytest.mark.unit
@@ -133,3 +136,29 @@ def test_configuring_twice_keeps_one_stdlib_handler() -> None:
 def test_unknown_formats_and_levels_are_named_in_the_error(fmt: str, level: str, message: str) -> None:
     with pytest.raises(LoggingConfigError, match=message):
         configure_logging(fmt, level, stream=io.StringIO())
+
+
+def test_the_default_stream_is_the_standard_error_of_the_moment_of_writing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configured_under = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", configured_under)
+    configure_logging("json", "INFO")
+    configured_under.close()  # what a CLI runner does with its stderr once the command returned
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    structlog.get_logger("kep").warning("from structlog")
+    logging.getLogger("thirdparty").warning("from stdlib")
+    assert [(e["logger"], e["event"]) for e in lines(now)] == [
+        ("kep", "from structlog"),
+        ("thirdparty", "from stdlib"),
+    ]
+
+
+def test_library_logs_after_an_in_process_cli_run_still_reach_standard_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = CliRunner().invoke(app, ["schemas", "list"], env={"KEP_LOG_FORMAT": "json"})
+    assert result.exit_code == 0, result.output
+    structlog.get_logger("kep").warning("after the command")
+    assert lines(io.StringIO(capsys.readouterr().err))[-1]["event"] == "after the command"

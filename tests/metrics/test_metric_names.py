@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.metrics import Health, MetricsServer, PartitionState, WorkerMetrics
 from tests.metrics.observability import alert_exprs, dashboard_exprs, names_in
-from tests.metrics.support import Answer, StaticSource
+from tests.metrics.support import Answer, StaticSource, make_every_hot_path_call
 from tests.support.kafka import unique
 from tests.support.wait import wait_until
 
@@ -73,13 +73,7 @@ def live_worker_metrics_text() -> str:
     now_ms = int(time.time() * 1000)
     answers = {("orders", 0): Answer(10, now_ms - 5000), ("orders", 1): Answer(9, now_ms - 1000)}
     metrics.bind(source, lambda positions: {k: answers[k] for k in positions if k in answers})
-    metrics.handled("orders", 0.01)
-    metrics.failed("orders", "ValueError", 0.02)
-    metrics.retried("orders", "10s")
-    metrics.dead_lettered("orders")
-    metrics.skipped_duplicate("orders")
-    metrics.commit(0.003, ok=False)
-    metrics.rebalance("assign")
+    make_every_hot_path_call(metrics)
     with MetricsServer(metrics.registry, Health(), port=0, host="127.0.0.1") as server:
         status, text = fetch(server.port)
     assert status == 200
@@ -102,7 +96,7 @@ def test_every_name_used_is_a_worker_or_an_exporter_name() -> None:
 
 
 @pytest.fixture
-def lagging_group(kafka: str, topic_factory) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def lagging_group(kafka: str, topic_factory: Callable[..., str]) -> Iterator[tuple[str, str]]:
     """A group with a commit at offset 1 on a topic holding 4 records: lag 3."""
     topic = topic_factory(partitions=1, prefix="names")
     group = unique("names-g")

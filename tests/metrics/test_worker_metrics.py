@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.metrics import METRIC_NAMES, MetricsError, WorkerMetrics
 from consumers.metrics import worker as worker_module
+from tests.metrics.support import make_every_hot_path_call
 
 pytestmark = pytest.mark.unit
 
@@ -118,13 +119,7 @@ def test_build_info_carries_the_version(registry: CollectorRegistry) -> None:
 
 def test_disabled_metrics_register_nothing_and_every_call_is_a_no_op(registry: CollectorRegistry) -> None:
     metrics = WorkerMetrics("billing", registry=registry, enabled=False)
-    metrics.handled("orders", 0.1)
-    metrics.failed("orders", "ValueError", 0.1)
-    metrics.retried("orders", "10s")
-    metrics.dead_lettered("orders")
-    metrics.skipped_duplicate("orders")
-    metrics.commit(0.1, ok=False)
-    metrics.rebalance("assign")
+    make_every_hot_path_call(metrics)
     metrics.declare(["orders"])
     assert [m.name for m in registry.collect()] == []
 

@@ -21,8 +21,8 @@ from producers import (
     ProducerSettings,
     sample_events,
 )
-from tests.producers._support import ORDER, read_topic, topology_of
-from tests.support.kafka import create_topic
+from tests.producers._support import ORDER, topology_of
+from tests.support.kafka import create_topic, read_topic
 from topology import KafkaSettings
 
 pytestmark = pytest.mark.integration

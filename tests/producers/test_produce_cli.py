@@ -14,7 +14,7 @@ from kep.cli.main import app
 from kep.cli.produce import _Pacer
 from producers import headers as h
 from producers import sample_events
-from tests.producers._support import read_topic
+from tests.support.kafka import read_topic
 
 runner = CliRunner()
 

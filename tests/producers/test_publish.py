@@ -10,7 +10,8 @@ from producers import DeliveryError, DeliveryReport, EventProducer, sample_event
 from producers import headers as h
 from schemas.codec import codec_for
 from schemas.orders import OrderPlaced, PaymentCaptured
-from tests.producers._support import ORDER, PAYMENT, java_partition, read_topic, topology_of
+from tests.producers._support import ORDER, PAYMENT, java_partition, topology_of
+from tests.support.kafka import read_topic
 from topology import KafkaSettings
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ from producers import (
 )
 from producers import headers as h
 from schemas.orders import OrderPlaced, PaymentCaptured
-from tests.producers._support import ORDER, PAYMENT, read_topic, topology_of
+from tests.producers._support import ORDER, PAYMENT, topology_of
+from tests.support.kafka import read_topic
 from topology import KafkaSettings
 
 pytestmark = pytest.mark.integration

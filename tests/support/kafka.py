@@ -1,7 +1,7 @@
 """Which broker the suite runs against, and small helpers to make unique topics and groups on it.
 
-Order: ``KEP_TEST_KAFKA=host:port`` (an existing cluster), a testcontainers Kafka (apache/kafka, KRaft) where a
-Docker engine answers, otherwise the embedded broker.
+Order: ``KEP_TEST_KAFKA=host:port`` (an existing cluster), a testcontainers Kafka (apache/kafka, KRaft)
+where a Docker engine answers, otherwise the embedded broker.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -59,17 +61,15 @@ def unique(prefix: str) -> str:
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> str:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+    )
     futures[name].result(timeout=30)
     return name
 
 
 def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.0) -> list[Any]:
     """The first ``count`` records of ``topic`` (every partition, from the start), or fewer at the timeout."""
-    import time
-
-    from confluent_kafka import Consumer, TopicPartition
-
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
          "fetch.wait.max.ms": 10}
@@ -83,6 +83,54 @@ def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.
             for msg in consumer.consume(500, 0.2):
                 if msg.error() is None:
                     records.append(msg)
+        return records
+    finally:
+        consumer.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expected: int | None = None, timeout: float = 20.0
+) -> list[Message]:
+    """Every record of ``topic``, from the start to the end of every partition (a plain consumer, assigned).
+
+    With ``expected``, waits for that many records first and fails when more arrive. Fails when the end is
+    not reached in ``timeout`` seconds.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "allow.auto.create.topics": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[Message] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while not (len(records) >= (expected or 0) and len(at_end) == len(partitions)):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{topic}: {len(records)} records, {len(at_end)}/{len(partitions)} partitions at "
+                    f"their end after {timeout}s; expected {expected}"
+                )
+            msg = consumer.poll(0.05)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition() or 0)
+            elif error is not None:
+                raise AssertionError(f"{topic}: consumer error {error}")
+            else:
+                records.append(msg)
+                at_end.discard(msg.partition() or 0)
+        if expected is not None:
+            assert len(records) == expected, f"{topic}: {len(records)} records, expected exactly {expected}"
         return records
     finally:
         consumer.close()

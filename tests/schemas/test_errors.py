@@ -1,0 +1,15 @@
+import pytest
+
+import schemas
+from schemas import errors
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_error_derives_from_kep_error() -> None:
+    error_types = [
+        obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, Exception)
+    ]
+    assert len(error_types) == 8
+    assert all(issubclass(error, schemas.KepError) for error in error_types)
+    assert issubclass(schemas.UnknownSchemaError, schemas.DecodeError)
