@@ -232,19 +232,28 @@ def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> s
     """The formatted traceback of ``exc`` cut to ``limit`` UTF-8 bytes, keeping the end (raising frame).
 
     Formatted here rather than with ``traceback.format_exception``, which stats every source file of the
-    stack on each call: on the failure path of a busy worker that was the most expensive step.
+    stack on each call: on the failure path of a busy worker that was the most expensive step. Chained
+    causes are formatted newest first and only until the limit is reached.
     """
-    return bound_tail("".join(_format_chain(exc, depth=8)), limit)
+    blocks: list[str] = []
+    size = 0
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen and size <= limit:
+        seen.add(id(current))
+        block = "".join(_format_one(current))
+        cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        if cause is not None:
+            joint = "direct cause of" if current.__cause__ is not None else "raised while handling"
+            block = f"\nThe above exception was the {joint} the following exception:\n\n" + block
+        blocks.append(block)
+        size += len(block)
+        current = cause
+    return bound_tail("".join(reversed(blocks)).lstrip("\n"), limit)
 
 
-def _format_chain(exc: BaseException, depth: int) -> list[str]:
-    lines: list[str] = []
-    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    if cause is not None and depth > 1:
-        lines += _format_chain(cause, depth - 1)
-        joint = "direct cause of" if exc.__cause__ is not None else "raised while handling"
-        lines.append(f"\nThe above exception was the {joint} the following exception:\n\n")
-    lines.append("Traceback (most recent call last):\n")
+def _format_one(exc: BaseException) -> list[str]:
+    lines = ["Traceback (most recent call last):\n"]
     for frame, lineno in _traceback.walk_tb(exc.__traceback__):
         code = frame.f_code
         lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
