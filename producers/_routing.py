@@ -1,4 +1,8 @@
-"""Which topic, key and fixed headers an event type gets: computed once per (event type, topic) and cached."""
+"""Which topic, key and fixed headers an event type gets: computed once per (event type, topic) and cached.
+
+With the route ``publish`` reads the key, the idempotency key and the encoding of an event through
+ready-made accessors, so its hot path makes no decision that depends only on the event type.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from producers import headers as h
 from producers.errors import AmbiguousTopicError, RoutingError, UnknownTopicError, WrongEventTypeError
+from schemas.events import Event
 from topology.errors import TopologyError
 
 if TYPE_CHECKING:
     from schemas.codec import EventCodec
-    from schemas.events import Event
     from topology.model import TopicSpec, Topology
 
 
@@ -26,6 +30,10 @@ class Route:
     key_of: Callable[[Event], object]
     event_type_header: tuple[str, bytes]
     schema_header: tuple[str, bytes]
+    #: ``event.idempotency_key()``; the ``event_id`` getter (a C call) unless the model overrides the method.
+    idempotency_key: Callable[[Event], str]
+    #: The codec's encoder for this event type (``codec.encode`` when the codec has no per-type encoder).
+    encode: Callable[[Event], bytes]
 
 
 def value_schemas(spec: TopicSpec) -> list[str]:
@@ -64,7 +72,22 @@ def resolve(topology: Topology, codec: EventCodec, event_type: type[Event], topi
         key_of=attrgetter(key_attr) if key_attr else _no_key,
         event_type_header=(h.EVENT_TYPE, avro_name.encode()),
         schema_header=(h.SCHEMA, codec.schema_ref(event_type).encode()),
+        idempotency_key=_idempotency_key_of(event_type),
+        encode=_encoder(codec, event_type),
     )
+
+
+def _idempotency_key_of(event_type: type[Event]) -> Callable[[Event], str]:
+    if event_type.idempotency_key is Event.idempotency_key:
+        getter: Callable[[Event], str] = attrgetter("event_id")
+        return getter
+    return event_type.idempotency_key
+
+
+def _encoder(codec: EventCodec, event_type: type[Event]) -> Callable[[Event], bytes]:
+    """``codec.encoder(event_type)`` when the codec has one (the shipped codecs do), else ``codec.encode``."""
+    encoder: Callable[[type[Event]], Callable[[Event], bytes]] | None = getattr(codec, "encoder", None)
+    return codec.encode if encoder is None else encoder(event_type)
 
 
 def _no_key(event: Event) -> None:

@@ -82,11 +82,16 @@ class DeliveryFuture(Future[DeliveryReport]):
 
 
 def wrap_callback(callback: DeliveryCallback) -> Callable[[KafkaError | None, Message], None]:
-    """A librdkafka ``(err, msg)`` callback that calls ``callback(report, error)``."""
+    """A librdkafka ``(err, msg)`` callback that calls ``callback(report, error)``.
+
+    It runs once per record, so it builds the report inline (as ``report_from`` does) rather than calling it.
+    """
+    new_report, report_type = _new_report, DeliveryReport
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            callback(report_from(msg), None)
+            report = (msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1], msg.key())
+            callback(new_report(report_type, report), None)
         else:
             callback(None, error_from(err, msg))
 

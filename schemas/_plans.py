@@ -7,6 +7,7 @@ Writing uses the writer ``schemas._writer`` compiles for the schema, or fastavro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -19,6 +20,9 @@ from schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, Unknow
 from schemas.events import Event, event_type_for
 from schemas.fingerprint import canonical_form
 from schemas.registry import LocalSchemaRegistry, SchemaVersion
+
+#: ``encode(event) -> bytes`` for one event type.
+Encoder = Callable[[Event], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +89,18 @@ def fastavro_writer(parsed: dict[str, Any], dump: Dumper) -> RecordWriter:
     return write
 
 
-def write_event(header: bytes, plan: WritePlan, event: Event) -> bytes:
-    """``header`` followed by the Avro body of ``event``."""
-    try:
-        return plan.write(header, event)
-    except Exception as exc:  # bad data raises ValueError, TypeError, AttributeError, KeyError...
-        raise EncodeError(f"cannot encode {plan.version.name} event {event.event_id!r}: {exc}") from exc
+def event_encoder(header: bytes, plan: WritePlan) -> Encoder:
+    """``encode(event) -> header + Avro body`` for the event type of ``plan``; bad data is ``EncodeError``."""
+    write = plan.write
+    name = plan.version.name
+
+    def encode(event: Event) -> bytes:
+        try:
+            return write(header, event)
+        except Exception as exc:  # bad data raises ValueError, TypeError, AttributeError, KeyError...
+            raise EncodeError(f"cannot encode {name} event {event.event_id!r}: {exc}") from exc
+
+    return encode
 
 
 def read_event(data: bytes, offset: int, plan: ReadPlan) -> Event:

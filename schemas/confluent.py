@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastavro import parse_schema
 
-from schemas._plans import ReadPlan, WritePlan, read_event, read_plan, write_event, write_plan
+from schemas._plans import Encoder, ReadPlan, WritePlan, event_encoder, read_event, read_plan, write_plan
 from schemas.errors import (
     DecodeError,
     IncompatibleSchemaError,
@@ -86,6 +86,7 @@ class ConfluentCodec:
         self.registry = registry if registry is not None else LocalSchemaRegistry.default()
         self.subject_strategy = subject_strategy
         self._writers: dict[type[Event], tuple[bytes, WritePlan]] = {}
+        self._encoders: dict[type[Event], Encoder] = {}
         self._readers: dict[bytes, ReadPlan] = {}
 
     def __repr__(self) -> str:
@@ -93,10 +94,19 @@ class ConfluentCodec:
 
     def encode(self, event: Event) -> bytes:
         """``00`` + schema id + Avro body; the schema is registered on the first event of its type."""
-        entry = self._writers.get(type(event))
-        if entry is None:
-            entry = self._register(type(event))
-        return write_event(entry[0], entry[1], event)
+        encode = self._encoders.get(type(event))
+        if encode is None:
+            encode = self.encoder(type(event))
+        return encode(event)
+
+    def encoder(self, event_type: type[Event]) -> Encoder:
+        """``encode`` for events of exactly ``event_type`` (registering its schema if needed), without the
+        lookup: producers cache it per type."""
+        encode = self._encoders.get(event_type)
+        if encode is None:
+            header, plan = self._writers.get(event_type) or self._register(event_type)
+            encode = self._encoders[event_type] = event_encoder(header, plan)
+        return encode
 
     def decode(self, data: bytes) -> Event:
         """The event in ``data``. ``DecodeError``/``UnknownSchemaError`` keep the bytes in ``raw``."""

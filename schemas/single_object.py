@@ -7,7 +7,7 @@ newest local version of the same name, so data written with ``OrderPlaced`` v1 r
 
 from __future__ import annotations
 
-from schemas._plans import ReadPlan, WritePlan, read_event, read_plan, write_event, write_plan
+from schemas._plans import Encoder, ReadPlan, WritePlan, event_encoder, read_event, read_plan, write_plan
 from schemas.errors import DecodeError, SchemaNotFoundError, UnknownSchemaError
 from schemas.events import Event
 from schemas.registry import LocalSchemaRegistry
@@ -24,6 +24,7 @@ class SingleObjectCodec:
     def __init__(self, registry: LocalSchemaRegistry | None = None) -> None:
         self.registry = registry if registry is not None else LocalSchemaRegistry.default()
         self._writers: dict[type[Event], tuple[bytes, WritePlan]] = {}
+        self._encoders: dict[type[Event], Encoder] = {}
         self._readers: dict[bytes, ReadPlan] = {}
 
     def __repr__(self) -> str:
@@ -31,10 +32,18 @@ class SingleObjectCodec:
 
     def encode(self, event: Event) -> bytes:
         """``C3 01`` + fingerprint + Avro body, written with the newest local schema of the event's name."""
-        entry = self._writers.get(type(event))
-        if entry is None:
-            entry = self._write_plan(type(event))
-        return write_event(entry[0], entry[1], event)
+        encode = self._encoders.get(type(event))
+        if encode is None:
+            encode = self.encoder(type(event))
+        return encode(event)
+
+    def encoder(self, event_type: type[Event]) -> Encoder:
+        """``encode`` for events of exactly ``event_type``, minus the lookup: producers cache it per type."""
+        encode = self._encoders.get(event_type)
+        if encode is None:
+            header, plan = self._writers.get(event_type) or self._write_plan(event_type)
+            encode = self._encoders[event_type] = event_encoder(header, plan)
+        return encode
 
     def decode(self, data: bytes) -> Event:
         """The event in ``data``. ``DecodeError``/``UnknownSchemaError`` keep the bytes in ``raw``."""

@@ -20,12 +20,13 @@ log = structlog.get_logger(__name__)
 
 
 class Lane(Generic[T]):
-    __slots__ = ("_pool", "_run", "_queue", "_lock", "_running", "_cancelled", "_idle")
+    __slots__ = ("_pool", "_run", "_queue", "_batch", "_lock", "_running", "_cancelled", "_idle")
 
     def __init__(self, pool: ThreadPoolExecutor, run: Callable[[T], None]) -> None:
         self._pool = pool
         self._run = run
         self._queue: deque[T] = deque()
+        self._batch: deque[T] = deque()  # taken from the queue, being run
         self._lock = threading.Lock()
         self._running = False
         self._cancelled = False
@@ -52,9 +53,9 @@ class Lane(Generic[T]):
                     self._idle.set()
                     return
                 batch, self._queue = self._queue, deque()
-            for item in batch:
-                if self._cancelled:
-                    break
+                self._batch = batch
+            while batch and not self._cancelled:
+                item = batch.popleft()
                 try:
                     run(item)
                 except Exception:  # the runner handles its own errors; this is a last resort
@@ -65,7 +66,7 @@ class Lane(Generic[T]):
         of the batch the lane had taken is dropped too."""
         with self._lock:
             self._cancelled = True
-            dropped = len(self._queue)
+            dropped = len(self._queue) + len(self._batch)
             self._queue.clear()
             if not self._running:
                 self._idle.set()

@@ -35,6 +35,7 @@ class PartitionState:
     cancelled: threading.Event = field(default_factory=threading.Event)
     pause_reasons: set[str] = field(default_factory=set)
     resume_at: float | None = None
+    stopped: bool = False  # mirrors ``cancelled`` for the per-message check
     log_end: int | None = None  # watermarks of the last fetch response, copied by the poll thread
     log_start: int | None = None
 
@@ -54,6 +55,7 @@ class PartitionState:
 
     def cancel(self) -> int:
         """Stop taking work: drop queued items, wake handlers waiting to retry. Returns how many were dropped."""
+        self.stopped = True
         self.cancelled.set()
         return sum(lane.cancel() for lane in self.lanes)
 

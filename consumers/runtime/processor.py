@@ -16,6 +16,7 @@ from consumers.idempotency.base import AlreadyCompletedError, ClaimState, Idempo
 from consumers.runtime.async_runner import AsyncRunner
 from consumers.runtime.partition import PartitionState, WorkItem
 from producers import headers as h
+from producers.headers import IDEMPOTENCY_KEY
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError
 from schemas.events import Event
@@ -99,6 +100,7 @@ class Processor:
         self._key_field = strategy.removeprefix("field:") if strategy.startswith("field:") else None
         self._use_header = strategy == "header"
         self._log_limit = LogLimiter(per_window=10, window_s=10.0)
+        self._handlers: dict[tuple[str, str], Handler | None] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -107,7 +109,7 @@ class Processor:
     # -- the pipeline -------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
         state, msg = item
-        if state.cancelled.is_set():
+        if state.stopped:
             return
         try:
             event = self.codec.decode(msg.value())  # type: ignore[arg-type]
@@ -115,7 +117,10 @@ class Processor:
             self._failed(state, msg, exc, None, 0.0)
             return
         ctx = self._context(state, msg, event)
-        handler = self.app.resolve(state.source_topic, event.avro_name)
+        route = (state.source_topic, event.avro_name)
+        handler = self._handlers.get(route)
+        if handler is None:
+            handler = self._handlers[route] = self.app.resolve(*route)  # type: ignore[assignment]
         if handler is None:
             exc = AppError(f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}")
             self._failed(state, msg, exc, ctx, 0.0)
@@ -124,9 +129,15 @@ class Processor:
 
     def _run(self, state: PartitionState, msg: Message, event: Event, ctx: MessageContext, handler: Handler) -> None:
         waits = 0
-        while not state.cancelled.is_set():
-            claim = self._claim(ctx.idempotency_key, state, waits)
-            if claim is None or claim is ClaimState.BUSY:
+        while not state.stopped:
+            try:
+                claim = self.store.claim(ctx.idempotency_key)
+            except IdempotencyStoreError as exc:
+                self._store_wait(state, waits, exc)
+                waits += 1
+                continue
+            if claim is ClaimState.BUSY:  # another live worker runs it; its lease tells when to look again
+                self._store_wait(state, waits, None)
                 waits += 1
                 continue
             if claim is ClaimState.DONE:
@@ -181,17 +192,11 @@ class Processor:
         return self.failures.handle(state, msg, exc, ctx)
 
     # -- idempotency ----------------------------------------------------------------------------------------------
-    def _claim(self, key: str, state: PartitionState, waits: int) -> ClaimState | None:
-        """The claim, or None after waiting out a store failure (the caller tries again; never skips the check)."""
-        try:
-            claim = self.store.claim(key)
-        except IdempotencyStoreError as exc:
-            log.warning("idempotency store unavailable; waiting", group=self.group, error=str(exc))
-            state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)])
-            return None
-        if claim is ClaimState.BUSY:
-            state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)])
-        return claim
+    def _store_wait(self, state: PartitionState, waits: int, error: IdempotencyStoreError | None) -> None:
+        """Wait before asking the store again: it failed, or another worker holds the claim. Never skip it."""
+        if error is not None:
+            log.warning("idempotency store unavailable; waiting", group=self.group, error=str(error))
+        state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)])
 
     def _complete(self, key: str, state: PartitionState) -> bool:
         waits = 0
@@ -213,48 +218,29 @@ class Processor:
 
     # -- context ---------------------------------------------------------------------------------------------------
     def _context(self, state: PartitionState, msg: Message, event: Event) -> MessageContext:
-        headers: list[tuple[str, Any]] = msg.headers() or []  # type: ignore[assignment]
-        found = dict(headers) if headers else {}  # our headers appear once; the last of a repeated one wins
+        headers = msg.headers()
         attempt = 1
         if state.tier is not None:
-            attempt = (_int(found.get(h.ATTEMPT)) or 0) + 1
-        topic: str = msg.topic()  # type: ignore[assignment]
-        partition: int = msg.partition()  # type: ignore[assignment]
-        offset: int = msg.offset()  # type: ignore[assignment]
-        traceparent = found.get(h.TRACEPARENT)
+            attempt = (h.header_int(headers, h.ATTEMPT) or 0) + 1
         return MessageContext(
-            self.group,
-            state.source_topic,
-            partition,
-            offset,
-            msg.key(),  # type: ignore[arg-type]
-            headers,
-            msg.timestamp()[1],
-            attempt,
-            self._idempotency_key(state, topic, partition, offset, found, event),
-            event.avro_name,
-            topic,
-            traceparent.decode() if traceparent else None,
-            self.store,
+            msg,
+            group=self.group,
+            topic=state.source_topic,
+            attempt=attempt,
+            idempotency_key=self._idempotency_key(state, msg, headers, event),
+            event_type=event.avro_name,
+            store=self.store,
         )
 
-    def _idempotency_key(
-        self, state: PartitionState, topic: str, partition: int, offset: int, found: dict[str, Any], event: Event
-    ) -> str:
+    def _idempotency_key(self, state: PartitionState, msg: Message, headers: Any, event: Event) -> str:
         if self._key_field is not None:
             return str(getattr(event, self._key_field))
-        if self._use_header:
-            key = found.get(h.IDEMPOTENCY_KEY)
-            if key:
-                return key.decode() if isinstance(key, bytes) else str(key)
+        if self._use_header and headers:
+            for name, value in headers:
+                if name == IDEMPOTENCY_KEY and value:
+                    return value.decode() if isinstance(value, bytes) else str(value)
         if state.tier is not None:  # the original coordinates survive in the provenance headers
-            original = (found.get(h.ORIGINAL_TOPIC) or state.source_topic.encode()).decode()
-            return f"{original}/{_int(found.get(h.ORIGINAL_PARTITION))}/{_int(found.get(h.ORIGINAL_OFFSET))}"
-        return f"{topic}/{partition}/{offset}"
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+            topic = h.header_str(headers, h.ORIGINAL_TOPIC) or state.source_topic
+            partition, offset = h.header_int(headers, h.ORIGINAL_PARTITION), h.header_int(headers, h.ORIGINAL_OFFSET)
+            return f"{topic}/{partition}/{offset}"
+        return f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
