@@ -36,6 +36,7 @@ class KafkaSettings(BaseSettings):
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
             "security.protocol": self.security_protocol.lower(),
+            "log.connection.close": False,  # idle connections closed by the broker are not news
         }
         optional: dict[str, Any] = {
             "sasl.mechanism": self.sasl_mechanism,

@@ -1,7 +1,8 @@
 """The ``billing`` group of the shipped topology: bills every placed order.
 
-Run it: ``kep run consumers.examples.billing:app``. Set ``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one handler
-call in ten fail, and watch the failures go through the retry topics (``orders.billing.retry.1s`` ...).
+Run it: ``kep run consumers.examples.billing:app``. Set ``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one first
+attempt in ten fail, and watch those orders go through the first retry topic (``orders.billing.retry.1s``) and
+succeed there.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class PaymentGatewayUnavailable(Exception):
 
 @app.handler("orders")
 def bill(order: OrderPlaced, ctx: MessageContext) -> None:
-    if _failure_rate and random.random() < _failure_rate:
+    if _failure_rate and ctx.attempt == 1 and random.random() < _failure_rate:
         raise PaymentGatewayUnavailable(f"gateway timeout billing order {order.order_id}")
     total = sum(item.quantity * item.unit_price_cents for item in order.items)
     log.debug("billed", order_id=order.order_id, total_cents=total, attempt=ctx.attempt)

@@ -1,8 +1,10 @@
 """``kep demo``: the whole path on a laptop, with nothing installed but kep.
 
-Starts the embedded broker, creates the shipped topology, publishes sample orders and payments, reads them
-back with a plain decoding consumer and prints what was produced and consumed per partition. Exits 1 if any
-event is missing, and stops by itself at a hard deadline.
+Starts the embedded broker, creates the shipped topology, runs the two example consumer groups (``billing``
+and ``shipping``) with the real runtime while their ``/metrics`` are served, publishes sample orders and
+payments (a few billing attempts fail on purpose and go through the first retry topic), waits until both
+groups have handled and committed everything, then prints what was produced and handled per partition and
+the lag table. Exits 1 if any event is missing, and stops by itself at a hard deadline.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from rich.table import Table
 
+from consumers.lag import LagSnapshot
+from consumers.metrics import MetricsServer
+from consumers.runtime.worker import Worker
 from kep.broker import EmbeddedBroker
+from kep.cli.lag import render as lag_render
+from kep.logs import configure_logging
 from kep.cli._common import console, err_console, fail
 from producers import DeliveryError, DeliveryReport, EventProducer, sample_events
 from schemas.codec import EventCodec, codec_for
@@ -113,34 +119,83 @@ def produce(
     return produced
 
 
-def consume(kafka: KafkaSettings, codec: EventCodec, produced: Traffic, deadline: Deadline) -> Traffic:
-    """Read every partition that received events from the start, decoding each record, until all are seen."""
-    consumed = Traffic()
-    conf = {
-        **kafka.as_librdkafka_dict(),
-        "group.id": "kep-demo-reader",
-        "enable.auto.commit": False,
-        "allow.auto.create.topics": False,
-        "session.timeout.ms": 6000,
-        "fetch.wait.max.ms": 50,
+GROUPS = ("consumers.examples.billing:app", "consumers.examples.shipping:app")
+
+
+@dataclass
+class Workers:
+    """The example groups running in this process, and the HTTP server of the first one."""
+
+    workers: list[Worker]
+    threads: list[threading.Thread]
+    server: MetricsServer | None
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for thread in self.threads:
+            thread.join(30)
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_workers(kafka: KafkaSettings, topology: Topology, metrics_port: int) -> Workers:
+    """Run ``billing`` and ``shipping`` in threads; serve billing's /metrics, /healthz and /readyz."""
+    from consumers.app import load_app
+    from consumers.runtime.build import build_worker
+    from consumers.settings import ConsumerSettings
+
+    settings = ConsumerSettings(
+        session_timeout_ms=6000, heartbeat_interval_ms=1000, fetch_wait_max_ms=10, commit_interval_s=0.5,
+        idempotency_store="memory://", metrics_port=0,
+    )  # fmt: skip
+    workers = [build_worker(load_app(target), settings, kafka, topology=topology) for target in GROUPS]
+    threads = [threading.Thread(target=w.run, name=f"kep-demo-{w.plan.group}", daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    server = MetricsServer(workers[0].metrics.registry, workers[0].health, port=metrics_port).start()
+    console.print(f"groups billing and shipping running; billing serves {server.url}/metrics")
+    return Workers(workers, threads, server)
+
+
+def wait_until_handled(kafka: KafkaSettings, produced: Traffic, deadline: Deadline) -> LagSnapshot | None:
+    """Poll the groups' lag until every partition that received events is committed to its end."""
+    from consumers.lag import LagMonitor
+
+    snapshot = None
+    with LagMonitor(kafka, group_filter="billing|shipping") as monitor:
+        while not deadline.expired():
+            snapshot = monitor.poll_or_failed(snapshot)
+            if _caught_up(snapshot, produced):
+                break
+            threading.Event().wait(0.5)
+    return snapshot
+
+
+def _caught_up(snapshot: LagSnapshot, produced: Traffic) -> bool:
+    committed = {
+        (g.group, p.topic, p.partition): p
+        for g in snapshot.groups
+        for p in g.partitions
+        if p.topic in ("orders", "payments")
     }
-    consumer = Consumer(conf)
-    try:
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in sorted(produced.per_partition)])
-        while not produced.keys <= consumed.keys and not deadline.expired():
-            for msg in consumer.consume(num_messages=500, timeout=0.2):
-                if msg.error() is not None:
-                    consumed.failures.append(str(msg.error()))
-                    continue
-                try:
-                    event = codec.decode(msg.value() or b"")
-                except KepError as exc:
-                    consumed.failures.append(f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc}")
-                    continue
-                consumed.per_partition[(msg.topic() or "?", msg.partition() or 0)] += 1
-                consumed.keys.add(event.idempotency_key())
-    finally:
-        consumer.close()
+    readers = {"orders": ("billing", "shipping"), "payments": ("shipping",)}
+    for (topic, partition), count in produced.per_partition.items():
+        for group in readers.get(topic, ()):
+            lag = committed.get((group, topic, partition))
+            if lag is None or lag.committed is None or lag.committed < count or (lag.lag_messages or 0) > 0:
+                return False
+    return True
+
+
+def handled(snapshot: LagSnapshot | None) -> Traffic:
+    """What the billing group committed, per partition of ``orders``, and shipping's on ``payments``."""
+    consumed = Traffic()
+    for group in snapshot.groups if snapshot else ():
+        for p in group.partitions:
+            mine = (group.group, p.topic) in (("billing", "orders"), ("shipping", "payments"))
+            if mine and p.committed is not None:
+                consumed.per_partition[(p.topic, p.partition)] += p.committed
     return consumed
 
 
@@ -151,7 +206,7 @@ def report(produced: Traffic, consumed: Traffic) -> int:
         ("topic", "left"),
         ("partition", "right"),
         ("produced", "right"),
-        ("consumed", "right"),
+        ("handled", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for topic, partition in sorted(set(produced.per_partition) | set(consumed.per_partition)):
@@ -159,7 +214,7 @@ def report(produced: Traffic, consumed: Traffic) -> int:
         table.add_row(
             topic, str(partition), str(produced.per_partition[key]), str(consumed.per_partition[key])
         )
-    missing = len(produced.keys - consumed.keys)
+    missing = sum(max(0, n - consumed.per_partition[k]) for k, n in produced.per_partition.items())
     table.add_section()
     table.add_row(
         "total", "", str(sum(produced.per_partition.values())), str(sum(consumed.per_partition.values()))
@@ -174,23 +229,54 @@ def report(produced: Traffic, consumed: Traffic) -> int:
 def command(
     events: Annotated[int, typer.Option("--events", "-n", min=1, help="Sample events to produce.")] = 5000,
     deadline_s: Annotated[float, typer.Option("--deadline", help="Give up after this many seconds.")] = 50.0,
+    metrics_port: Annotated[
+        int, typer.Option("--metrics-port", help="Port of billing's /metrics while the demo runs (0: any).")
+    ] = 9400,
+    failure_rate: Annotated[
+        float, typer.Option("--failure-rate", min=0.0, max=1.0, help="Billing first attempts that fail.")
+    ] = 0.02,
 ) -> None:
-    """Run the embedded broker, create the topology, produce sample orders and payments and read them back."""
+    """Run the whole path on the embedded broker: topology, producer, two consumer groups, retries, lag."""
+    os.environ.setdefault("KEP_EXAMPLE_FAILURE_RATE", str(failure_rate))
+    configure_logging("console", os.environ.get("KEP_LOG_LEVEL", "ERROR"))  # the failures are on purpose
     deadline = Deadline(deadline_s)
     broker = start_broker()
+    workers: Workers | None = None
     try:
         with deadline.watchdog(broker):
             kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
             topology = load_topology()
-            codec = codec_for()
             apply_topology(topology, kafka)
-            produced = produce(kafka, topology, codec, events, deadline)
-            consumed = consume(kafka, codec, produced, deadline)
-            missing = report(produced, consumed)
+            workers = start_workers(kafka, topology, _free_or(metrics_port))
+            produced = produce(kafka, topology, codec_for(), events, deadline)
+            snapshot = wait_until_handled(kafka, produced, deadline)
+            missing = report(produced, handled(snapshot))
+            if snapshot is not None:
+                console.print(lag_render(snapshot))
+            retried = workers.workers[0].metrics.registry.get_sample_value(
+                "kep_messages_retried_total", {"group": "billing", "topic": "orders", "tier": "1s"}
+            )
+            console.print(f"billing: {retried or 0:.0f} failed first attempts went through orders.billing.retry.1s")
     except KepError as exc:
         fail(str(exc), code=1)
     finally:
+        if workers is not None:
+            workers.stop()
         broker.stop()
     if missing or produced.failures:
-        fail(f"{missing} event(s) produced but not consumed, {len(produced.failures)} failed to send", code=1)
-    console.print("[green]demo ok[/green]: every event produced was consumed")
+        fail(f"{missing} event(s) produced but not handled, {len(produced.failures)} failed to send", code=1)
+    console.print("[green]demo ok[/green]: every event produced was handled and committed by its groups")
+
+
+def _free_or(port: int) -> int:
+    """``port`` when it is free (or 0), else 0: the server then picks one and prints it."""
+    import socket
+
+    if port == 0:
+        return 0
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return 0
+    return port
