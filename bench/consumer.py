@@ -61,7 +61,9 @@ def _produce(ctx: BenchContext, topic: str, count: int, keys: int | None = None)
 
 
 def _topology(topic: str, group: str) -> Topology:
-    spec = TopicSpec(name=topic, partitions=PARTITIONS, value_schema="kep.orders.OrderPlaced", key_field="order_id")
+    spec = TopicSpec(
+        name=topic, partitions=PARTITIONS, value_schema="kep.orders.OrderPlaced", key_field="order_id"
+    )
     return Topology(topics=(spec,), groups=(ConsumerGroupSpec(name=group, topics=(topic,)),))
 
 
@@ -149,11 +151,19 @@ def run(ctx: BenchContext) -> list[Result]:
     ratio, metrics_ratio = _ratios(ours, raw), _ratios(with_metrics, ours)
     note = f"{repeats} x {count:,} OrderPlaced, {PARTITIONS} partitions"
     results = [
-        ctx.result(name, median([t.per_second for t in ts]), "events/s", samples=[t.per_second for t in ts], note=note)
+        ctx.result(
+            name,
+            median([t.per_second for t in ts]),
+            "events/s",
+            samples=[t.per_second for t in ts],
+            note=note,
+        )
         for name, ts in trials.items()
     ]
     results.append(ctx.result("kep / raw", median(ratio), "x", target=1.0, samples=ratio))
-    results.append(ctx.result("kep + metrics / kep", median(metrics_ratio), "x", target=0.95, samples=metrics_ratio))
+    results.append(
+        ctx.result("kep + metrics / kep", median(metrics_ratio), "x", target=0.95, samples=metrics_ratio)
+    )
     results += _key_ordered(ctx)
     rss = peak_rss_of_pid(__import__("os").getpid())
     if rss:
@@ -170,7 +180,11 @@ def _key_ordered(ctx: BenchContext) -> list[Result]:
     keyed = _kep_trial(ctx, topic, fast_count, metrics=False, wait_ms=10, concurrency="key")
     note = f"handler waits 10 ms; {partitions} partitions, 500 keys, 32 workers per partition"
     return [
-        ctx.result("one at a time per partition (10 ms handler)", one_at_a_time.per_second, "events/s", note=note),
+        ctx.result(
+            "one at a time per partition (10 ms handler)", one_at_a_time.per_second, "events/s", note=note
+        ),
         ctx.result("key-ordered (10 ms handler)", keyed.per_second, "events/s", note=note),
-        ctx.result("key-ordered / one at a time", keyed.per_second / one_at_a_time.per_second, "x", target=20.0),
+        ctx.result(
+            "key-ordered / one at a time", keyed.per_second / one_at_a_time.per_second, "x", target=20.0
+        ),
     ]

@@ -33,9 +33,12 @@ class _Flaky(Exception):
 
 def _trial(ctx: BenchContext, topic: str, count: int, *, fail_every: int, lateness: list[float]) -> Timing:
     group = f"retry-{uuid.uuid4().hex[:8]}"
-    spec = TopicSpec(name=topic, partitions=PARTITIONS, value_schema="kep.orders.OrderPlaced", key_field="order_id")
+    spec = TopicSpec(
+        name=topic, partitions=PARTITIONS, value_schema="kep.orders.OrderPlaced", key_field="order_id"
+    )
     topology = Topology(
-        topics=(spec,), groups=(ConsumerGroupSpec(name=group, topics=(topic,), retry=RetrySpec(delays=(DELAY,))),)
+        topics=(spec,),
+        groups=(ConsumerGroupSpec(name=group, topics=(topic,), retry=RetrySpec(delays=(DELAY,))),),
     )
     kafka = KafkaSettings(bootstrap_servers=ctx.bootstrap_servers)
     admin.apply(admin.plan(topology, kafka), kafka)
@@ -64,7 +67,9 @@ def _trial(ctx: BenchContext, topic: str, count: int, *, fail_every: int, latene
         if fail_every and int(event.event_id[-8:], 16) % fail_every == 0:
             raise _Flaky("fails once")
 
-    settings = ConsumerSettings(**FAST_JOIN, metrics_enabled=False, metrics_port=0, idempotency_store="memory://")
+    settings = ConsumerSettings(
+        **FAST_JOIN, metrics_enabled=False, metrics_port=0, idempotency_store="memory://"
+    )
     worker = build_worker(app, settings, kafka, topology=topology, probe=False)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
@@ -90,7 +95,10 @@ def run(ctx: BenchContext) -> list[Result]:
         },
         repeats,
     )
-    ratios = [a.per_second / b.per_second for a, b in zip(trials["10% fail once"], trials["no failures"], strict=True)]
+    ratios = [
+        a.per_second / b.per_second
+        for a, b in zip(trials["10% fail once"], trials["no failures"], strict=True)
+    ]
     note = f"{repeats} x {count:,} events, {PARTITIONS} partitions, retry tier {DELAY}"
     ordered = sorted(lateness)
 
@@ -98,7 +106,13 @@ def run(ctx: BenchContext) -> list[Result]:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
     results = [
-        ctx.result(name, median([t.per_second for t in ts]), "events/s", samples=[t.per_second for t in ts], note=note)
+        ctx.result(
+            name,
+            median([t.per_second for t in ts]),
+            "events/s",
+            samples=[t.per_second for t in ts],
+            note=note,
+        )
         for name, ts in trials.items()
     ]
     results += [
@@ -106,6 +120,8 @@ def run(ctx: BenchContext) -> list[Result]:
         ctx.result("retry lateness p50", pct(0.5), "ms", better="lower", note=f"{len(ordered)} retries"),
         ctx.result("retry lateness p99", pct(0.99), "ms", better="lower"),
         ctx.result("retry lateness max", ordered[-1] if ordered else float("nan"), "ms", better="lower"),
-        ctx.result("retry lateness min (must be >= 0)", ordered[0] if ordered else float("nan"), "ms", target=0.0),
+        ctx.result(
+            "retry lateness min (must be >= 0)", ordered[0] if ordered else float("nan"), "ms", target=0.0
+        ),
     ]
     return results

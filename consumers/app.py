@@ -51,7 +51,9 @@ class App:
         idempotency_key: KeyStrategy = "header",
     ) -> None:
         if not (idempotency_key in ("header", "coordinates") or idempotency_key.startswith("field:")):
-            raise AppError(f"idempotency_key {idempotency_key!r}: use 'header', 'coordinates' or 'field:<name>'")
+            raise AppError(
+                f"idempotency_key {idempotency_key!r}: use 'header', 'coordinates' or 'field:<name>'"
+            )
         self.group = group
         self.topics = tuple(topics or ())
         self.fatal = tuple(fatal)

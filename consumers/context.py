@@ -66,7 +66,7 @@ class MessageContext:
 
     @property
     def key(self) -> bytes | None:
-        return self._msg.key()  # type: ignore[return-value]
+        return self._msg.key()
 
     @property
     def headers(self) -> Headers:

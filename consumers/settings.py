@@ -33,10 +33,14 @@ class ConsumerSettings(BaseSettings):
     idempotency_lease_s: float = Field(default=60.0, gt=0, description="Claim lease for shared stores.")
     concurrency: Concurrency = "partition"
     workers: int = Field(default=16, ge=1, description="Workers per partition in key-ordered mode.")
-    max_in_flight: int = Field(default=2000, ge=1, description="Messages fetched but not finished, per worker.")
+    max_in_flight: int = Field(
+        default=2000, ge=1, description="Messages fetched but not finished, per worker."
+    )
     commit_every: int = Field(default=1000, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)
-    drain_timeout_s: float = Field(default=25.0, ge=0, description="Time to finish in-flight work on shutdown.")
+    drain_timeout_s: float = Field(
+        default=25.0, ge=0, description="Time to finish in-flight work on shutdown."
+    )
     revoke_timeout_s: float = Field(default=10.0, ge=0)
     session_timeout_ms: int = Field(default=45000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3000, ge=100)
@@ -47,7 +51,9 @@ class ConsumerSettings(BaseSettings):
     fetch_wait_max_ms: int = Field(default=100, ge=0)
     prefetch_max_kbytes: int = Field(default=8192, ge=1, description="librdkafka's local prefetch bound.")
     switch_interval_ms: float = Field(
-        default=20.0, gt=0, description="Python's thread switch interval while the worker runs (process-wide)."
+        default=20.0,
+        gt=0,
+        description="Python's thread switch interval while the worker runs (process-wide).",
     )
     metrics_enabled: bool = True
     metrics_port: int = Field(default=9400, ge=0, le=65535, description="0: no HTTP server.")

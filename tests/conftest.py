@@ -32,3 +32,11 @@ def topic_factory(kafka: str) -> Callable[..., str]:
 @pytest.fixture
 def group_id() -> str:
     return unique("g")
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    from tests.support.processes import kill_leftovers
+
+    kill_leftovers()

@@ -5,4 +5,11 @@ from consumers.idempotency.factory import open_store
 from consumers.idempotency.memory import MemoryStore
 from consumers.idempotency.sqlite import SqliteStore
 
-__all__ = ["AlreadyCompletedError", "ClaimState", "IdempotencyStore", "MemoryStore", "SqliteStore", "open_store"]
+__all__ = [
+    "AlreadyCompletedError",
+    "ClaimState",
+    "IdempotencyStore",
+    "MemoryStore",
+    "SqliteStore",
+    "open_store",
+]

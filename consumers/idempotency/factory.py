@@ -7,7 +7,9 @@ from consumers.errors import ConfigError
 from consumers.idempotency.base import IdempotencyStore
 
 
-def open_store(url: str, namespace: str, *, ttl_s: float = 7 * 24 * 3600, lease_s: float = 60.0) -> IdempotencyStore:
+def open_store(
+    url: str, namespace: str, *, ttl_s: float = 7 * 24 * 3600, lease_s: float = 60.0
+) -> IdempotencyStore:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
         from consumers.idempotency.memory import MemoryStore
@@ -18,7 +20,9 @@ def open_store(url: str, namespace: str, *, ttl_s: float = 7 * 24 * 3600, lease_
 
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
-            raise ConfigError(f"idempotency store {url!r}: expected sqlite:///relative/path.db or sqlite:////abs/path.db")
+            raise ConfigError(
+                f"idempotency store {url!r}: expected sqlite:///relative/path.db or sqlite:////abs/path.db"
+            )
         return SqliteStore(path, namespace, ttl_s=ttl_s, lease_s=lease_s)
     if scheme in ("redis", "rediss"):
         from consumers.idempotency.redis import RedisStore

@@ -7,12 +7,12 @@ redeliveries. Times come from the database clock so replicas on other hosts agre
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from consumers.errors import IdempotencyStoreError
+from consumers.idempotency._connections import ThreadConnections
 from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 
 _SCHEMA = """
@@ -55,19 +55,13 @@ class PostgresStore(IdempotencyStore):
             ) from exc
         self._psycopg = psycopg
         self._dsn = dsn
-        self._local = threading.local()
-        self._conns: list[Any] = []
-        self._conns_lock = threading.Lock()
+        self._conns: ThreadConnections[Any] = ThreadConnections(
+            lambda: psycopg.connect(dsn, autocommit=True, connect_timeout=5), lambda conn: conn.close()
+        )
         self._run(lambda conn: conn.execute(_SCHEMA))
 
     def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
+        return self._conns.get(usable=lambda conn: not conn.closed)
 
     def _run(self, fn: Any) -> Any:
         try:
@@ -77,12 +71,18 @@ class PostgresStore(IdempotencyStore):
             raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
 
     def _drop_broken(self) -> None:
-        conn = getattr(self._local, "conn", None)
+        conn = self._conns.current()
         if conn is not None and (conn.closed or conn.broken):
-            self._local.conn = None
+            self._conns.forget()
 
     def _params(self, key: str) -> dict[str, Any]:
-        return {"ns": self.namespace, "key": key, "owner": self.owner, "lease": self.lease_s, "ttl": self.ttl_s}
+        return {
+            "ns": self.namespace,
+            "key": key,
+            "owner": self.owner,
+            "lease": self.lease_s,
+            "ttl": self.ttl_s,
+        }
 
     def claim(self, key: str) -> ClaimState:
         params = self._params(key)
@@ -136,8 +136,4 @@ class PostgresStore(IdempotencyStore):
         return True
 
     def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._conns.close_all()

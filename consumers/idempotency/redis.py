@@ -37,7 +37,9 @@ class RedisStore(IdempotencyStore):
         try:
             import redis
         except ImportError as exc:  # pragma: no cover - optional dependency
-            raise IdempotencyStoreError("the redis store needs the 'redis' package: pip install 'kep[redis]'") from exc
+            raise IdempotencyStoreError(
+                "the redis store needs the 'redis' package: pip install 'kep[redis]'"
+            ) from exc
         self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError,)
         self._watch_error = redis.WatchError
         self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -72,9 +74,11 @@ class RedisStore(IdempotencyStore):
         name = self._prefix + key
         try:
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.watch(name)
+                pipe.watch(name)  # type: ignore[no-untyped-call]
                 if pipe.get(name) != f"c:{self.owner}".encode():
-                    raise AlreadyCompletedError(f"idempotency key {key!r} is no longer claimed by this worker")
+                    raise AlreadyCompletedError(
+                        f"idempotency key {key!r} is no longer claimed by this worker"
+                    )
                 pipe.multi()
                 yield pipe
                 pipe.set(name, "d", px=self._ttl_ms)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from consumers.errors import IdempotencyStoreError
+from consumers.idempotency._connections import ThreadConnections
 from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 
 _SCHEMA = """
@@ -46,9 +46,9 @@ class SqliteStore(IdempotencyStore):
     def __init__(self, path: str | Path, namespace: str, *, ttl_s: float, lease_s: float) -> None:
         super().__init__(namespace, ttl_s=ttl_s, lease_s=lease_s)
         self.path = Path(path)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
+        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections(
+            self._connect, sqlite3.Connection.close
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._conn()
@@ -57,16 +57,14 @@ class SqliteStore(IdempotencyStore):
         except (OSError, sqlite3.Error) as exc:
             raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._conns.get()
 
     def claim(self, key: str) -> ClaimState:
         now = time.time()
@@ -117,8 +115,4 @@ class SqliteStore(IdempotencyStore):
         return True
 
     def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._conns.close_all()

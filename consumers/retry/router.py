@@ -8,8 +8,8 @@ committed before the message is durably in its retry or dead-letter topic. A fai
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
@@ -21,7 +21,8 @@ from consumers.retry.headers import InvalidProvenanceError, Provenance
 from consumers.retry.policy import DeadLetter, Retry, RetryPolicy
 from consumers.runtime.partition import PartitionState
 from producers import headers as h
-from producers.delivery import DeliveryError, DeliveryReport
+from producers.delivery import DeliveryReport
+from producers.errors import DeliveryError
 from producers.producer import EventProducer
 
 log = structlog.get_logger(__name__)
@@ -81,11 +82,18 @@ class Router:
             if dlq is not None and self.producer is not None:
                 record = self._next_provenance(provenance, state, msg, ctx, exc, now, None)
                 self.metrics.dead_lettered(state.source_topic)
-                log.error("dead-lettered", group=self.group, topic=dlq, reason=decision.reason, offset=msg.offset())
+                log.error(
+                    "dead-lettered", group=self.group, topic=dlq, reason=decision.reason, offset=msg.offset()
+                )
                 self._forward(state, msg, dlq, record.to_headers(msg.headers()))
                 return None
+        self._skip(state, msg, exc, "message dropped: dead letters are disabled for this topic")
+        return None
+
+    def _skip(self, state: PartitionState, msg: Message, exc: BaseException, why: str) -> None:
+        """Finish a message that cannot be kept anywhere, loudly: the one place kep lets a message go."""
         log.error(
-            "message dropped: dead letters are disabled for this topic",
+            why,
             group=self.group,
             topic=msg.topic(),
             partition=msg.partition(),
@@ -93,10 +101,11 @@ class Router:
             error=f"{type(exc).__name__}: {exc}",
         )
         state.done(msg.offset())  # type: ignore[arg-type]
-        return None
 
     # -- provenance ------------------------------------------------------------------------------------------
-    def _provenance(self, state: PartitionState, msg: Message, ctx: MessageContext | None) -> Provenance | None:
+    def _provenance(
+        self, state: PartitionState, msg: Message, ctx: MessageContext | None
+    ) -> Provenance | None:
         """The provenance the message carries (retry tiers), or a synthetic one for in-place retries."""
         if state.tier is not None:
             try:
@@ -151,7 +160,9 @@ class Router:
         return replace(first, attempt=provenance.attempt + 1, first_failure_ms=provenance.first_failure_ms)
 
     # -- forwarding ------------------------------------------------------------------------------------------
-    def _forward(self, state: PartitionState, msg: Message, topic: str, headers: list[tuple[str, Any]]) -> None:
+    def _forward(
+        self, state: PartitionState, msg: Message, topic: str, headers: list[tuple[str, Any]]
+    ) -> None:
         assert self.producer is not None
         offset: int = msg.offset()  # type: ignore[assignment]
         key, value = msg.key(), msg.value()
@@ -176,16 +187,8 @@ class Router:
     ) -> float | None:
         """A group without a topology entry: retry in place with backoff forever; fatal errors cannot be kept."""
         if ctx is None or self.classifier.is_fatal(exc):
-            log.error(
-                "fatal failure and no dead-letter topic (the group is not in the topology): message skipped",
-                group=self.group,
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            state.done(msg.offset())  # type: ignore[arg-type]
+            why = "fatal failure and no dead-letter topic (the group is not in the topology): message skipped"
+            self._skip(state, msg, exc, why)
             return None
         self.metrics.retried(state.source_topic, "blocking")
         return UNMANAGED_BACKOFF_S[min(ctx.attempt - 1, len(UNMANAGED_BACKOFF_S) - 1)]
-

@@ -38,7 +38,10 @@ def build_worker(
     metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
     metrics.declare(plan.main_topics)
     store = store or open_store(
-        settings.idempotency_store, plan.group, ttl_s=settings.idempotency_ttl_s, lease_s=settings.idempotency_lease_s
+        settings.idempotency_store,
+        plan.group,
+        ttl_s=settings.idempotency_ttl_s,
+        lease_s=settings.idempotency_lease_s,
     )
     processor = Processor(
         app=app,

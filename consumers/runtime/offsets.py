@@ -71,7 +71,9 @@ class OffsetTracker:
         nxt = self._next
         if nxt is None or nxt == self._committed:
             return None
-        if self._pending and self._pending[0] < nxt:  # pragma: no cover - defensive: never commit past unfinished
+        if (
+            self._pending and self._pending[0] < nxt
+        ):  # pragma: no cover - defensive: never commit past unfinished
             return None
         return nxt
 

@@ -72,7 +72,9 @@ class WorkerPlan:
             self.producer = None
 
 
-def make_plan(app: App, settings: ConsumerSettings, kafka: KafkaSettings, topology: Topology | None = None) -> WorkerPlan:
+def make_plan(
+    app: App, settings: ConsumerSettings, kafka: KafkaSettings, topology: Topology | None = None
+) -> WorkerPlan:
     group = settings.group or app.group
     if topology is None:
         topology = load_topology(settings.topology)
@@ -82,7 +84,9 @@ def make_plan(app: App, settings: ConsumerSettings, kafka: KafkaSettings, topolo
         group_spec = None
     main = app.topics or (group_spec.topics if group_spec else ())
     if not main:
-        raise AppError(f"group {group!r}: no topics; list them in App(topics=...) or in the topology's groups")
+        raise AppError(
+            f"group {group!r}: no topics; list them in App(topics=...) or in the topology's groups"
+        )
     tiers: dict[str, tuple[str, str]] = {}
     routes = False
     if group_spec is not None:
@@ -91,7 +95,9 @@ def make_plan(app: App, settings: ConsumerSettings, kafka: KafkaSettings, topolo
                 raise AppError(f"group {group!r} reads {source!r}, which its topology entry does not list")
             for tier in group_spec.retry_tiers(source):
                 tiers[tier.topic] = (source, tier.suffix)
-            routes = routes or bool(group_spec.retry_tiers(source)) or group_spec.dlq_topic(source) is not None
+            routes = (
+                routes or bool(group_spec.retry_tiers(source)) or group_spec.dlq_topic(source) is not None
+            )
     app.check(main)
     producer = EventProducer(kafka, topology) if routes else None
     return WorkerPlan(group, settings, kafka, topology, group_spec, tuple(main), tiers, producer)

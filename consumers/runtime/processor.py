@@ -120,14 +120,18 @@ class Processor:
         route = (state.source_topic, event.avro_name)
         handler = self._handlers.get(route)
         if handler is None:
-            handler = self._handlers[route] = self.app.resolve(*route)  # type: ignore[assignment]
+            handler = self._handlers[route] = self.app.resolve(*route)
         if handler is None:
-            exc = AppError(f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}")
-            self._failed(state, msg, exc, ctx, 0.0)
+            missing = AppError(
+                f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}"
+            )
+            self._failed(state, msg, missing, ctx, 0.0)
             return
         self._run(state, msg, event, ctx, handler)
 
-    def _run(self, state: PartitionState, msg: Message, event: Event, ctx: MessageContext, handler: Handler) -> None:
+    def _run(
+        self, state: PartitionState, msg: Message, event: Event, ctx: MessageContext, handler: Handler
+    ) -> None:
         waits = 0
         while not state.stopped:
             try:
@@ -172,7 +176,12 @@ class Processor:
             return
 
     def _failed(
-        self, state: PartitionState, msg: Message, exc: BaseException, ctx: MessageContext | None, duration: float
+        self,
+        state: PartitionState,
+        msg: Message,
+        exc: BaseException,
+        ctx: MessageContext | None,
+        duration: float,
     ) -> float | None:
         name = exception_name(exc)
         self.metrics.failed(state.source_topic, name, duration)
@@ -241,6 +250,9 @@ class Processor:
                     return value.decode() if isinstance(value, bytes) else str(value)
         if state.tier is not None:  # the original coordinates survive in the provenance headers
             topic = h.header_str(headers, h.ORIGINAL_TOPIC) or state.source_topic
-            partition, offset = h.header_int(headers, h.ORIGINAL_PARTITION), h.header_int(headers, h.ORIGINAL_OFFSET)
+            partition, offset = (
+                h.header_int(headers, h.ORIGINAL_PARTITION),
+                h.header_int(headers, h.ORIGINAL_OFFSET),
+            )
             return f"{topic}/{partition}/{offset}"
         return f"{msg.topic()}/{msg.partition()}/{msg.offset()}"

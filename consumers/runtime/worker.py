@@ -37,7 +37,9 @@ CONSUME_TIMEOUT_S = 0.1
 class Worker:
     """Runs until ``stop()`` (thread-safe; ``kep run`` calls it on SIGTERM/SIGINT), then drains and leaves."""
 
-    def __init__(self, plan: WorkerPlan, processor: Processor, *, metrics: WorkerMetrics, health: Health) -> None:
+    def __init__(
+        self, plan: WorkerPlan, processor: Processor, *, metrics: WorkerMetrics, health: Health
+    ) -> None:
         self.plan = plan
         self.settings = plan.settings
         self.processor = processor
@@ -46,7 +48,9 @@ class Worker:
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=self._pool_size(), thread_name_prefix="kep-lane")
-        self._consumer = Consumer({**plan.consumer_config(), "error_cb": self._on_error, "on_commit": self._on_commit})
+        self._consumer = Consumer(
+            {**plan.consumer_config(), "error_cb": self._on_error, "on_commit": self._on_commit}
+        )
         self._committer = Committer(
             self._consumer,
             every=self.settings.commit_every,
@@ -79,7 +83,9 @@ class Worker:
 
     def run(self) -> None:
         topics = list(self.plan.subscriptions)
-        log.info("worker starting", group=self.plan.group, topics=topics, concurrency=self.settings.concurrency)
+        log.info(
+            "worker starting", group=self.plan.group, topics=topics, concurrency=self.settings.concurrency
+        )
         self._consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -119,7 +125,12 @@ class Worker:
                 self._on_message_error(err)
                 continue
             state = states.get((msg.topic(), msg.partition()))  # type: ignore[arg-type]
-            if state is None or state in delayed or DELAY in state.pause_reasons or STOPPING in state.pause_reasons:
+            if (
+                state is None
+                or state in delayed
+                or DELAY in state.pause_reasons
+                or STOPPING in state.pause_reasons
+            ):
                 continue  # revoked, or fetched before the pause took effect: it will be fetched again
             offset: int = msg.offset()  # type: ignore[assignment]
             if state.tier is not None:
@@ -129,7 +140,7 @@ class Worker:
                     delayed.add(state)
                     continue
             state.tracker.add(offset)
-            lane = state.lane_for(msg.key(), offset)  # type: ignore[arg-type]
+            lane = state.lane_for(msg.key(), offset)
             items = runs.get(lane)
             if items is None:
                 runs[lane] = [(state, msg)]
@@ -198,7 +209,9 @@ class Worker:
         self._rebalancing_since = time.monotonic()
         self.health.rebalancing(True)
         self.metrics.rebalance("revoke")
-        states = [s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None]
+        states = [
+            s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None
+        ]
         self._finish(states, timeout=self.settings.revoke_timeout_s)
         self._clear_pauses(states)
         self.health.assigned(len(self._states))
@@ -206,7 +219,9 @@ class Worker:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalance("lost")
-        states = [s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None]
+        states = [
+            s for tp in partitions if (s := self._states.pop((tp.topic, tp.partition), None)) is not None
+        ]
         for state in states:
             state.cancel()
         self._clear_pauses(states)
@@ -255,9 +270,16 @@ class Worker:
         for state in states:
             self._pause(state, STOPPING)
         deadline = time.monotonic() + self.settings.drain_timeout_s
-        log.info("draining", group=self.plan.group, in_flight=self.in_flight(), deadline_s=self.settings.drain_timeout_s)
+        log.info(
+            "draining",
+            group=self.plan.group,
+            in_flight=self.in_flight(),
+            deadline_s=self.settings.drain_timeout_s,
+        )
         while time.monotonic() < deadline and any(self._busy(s) for s in states):
-            self._consumer.consume(num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S)  # callbacks, heartbeats
+            self._consumer.consume(
+                num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S
+            )  # callbacks, heartbeats
             self.plan.poll_producer()
         self._finish(states, timeout=max(0.0, deadline - time.monotonic()))
 

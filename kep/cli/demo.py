@@ -26,9 +26,9 @@ from consumers.lag import LagSnapshot
 from consumers.metrics import MetricsServer
 from consumers.runtime.worker import Worker
 from kep.broker import EmbeddedBroker
+from kep.cli._common import console, err_console, fail
 from kep.cli.lag import render as lag_render
 from kep.logs import configure_logging
-from kep.cli._common import console, err_console, fail
 from producers import DeliveryError, DeliveryReport, EventProducer, sample_events
 from schemas.codec import EventCodec, codec_for
 from schemas.errors import KepError
@@ -256,7 +256,9 @@ def command(
             retried = workers.workers[0].metrics.registry.get_sample_value(
                 "kep_messages_retried_total", {"group": "billing", "topic": "orders", "tier": "1s"}
             )
-            console.print(f"billing: {retried or 0:.0f} failed first attempts went through orders.billing.retry.1s")
+            console.print(
+                f"billing: {retried or 0:.0f} failed first attempts went through orders.billing.retry.1s"
+            )
     except KepError as exc:
         fail(str(exc), code=1)
     finally:

@@ -32,10 +32,12 @@ def command(
         int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz (0: none).")
     ] = None,
     idempotency_store: Annotated[
-        str | None, typer.Option("--idempotency-store", help="memory://, sqlite:///path, redis://, postgresql://")
+        str | None,
+        typer.Option("--idempotency-store", help="memory://, sqlite:///path, redis://, postgresql://"),
     ] = None,
     concurrency: Annotated[
-        str | None, typer.Option("--concurrency", help="'partition' (default) or 'key' (key-ordered workers).")
+        str | None,
+        typer.Option("--concurrency", help="'partition' (default) or 'key' (key-ordered workers)."),
     ] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="auto, console or json.")] = None,
 ) -> None:

@@ -34,7 +34,9 @@ def test_slow_handler_with_a_large_backlog_keeps_rss_bounded(kafka: str, tmp_pat
     items = [LineItem(sku=f"SKU-{i:04d}-" + "x" * 20, quantity=1, unit_price_cents=100) for i in range(ITEMS)]
     with EventProducer(setup.kafka, setup.topology) as producer:
         for i in range(BACKLOG):
-            event = OrderPlaced(order_id=f"o-{i}", customer_id="c", items=items, amount_cents=1, currency="EUR")
+            event = OrderPlaced(
+                order_id=f"o-{i}", customer_id="c", items=items, amount_cents=1, currency="EUR"
+            )
             producer.publish(event, topic=setup.topic, on_delivery=lambda r, e: None)
     effects = tmp_path / "handled.txt"
     env = worker_env(

@@ -91,7 +91,8 @@ def test_kill9_every_few_seconds_loses_nothing_and_applies_each_effect_once(
     )
     args = ["--topology", str(topology_file), "-b", kafka]
     workers = [
-        WorkerProcess("tests.apps.effects:app", args, env, tmp_path / f"worker-{i}.log").start() for i in range(3)
+        WorkerProcess("tests.apps.effects:app", args, env, tmp_path / f"worker-{i}.log").start()
+        for i in range(3)
     ]
     rng = random.Random(7)
     kills = 0

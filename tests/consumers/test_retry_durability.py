@@ -62,8 +62,14 @@ def test_replay_after_the_fix_handles_each_dead_letter_once_and_a_second_replay_
     db = tmp_path / "idem.db"
     topology_file = write_topology(setup.topology, tmp_path / "t.yaml")
     args = ["--topology", str(topology_file), "-b", kafka]
-    base = {"KEP_TEST_TOPIC": setup.topic, "KEP_TEST_GROUP": setup.group, "KEP_IDEMPOTENCY_STORE": f"sqlite:///{db}"}
-    broken = WorkerProcess("tests.apps.effects:app", args, worker_env(**base, KEP_TEST_FAIL_ATTEMPTS=99), tmp_path / "b.log")
+    base = {
+        "KEP_TEST_TOPIC": setup.topic,
+        "KEP_TEST_GROUP": setup.group,
+        "KEP_IDEMPOTENCY_STORE": f"sqlite:///{db}",
+    }
+    broken = WorkerProcess(
+        "tests.apps.effects:app", args, worker_env(**base, KEP_TEST_FAIL_ATTEMPTS=99), tmp_path / "b.log"
+    )
     broken.start()
     dlq = setup.spec.dlq_topic(setup.topic)
     assert dlq is not None

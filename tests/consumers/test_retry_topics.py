@@ -54,7 +54,9 @@ def test_message_failing_k_times_succeeds_on_its_tier_k_run(kafka: str) -> None:
         assert [a for a, _ in runs[event.event_id]] == list(range(1, k + 2))
 
 
-def test_always_failing_message_is_dead_lettered_after_exactly_the_attempts_with_provenance(kafka: str) -> None:
+def test_always_failing_message_is_dead_lettered_after_exactly_the_attempts_with_provenance(
+    kafka: str,
+) -> None:
     setup = applied_topology(kafka, partitions=1, delays=(0.3, 0.6))
     [event] = produce_orders(setup, 1)
     app = App(setup.group, topics=[setup.topic])
@@ -110,7 +112,11 @@ def test_fatal_error_skips_the_retry_tiers(kafka: str) -> None:
 
 def test_corrupt_bytes_reach_the_dead_letter_topic_unchanged(kafka: str) -> None:
     setup = applied_topology(kafka, partitions=1, delays=(0.3,))
-    corrupt = [b"\xc3\x01" + b"\x00" * 8 + b"\xff\xff", b"not avro at all", b"\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08x"]
+    corrupt = [
+        b"\xc3\x01" + b"\x00" * 8 + b"\xff\xff",
+        b"not avro at all",
+        b"\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08x",
+    ]
     producer = Producer({"bootstrap.servers": kafka})
     for i, value in enumerate(corrupt):
         producer.produce(setup.topic, key=f"k{i}".encode(), value=value, headers=[("custom", b"kept")])

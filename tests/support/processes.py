@@ -21,6 +21,17 @@ def write_topology(topology: Topology, path: Path) -> Path:
     return path
 
 
+_started: list[WorkerProcess] = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every worker a test started and left running (a failed assertion skips its clean-up)."""
+    while _started:
+        worker = _started.pop()
+        if worker.alive:
+            worker.kill9()
+
+
 class WorkerProcess:
     def __init__(self, target: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.target, self.args, self.env, self.log_path = target, args, env, log_path
@@ -37,6 +48,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        _started.append(self)
         return self
 
     def kill9(self) -> None:

@@ -47,11 +47,18 @@ def applied_topology(
 ) -> Setup:
     topic, group = unique("orders"), unique("grp")
     retry = RetrySpec(
-        delays=tuple(f"{round(d * 1000)}ms" for d in delays), mode=mode, dead_letter=dead_letter, max_attempts=max_attempts,
+        delays=tuple(f"{round(d * 1000)}ms" for d in delays),
+        mode=mode,
+        dead_letter=dead_letter,
+        max_attempts=max_attempts,
         fatal_exceptions=tuple(fatal),
-    )  # fmt: skip
+    )
     topology = Topology(
-        topics=(TopicSpec(name=topic, partitions=partitions, value_schema="kep.orders.OrderPlaced", key_field="order_id"),),
+        topics=(
+            TopicSpec(
+                name=topic, partitions=partitions, value_schema="kep.orders.OrderPlaced", key_field="order_id"
+            ),
+        ),
         groups=(ConsumerGroupSpec(name=group, topics=(topic,), retry=retry),),
     )
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
@@ -73,15 +80,20 @@ def _ignore(report: Any, error: Any) -> None:
 
 
 def settings(**overrides: Any) -> ConsumerSettings:
-    values: dict[str, Any] = {**FAST_GROUP, "metrics_port": 0, "idempotency_store": "memory://", "commit_interval_s": 0.2}
+    values: dict[str, Any] = {
+        **FAST_GROUP,
+        "metrics_port": 0,
+        "idempotency_store": "memory://",
+        "commit_interval_s": 0.2,
+    }
     values.update(overrides)
     return ConsumerSettings(**values)
 
 
 @contextlib.contextmanager
-def running(app: App, setup: Setup, **overrides: Any) -> Iterator[Worker]:
+def running(app: App, setup: Setup, *, probe: bool = False, **overrides: Any) -> Iterator[Worker]:
     """A worker for ``app`` in a background thread; stopped (drained, committed) on exit."""
-    worker = build_worker(app, settings(**overrides), setup.kafka, topology=setup.topology, probe=False)
+    worker = build_worker(app, settings(**overrides), setup.kafka, topology=setup.topology, probe=probe)
     errors: list[BaseException] = []
 
     def target() -> None:

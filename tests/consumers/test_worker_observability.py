@@ -1,0 +1,107 @@
+"""What a live worker tells SREs: readiness through a rebalance, and lag that stays right while a retry
+partition is paused (librdkafka freezes its own figures for paused partitions)."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumers.app import App
+from consumers.context import MessageContext
+from consumers.metrics import MetricsServer
+from schemas.orders import OrderPlaced
+from tests.support.kafka import read_records
+from tests.support.runtime import applied_topology, produce_orders, running
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def samples(url: str, name: str) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[(sample.labels.get("topic", ""), sample.labels.get("partition", ""))] = sample.value
+    return found
+
+
+def test_readyz_flips_during_a_rebalance_and_recovers(kafka: str) -> None:
+    setup = applied_topology(kafka, partitions=4)
+    app = App(setup.group, topics=[setup.topic])
+
+    @app.handler(setup.topic)
+    def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        pass
+
+    with running(app, setup, assignment_strategy="range") as first:
+        server = MetricsServer(first.metrics.registry, first.health, port=0).start()
+        try:
+            ready = f"{server.url}/readyz"
+            wait_until(lambda: status(ready) == 200, timeout=30, message="first worker ready")
+            seen: list[int] = []
+            with running(app, setup, assignment_strategy="range") as second:
+
+                def rebalanced() -> bool:
+                    seen.append(status(ready))
+                    return 503 in seen and seen[-1] == 200 and second.health.ready()[0]
+
+                wait_until(
+                    rebalanced,
+                    timeout=60,
+                    interval=0.02,
+                    message="not ready during the rebalance, then ready",
+                )
+            assert 503 in seen and seen[-1] == 200
+        finally:
+            server.stop()
+
+
+def test_lag_of_a_paused_retry_partition_follows_the_log(kafka: str) -> None:
+    setup = applied_topology(kafka, partitions=1, delays=(60,))
+    [tier] = setup.spec.retry_tiers(setup.topic)
+    app = App(setup.group, topics=[setup.topic])
+
+    @app.handler(setup.topic)
+    def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        raise RuntimeError("fails; its retry is due in a minute")
+
+    with running(app, setup, probe=True) as worker:
+        server = MetricsServer(worker.metrics.registry, worker.health, port=0).start()
+        metrics = f"{server.url}/metrics"
+        try:
+            produce_orders(setup, 5, seed=1)
+            assert len(read_records(kafka, tier.topic, 5)) == 5
+            wait_until(
+                lambda: samples(metrics, "kep_consumer_paused_partitions").get(("", ""), 0) >= 1,
+                timeout=30,
+                message="the retry partition paused until its due time",
+            )
+            produce_orders(setup, 5, seed=2)  # five more records reach the paused partition
+            assert len(read_records(kafka, tier.topic, 10)) == 10
+            wait_until(
+                lambda: samples(metrics, "kep_consumer_lag_messages").get((tier.topic, "0")) == 10,
+                timeout=30,
+                message="lag of the paused retry partition = 10 waiting records",
+            )
+            age = samples(metrics, "kep_consumer_lag_seconds")[(tier.topic, "0")]
+            first_record = read_records(kafka, tier.topic, 1)[0]
+            expected = time.time() - first_record.timestamp()[1] / 1000
+            assert abs(age - expected) < 7, (age, expected)  # probes are reused for up to 5 s
+            assert samples(metrics, "kep_consumer_lag_messages")[(setup.topic, "0")] == 0
+        finally:
+            server.stop()
