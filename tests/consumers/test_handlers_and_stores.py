@@ -1,0 +1,94 @@
+"""Async handlers, handlers per event type, static membership settings, and a store that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from consumers.app import App
+from consumers.context import MessageContext
+from consumers.errors import IdempotencyStoreError
+from consumers.idempotency.base import ClaimState
+from consumers.idempotency.memory import MemoryStore
+from consumers.runtime.build import build_worker
+from schemas.orders import OrderPlaced
+from tests.support.runtime import applied_topology, produce_orders, running, settings
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_async_handlers_run_on_the_event_loop(kafka: str) -> None:
+    setup = applied_topology(kafka, partitions=2)
+    events = produce_orders(setup, 50)
+    app = App(setup.group, topics=[setup.topic])
+    seen: list[str] = []
+
+    @app.handler(event=OrderPlaced)
+    async def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        await asyncio.sleep(0)
+        assert asyncio.get_running_loop() is not None
+        seen.append(event.event_id)
+
+    with running(app, setup):
+        wait_until(lambda: len(seen) == len(events), timeout=30, message="async handler ran for every event")
+    assert sorted(seen) == sorted(e.event_id for e in events)
+
+
+def test_a_static_member_consumes(kafka: str) -> None:
+    """group.instance.id is passed to the client; the embedded broker accepts a static member's join (it only
+    fails to reassign a closed static member's partitions, which this test does not rely on)."""
+    setup = applied_topology(kafka, partitions=1)
+    events = produce_orders(setup, 10)
+    app = App(setup.group, topics=[setup.topic])
+    seen: list[str] = []
+
+    @app.handler(setup.topic)
+    def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        seen.append(event.event_id)
+
+    with running(app, setup, group_instance_id="billing-0") as worker:
+        assert worker.plan.consumer_config()["group.instance.id"] == "billing-0"
+        wait_until(lambda: len(seen) == len(events), timeout=30, message="static member handled all")
+
+
+class FlakyStore(MemoryStore):
+    """A store that is unreachable until ``back_at``."""
+
+    back_at = 0.0
+
+    def claim(self, key: str) -> ClaimState:
+        if time.monotonic() < self.back_at:
+            raise IdempotencyStoreError("store unreachable (injected)")
+        return super().claim(key)
+
+
+def test_an_unreachable_store_is_waited_out_never_skipped(kafka: str) -> None:
+    setup = applied_topology(kafka, partitions=1)
+    events = produce_orders(setup, 20)
+    app = App(setup.group, topics=[setup.topic])
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    @app.handler(setup.topic)
+    def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        with lock:
+            handled[event.event_id] += 1
+
+    store = FlakyStore(setup.group, ttl_s=3600, lease_s=30)
+    store.back_at = time.monotonic() + 3.0
+    worker = build_worker(app, settings(), setup.kafka, topology=setup.topology, store=store, probe=False)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: time.monotonic() >= store.back_at - 0.5, timeout=10, message="outage ongoing")
+        assert sum(handled.values()) == 0, "handled while the store could not be asked"
+        wait_until(lambda: len(handled) == len(events), timeout=30, message="all handled once the store is back")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert set(handled.values()) == {1}
