@@ -3,7 +3,8 @@
 fastavro's ``schemaless_writer`` is generic: every call sets up an encoder and walks the schema, dispatching
 on each field's type as it goes, and it reads dicts, so a model must first be converted into one. A writer
 compiled here walks the schema once, into one closure per field that reads the model's ``__dict__`` and
-appends bytes; small varints come from tables. For an ``OrderPlaced`` that is about half of fastavro's cost.
+appends bytes; varints come from tables. An ``OrderPlaced`` takes about two thirds of the time fastavro takes
+for a ready dict, and about 60% of the old path (model to dict, then fastavro).
 
 The bytes are exactly fastavro's for every event that passed validation (a test compares the two on each
 type models use). Data that does not fit the schema (``model_construct`` skips validation) raises, and the

@@ -17,7 +17,11 @@ __all__ = ["EventCodec", "codec_for"]
 
 @runtime_checkable
 class EventCodec(Protocol):
-    """Encode events to bytes and back. Decoding errors are ``DecodeError`` and keep the bytes in ``raw``."""
+    """Encode events to bytes and back. Decoding errors are ``DecodeError`` and keep the bytes in ``raw``.
+
+    A codec may also offer ``encoder(event_type) -> Callable[[Event], bytes]``, ``encode`` for one event type
+    without the per-call lookup; both shipped codecs do, and ``EventProducer`` uses it when it is there.
+    """
 
     def encode(self, event: Event) -> bytes:
         """The record value for ``event``."""

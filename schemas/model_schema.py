@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -44,8 +44,19 @@ class AvroType:
     name: str
 
 
-Int32 = Annotated[int, AvroType("int"), Field(ge=-(2**31), le=2**31 - 1)]
-"""An ``int`` stored as Avro ``int`` (32-bit) rather than ``long``."""
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _int32(value: int) -> int:
+    """Avro ``int`` is 32-bit. Checked by a validator rather than ``Field(ge=, le=)`` metadata, which would
+    replace the field's own bounds: ``quantity: Int32 = Field(ge=1)`` would then accept 0."""
+    if not _INT32_MIN <= value <= _INT32_MAX:
+        raise ValueError(f"{value} does not fit an Avro int (32-bit, {_INT32_MIN} to {_INT32_MAX})")
+    return value
+
+
+Int32 = Annotated[int, AvroType("int"), AfterValidator(_int32)]
+"""An ``int`` stored as Avro ``int`` (32-bit) rather than ``long``; a field's own bounds still apply."""
 Float32 = Annotated[float, AvroType("float")]
 """A ``float`` stored as Avro ``float`` (32-bit) rather than ``double``."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -10,8 +12,13 @@ from rich.console import Console
 
 from topology.settings import KafkaSettings
 
-console = Console()
-err_console = Console(stderr=True)
+def _width() -> int | None:
+    """Rich's own guess on a terminal; elsewhere (pipes, CI logs, tests) wide enough not to cut names."""
+    return None if sys.stdout.isatty() else max(200, int(os.environ.get("COLUMNS", "0") or 0))
+
+
+console = Console(width=_width(), soft_wrap=True)
+err_console = Console(stderr=True, width=_width(), soft_wrap=True)
 
 BootstrapOption = Annotated[
     str | None,

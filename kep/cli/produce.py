@@ -201,7 +201,7 @@ def command(
     topology_file: TopologyOption = None,
     registry_url: Annotated[
         str | None,
-        typer.Option("--registry-url", envvar="KEP_REGISTRY_URL", help="Confluent schema registry."),
+        typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent schema registry."),
     ] = None,
 ) -> None:
     """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.

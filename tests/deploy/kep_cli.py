@@ -46,11 +46,7 @@ def _leaf(root: Any, argv: Sequence[str]) -> tuple[Any, list[str]]:
 def _envvars(command: Any) -> set[str]:
     names: set[str] = set()
     for param in command.params:
-        envvar = getattr(param, "envvar", None)
-        if isinstance(envvar, str):
-            names.add(envvar)
-        elif envvar:
-            names.update(envvar)
+        names |= _envvars_of(param)
     return names
 
 
@@ -77,6 +73,25 @@ def _check(argv: tuple[str, ...]) -> Invocation:
         message = exc.format_message() if hasattr(exc, "format_message") else repr(exc)
         result.problems.append(f"`kep {' '.join(argv)}`: {message}")
     return result
+
+
+def option_envvars(option: str) -> dict[str, set[str]]:
+    """The variables each ``kep`` command reads for ``option`` (e.g. ``--registry-url``), by command path."""
+    found: dict[str, set[str]] = {}
+    pending: list[tuple[list[str], Any]] = [([], typer.main.get_command(app))]
+    while pending:
+        path, command = pending.pop()
+        for name, sub in getattr(command, "commands", {}).items():
+            pending.append(([*path, name], sub))
+        for param in getattr(command, "params", []):
+            if option in getattr(param, "opts", []):
+                found[" ".join(path)] = _envvars_of(param)
+    return found
+
+
+def _envvars_of(param: Any) -> set[str]:
+    envvar = getattr(param, "envvar", None)
+    return {envvar} if isinstance(envvar, str) else set(envvar or ())
 
 
 def option_default(path: list[str], name: str) -> Any:

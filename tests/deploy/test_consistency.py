@@ -21,7 +21,7 @@ from consumers.metrics.names import METRIC_NAMES
 from consumers.settings import ConsumerSettings
 from tests.deploy import dockerfile
 from tests.deploy.chart import CHART, REPO, SCENARIOS, Rendered, containers
-from tests.deploy.kep_cli import SETTINGS_ENV, check_argv, option_default
+from tests.deploy.kep_cli import SETTINGS_ENV, check_argv, option_default, option_envvars, settings_env_names
 
 pytestmark = pytest.mark.unit
 
@@ -116,6 +116,18 @@ def test_every_kep_variable_set_is_a_settings_field_or_an_option_of_the_command_
         accepted = SETTINGS_ENV | (check_argv(command.split()).envvars if command else set())
         unknown += [f"{place}: {name}" for name in sorted(names - accepted)]
     assert unknown == []
+
+
+def test_every_registry_url_option_reads_the_variable_the_worker_reads(
+    chart: Rendered, compose: dict[str, Any]
+) -> None:
+    (worker,) = {n for n in settings_env_names(ConsumerSettings) if n.endswith("_SCHEMA_REGISTRY_URL")}
+    options = option_envvars("--registry-url")
+    assert {"produce", "dlq show"} <= options.keys()
+    assert {command: envvars for command, envvars in options.items() if envvars != {worker}} == {}
+    chart_env = {e["name"] for _s, c in _kep_containers(chart) for e in c.get("env", [])}
+    compose_env = {name for s in _compose_kep_services(compose).values() for name in s.get("environment", {})}
+    assert worker in chart_env and worker in compose_env
 
 
 def test_ports_match_the_code_defaults(

@@ -57,6 +57,26 @@ def test_record_without_traceparent_has_no_traceparent_header(
     assert [name for name, _ in headers] == [h.EVENT_TYPE, h.SCHEMA, h.IDEMPOTENCY_KEY]
 
 
+class _TenantOrder(OrderPlaced):
+    """An order whose idempotency key is scoped by tenant."""
+
+    def idempotency_key(self) -> str:
+        return f"acme/{self.event_id}"
+
+
+def test_idempotency_key_header_is_what_the_model_says_when_it_overrides_it(
+    kafka: str, topic_factory: Callable[..., str]
+) -> None:
+    topic = topic_factory(partitions=1, prefix="orders")
+    order = _TenantOrder(**_orders(1)[0].__dict__)
+    with EventProducer(KafkaSettings(bootstrap_servers=kafka), topology_of((topic, 1, [ORDER]))) as p:
+        p.publish_and_wait(order)
+        p.publish_and_wait(_orders(1)[0])
+    custom, plain = read_topic(kafka, topic, expected=2)
+    assert h.header_str(custom.headers(), h.IDEMPOTENCY_KEY) == f"acme/{order.event_id}"
+    assert h.header_str(plain.headers(), h.IDEMPOTENCY_KEY) == _orders(1)[0].event_id
+
+
 def test_key_is_the_key_field_unless_given(kafka: str, topic_factory: Callable[..., str]) -> None:
     topic = topic_factory(partitions=2, prefix="orders")
     first, second = _orders(2)

@@ -67,6 +67,15 @@ def test_models_validate_their_fields(order: OrderPlaced) -> None:
         OrderPlaced.model_validate({**data, "items": []})
 
 
+@pytest.mark.parametrize("quantity", [0, -1, -(2**31)])
+def test_a_line_item_quantity_below_one_is_refused(quantity: int) -> None:
+    # Int32's own 32-bit range must not replace the field's tighter bound (ge=1).
+    with pytest.raises(ValidationError, match=r"quantity\n.*greater than or equal to 1"):
+        LineItem(sku="X", quantity=quantity, unit_price_cents=1)
+    assert LineItem(sku="X", quantity=1, unit_price_cents=1).quantity == 1
+    assert LineItem(sku="X", quantity=2**31 - 1, unit_price_cents=1).quantity == 2**31 - 1
+
+
 def test_event_types_maps_avro_names_to_models() -> None:
     types = event_types()
     assert types["kep.orders.OrderPlaced"] is OrderPlaced

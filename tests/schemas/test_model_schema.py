@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 from fastavro import parse_schema
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from schemas import (
     AvroRecord,
@@ -129,6 +129,21 @@ def test_generated_schema_covers_every_supported_type() -> None:
     assert fields["spare"]["type"] == ["null", "Part"]  # defined once, then named
     assert fields["more_colours"]["type"] == {"type": "array", "items": "Colour"}
     parse_schema(schema)  # and it is valid Avro
+
+
+def test_int32_keeps_the_32_bit_range_and_the_fields_own_bounds() -> None:
+    class Bounded(AvroRecord):
+        count: Int32 = Field(ge=1, le=10)
+        loose: Int32 = Field(0, ge=-(2**40))
+        plain: Int32 | None = None
+
+    assert Bounded(count=1).count == 1
+    for bad in ({"count": 0}, {"count": 11}, {"count": 1, "loose": -(2**31) - 1}, {"count": 1, "plain": 2**31}):
+        with pytest.raises(ValidationError):
+            Bounded.model_validate(bad)
+    edge = Bounded(count=10, loose=-(2**31), plain=2**31 - 1)
+    assert (edge.count, edge.loose, edge.plain) == (10, -(2**31), 2**31 - 1)
+    assert [f["type"] for f in avro_schema(Bounded)["fields"]] == ["int", "int", ["null", "int"]]
 
 
 def test_types_without_an_avro_form_are_refused() -> None:
