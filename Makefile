@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 # In CI (CI=true) a missing PostgreSQL or Redis fails their tests instead of skipping them.
 test: $(STAMP) tools
-	KEP_REQUIRE_SERVICES=$${KEP_REQUIRE_SERVICES:-$${CI:+1}} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	KEP_REQUIRE_SERVICES=$${KEP_REQUIRE_SERVICES:-$${CI:+1}} $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

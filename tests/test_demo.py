@@ -32,5 +32,7 @@ def test_demo_produces_and_consumes_every_event_and_prints_the_table() -> None:
     total = next(line for line in out.splitlines() if "total" in line)
     assert total.count("2000") == 2, total  # produced and handled
     assert "missing: 0" in out
-    assert "LAG-SECONDS" in out and "group billing: OK" in out and "group shipping: OK" in out  # the lag table
+    assert (
+        "LAG-SECONDS" in out and "group billing: OK" in out and "group shipping: OK" in out
+    )  # the lag table
     assert "/metrics" in out

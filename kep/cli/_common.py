@@ -12,6 +12,7 @@ from rich.console import Console
 
 from topology.settings import KafkaSettings
 
+
 def _width() -> int | None:
     """Rich's own guess on a terminal; elsewhere (pipes, CI logs, tests) wide enough not to cut names."""
     return None if sys.stdout.isatty() else max(200, int(os.environ.get("COLUMNS", "0") or 0))

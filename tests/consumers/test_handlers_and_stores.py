@@ -87,7 +87,9 @@ def test_an_unreachable_store_is_waited_out_never_skipped(kafka: str) -> None:
     try:
         wait_until(lambda: time.monotonic() >= store.back_at - 0.5, timeout=10, message="outage ongoing")
         assert sum(handled.values()) == 0, "handled while the store could not be asked"
-        wait_until(lambda: len(handled) == len(events), timeout=30, message="all handled once the store is back")
+        wait_until(
+            lambda: len(handled) == len(events), timeout=30, message="all handled once the store is back"
+        )
     finally:
         worker.stop()
         thread.join(30)

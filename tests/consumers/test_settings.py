@@ -46,7 +46,9 @@ def test_invalid_yaml_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_secrets_never_show(tmp_path: Path) -> None:
     config = tmp_path / "worker.yaml"
-    config.write_text("kafka:\n  sasl_username: svc\n  sasl_password: hunter2\n  security_protocol: SASL_SSL\n")
+    config.write_text(
+        "kafka:\n  sasl_username: svc\n  sasl_password: hunter2\n  security_protocol: SASL_SSL\n"
+    )
     _, kafka = load_settings(config)
     assert "hunter2" not in repr(kafka) and "hunter2" not in str(kafka)
     assert kafka.as_librdkafka_dict()["sasl.password"] == "hunter2"

@@ -190,7 +190,9 @@ def test_data_that_does_not_fit_is_refused(field: str, value: object, why: str) 
 def test_an_int32_field_out_of_range_is_an_encode_error(order: OrderPlaced) -> None:
     items = [LineItem.model_construct(sku="A", quantity=2**31, unit_price_cents=1)]
     unchecked = OrderPlaced.model_construct(**{**order.__dict__, "items": items})
-    with pytest.raises(EncodeError, match=rf"cannot encode kep\.orders\.OrderPlaced event '{order.event_id}'"):
+    with pytest.raises(
+        EncodeError, match=rf"cannot encode kep\.orders\.OrderPlaced event '{order.event_id}'"
+    ):
         SingleObjectCodec().encode(unchecked)
 
 
@@ -226,7 +228,11 @@ def _objects(data: Any) -> Any:
     [
         {"type": "record", "name": "A", "fields": [{"name": "x", "type": ["long", "string"]}]},
         {"type": "record", "name": "A", "fields": [{"name": "x", "type": ["null", "long", "string"]}]},
-        {"type": "record", "name": "A", "fields": [{"name": "x", "type": {"type": "fixed", "name": "F", "size": 2}}]},
+        {
+            "type": "record",
+            "name": "A",
+            "fields": [{"name": "x", "type": {"type": "fixed", "name": "F", "size": 2}}],
+        },
         {
             "type": "record",
             "name": "A",

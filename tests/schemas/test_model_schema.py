@@ -138,7 +138,12 @@ def test_int32_keeps_the_32_bit_range_and_the_fields_own_bounds() -> None:
         plain: Int32 | None = None
 
     assert Bounded(count=1).count == 1
-    for bad in ({"count": 0}, {"count": 11}, {"count": 1, "loose": -(2**31) - 1}, {"count": 1, "plain": 2**31}):
+    for bad in (
+        {"count": 0},
+        {"count": 11},
+        {"count": 1, "loose": -(2**31) - 1},
+        {"count": 1, "plain": 2**31},
+    ):
         with pytest.raises(ValidationError):
             Bounded.model_validate(bad)
     edge = Bounded(count=10, loose=-(2**31), plain=2**31 - 1)
