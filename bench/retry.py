@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.consumer import FAST_JOIN, PARTITIONS, _produce
+from bench.consumer import FAST_JOIN, PARTITIONS, _produce, rates
 from bench.context import BenchContext
 from bench.result import Result
 from bench.stats import Timing, median
@@ -105,16 +105,7 @@ def run(ctx: BenchContext) -> list[Result]:
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
-    results = [
-        ctx.result(
-            name,
-            median([t.per_second for t in ts]),
-            "events/s",
-            samples=[t.per_second for t in ts],
-            note=note,
-        )
-        for name, ts in trials.items()
-    ]
+    results = rates(ctx, trials, note)
     results += [
         ctx.result("10% fail once / no failures", median(ratios), "x", target=0.85, samples=ratios),
         ctx.result("retry lateness p50", pct(0.5), "ms", better="lower", note=f"{len(ordered)} retries"),
