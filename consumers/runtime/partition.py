@@ -10,7 +10,7 @@ from confluent_kafka import Message
 from consumers.runtime.lanes import Lane
 from consumers.runtime.offsets import OffsetTracker
 
-WorkItem = tuple["PartitionState", Message]
+WorkItem = tuple["PartitionState", list[Message]]  # a lane's batch: messages of one partition, in order
 
 # Why a partition is paused; it is resumed when no reason is left.
 BACKPRESSURE = "backpressure"

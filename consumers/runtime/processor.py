@@ -108,9 +108,15 @@ class Processor:
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
-        state, msg = item
-        if state.stopped:
-            return
+        """Run one lane batch: the messages of one partition (one key lane in key-ordered mode), in order."""
+        state, msgs = item
+        one = self._one
+        for msg in msgs:
+            if state.stopped:
+                return
+            one(state, msg)
+
+    def _one(self, state: PartitionState, msg: Message) -> None:
         try:
             event = self.codec.decode(msg.value())  # type: ignore[arg-type]
         except DecodeError as exc:

@@ -115,7 +115,7 @@ class Worker:
 
     # -- dispatch -------------------------------------------------------------------------------------------------
     def _dispatch(self, msgs: list[Message]) -> None:
-        runs: dict[Lane[WorkItem], list[WorkItem]] = {}
+        runs: dict[Lane[WorkItem], WorkItem] = {}
         delayed: set[PartitionState] = set()
         now_ms = int(time.time() * 1000)
         states = self._states
@@ -141,14 +141,14 @@ class Worker:
                     continue
             state.tracker.add(offset)
             lane = state.lane_for(msg.key(), offset)
-            items = runs.get(lane)
-            if items is None:
-                runs[lane] = [(state, msg)]
+            run = runs.get(lane)
+            if run is None:
+                runs[lane] = (state, [msg])
             else:
-                items.append((state, msg))
+                run[1].append(msg)
         self.health.connected(True)
-        for lane, items in runs.items():
-            lane.submit(items)
+        for lane, run in runs.items():
+            lane.submit((run,))
 
     def _delay(self, state: PartitionState, offset: int, due_ms: int, now_ms: int) -> None:
         """A retry that is not due yet: pause its partition, rewind to it, resume at the due time."""
