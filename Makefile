@@ -27,7 +27,7 @@ test: $(STAMP) tools
 	KEP_REQUIRE_SERVICES=$${KEP_REQUIRE_SERVICES:-$${CI:+1}} $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --markdown bench/results/latest.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.context import BenchContext
-from bench.report import print_benchmark, summary_table, write_json
+from bench.report import markdown_table, print_benchmark, summary_table, write_json
 from bench.result import Result
 
 #: Benchmark modules run by ``python -m bench``, in order.
@@ -42,6 +42,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--markdown", type=Path, help="also write the figures as a Markdown table here")
     return parser.parse_args(argv)
 
 
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": platform.machine(),
     }
     write_json(args.output, meta, results, errors)
+    if args.markdown:
+        args.markdown.write_text(markdown_table(results))
     console.print(f"results written to {args.output}")
     missed = [r for r in results if r.met is False]
     if errors or (args.check and missed):

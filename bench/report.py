@@ -75,3 +75,14 @@ def write_json(path: Path, meta: dict[str, Any], results: Sequence[Result], erro
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "results": [r.as_dict() for r in results], "errors": errors}
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def markdown_table(results: Sequence[Result]) -> str:
+    """Every figure that has a target, plus the absolute rates, as a Markdown table (for the README)."""
+    lines = ["| benchmark | figure | value | target | |", "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        if r.target is None and r.unit not in ("events/s", "ms", "µs/event", "MiB"):
+            continue
+        verdict = "" if r.met is None else ("met" if r.met else "missed")
+        lines.append(f"| {r.benchmark} | {r.name} | {_fmt(r.value)} {r.unit} | {_target(r)} | {verdict} |")
+    return "\n".join(lines) + "\n"

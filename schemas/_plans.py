@@ -2,7 +2,8 @@
 
 Both wire formats share this: the writer schema of an event type is the newest local version of its name
 (checked once against the model); reading resolves any writer schema of a name to that same newest version.
-Writing uses the writer ``schemas._writer`` compiles for the schema, or fastavro when it compiles none.
+Writing uses the writer ``schemas._writer`` compiles for the schema, reading the reader ``schemas._reader``
+compiles for the pair of schemas; either falls back to fastavro when nothing is compiled.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas._binding import Builder, Dumper, builder, check_binding, dumper, plain_schema
+from schemas._reader import compile_reader
 from schemas._writer import RecordWriter, compile_writer
 from schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
 from schemas.events import Event, event_type_for
@@ -23,6 +25,8 @@ from schemas.registry import LocalSchemaRegistry, SchemaVersion
 
 #: ``encode(event) -> bytes`` for one event type.
 Encoder = Callable[[Event], bytes]
+#: ``decode(data) -> event`` for data of one writer schema (the codec's header included).
+EventReader = Callable[[bytes], Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +61,36 @@ def write_plan(registry: LocalSchemaRegistry, event_type: type[Event]) -> WriteP
     return WritePlan(event_type, version, write)
 
 
-def read_plan(
-    registry: LocalSchemaRegistry, name: str, writer: dict[str, Any], source: str, raw: bytes
-) -> ReadPlan:
-    """Resolve a writer schema (JSON form, named ``name``, from ``source``) to the newest local version."""
+def event_reader(
+    registry: LocalSchemaRegistry,
+    name: str,
+    writer: dict[str, Any],
+    source: str,
+    raw: bytes,
+    offset: int,
+    *,
+    compiled: bool = True,
+) -> EventReader:
+    """Read data of ``writer`` (JSON form, named ``name``, from ``source``), whose Avro body starts at
+    ``offset``, as the newest local version: compiled when ``compile_reader`` can (and ``compiled``), else
+    through fastavro."""
     try:
         reader = registry.latest(name)
         event_type = event_type_for(name)
     except SchemaNotFoundError as exc:
         raise UnknownSchemaError(f"{source} is {name}, which cannot be read here: {exc}", raw=raw) from exc
     check_binding(event_type, reader.schema, f"schema {name} v{reader.version} ({reader.path})")
+    fast = compile_reader(writer, reader.schema, event_type, offset, name) if compiled else None
+    if fast is not None:
+        return fast
     same = canonical_form(writer) == canonical_form(reader.parsed)
-    plain_writer = _parse_plain(writer)
-    return ReadPlan(name, plain_writer, None if same else _parse_plain(reader.schema), builder(event_type))
+    build = builder(event_type)  # SchemaError for models it cannot build (a union of several records)
+    plan = ReadPlan(name, _parse_plain(writer), None if same else _parse_plain(reader.schema), build)
+
+    def read(data: bytes) -> Event:
+        return read_event(data, offset, plan)
+
+    return read
 
 
 def _parse_plain(schema: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +130,8 @@ def read_event(data: bytes, offset: int, plan: ReadPlan) -> Event:
     stream.seek(offset)
     try:
         record = schemaless_reader(stream, plan.writer, plan.reader)
-    except Exception as exc:  # EOFError, UnicodeDecodeError, IndexError... all mean the body is damaged
+        event: Event = plan.build(record)  # type: ignore[arg-type]  # a record schema reads a dict
+    except Exception as exc:  # EOFError, UnicodeDecodeError, IndexError, OverflowError (a timestamp)...
         reason = f"corrupt or truncated {plan.name} body ({len(data)} bytes): {type(exc).__name__}: {exc}"
         raise DecodeError(reason, raw=data) from exc
     if stream.tell() != len(data):
@@ -117,5 +139,4 @@ def read_event(data: bytes, offset: int, plan: ReadPlan) -> Event:
             f"{len(data) - stream.tell()} unexpected bytes after the {plan.name} record ({len(data)} bytes)",
             raw=data,
         )
-    event: Event = plan.build(record)  # type: ignore[arg-type]  # a record schema reads a dict
     return event

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastavro import parse_schema
 
-from schemas._plans import Encoder, ReadPlan, WritePlan, event_encoder, read_event, read_plan, write_plan
+from schemas._plans import Encoder, EventReader, WritePlan, event_encoder, event_reader, write_plan
 from schemas.errors import (
     DecodeError,
     IncompatibleSchemaError,
@@ -87,7 +87,7 @@ class ConfluentCodec:
         self.subject_strategy = subject_strategy
         self._writers: dict[type[Event], tuple[bytes, WritePlan]] = {}
         self._encoders: dict[type[Event], Encoder] = {}
-        self._readers: dict[bytes, ReadPlan] = {}
+        self._readers: dict[bytes, EventReader] = {}  # by the whole header: magic byte and schema id
 
     def __repr__(self) -> str:
         return f"ConfluentCodec({self.registry!r})"
@@ -110,13 +110,10 @@ class ConfluentCodec:
 
     def decode(self, data: bytes) -> Event:
         """The event in ``data``. ``DecodeError``/``UnknownSchemaError`` keep the bytes in ``raw``."""
-        if data[:1] != b"\x00":
-            first = bytes(data[:1]).hex() or "nothing"
-            raise DecodeError(f"not Confluent-framed Avro: magic byte is {first}, expected 00", raw=data)
-        plan = self._readers.get(data[1:_HEADER])
-        if plan is None:
-            plan = self._read_plan(data)
-        return read_event(data, _HEADER, plan)
+        read = self._readers.get(data[:_HEADER])
+        if read is None:
+            read = self._reader(data)
+        return read(data)
 
     def schema_ref(self, event_type: type[Event]) -> str:
         """``sr:<id>``: the registry id ``encode`` writes ``event_type`` with (registering it if needed)."""
@@ -140,7 +137,10 @@ class ConfluentCodec:
         self._writers[event_type] = entry
         return entry
 
-    def _read_plan(self, data: bytes) -> ReadPlan:
+    def _reader(self, data: bytes) -> EventReader:
+        if data[:1] != b"\x00":
+            first = bytes(data[:1]).hex() or "nothing"
+            raise DecodeError(f"not Confluent-framed Avro: magic byte is {first}, expected 00", raw=data)
         if len(data) < _HEADER:
             raise DecodeError(f"truncated Confluent header: {len(data)} bytes, need {_HEADER}", raw=data)
         key = bytes(data[1:_HEADER])
@@ -159,6 +159,6 @@ class ConfluentCodec:
         except Exception as exc:
             message = f"schema id {schema_id} from the registry does not parse: {exc}"
             raise InvalidSchemaError(message) from exc
-        plan = read_plan(self.registry, name, writer, f"schema id {schema_id}", data)
-        self._readers[key] = plan
-        return plan
+        read = event_reader(self.registry, name, writer, f"schema id {schema_id}", data, _HEADER)
+        self._readers[b"\x00" + key] = read
+        return read

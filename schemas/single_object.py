@@ -7,7 +7,7 @@ newest local version of the same name, so data written with ``OrderPlaced`` v1 r
 
 from __future__ import annotations
 
-from schemas._plans import Encoder, ReadPlan, WritePlan, event_encoder, read_event, read_plan, write_plan
+from schemas._plans import Encoder, EventReader, WritePlan, event_encoder, event_reader, write_plan
 from schemas.errors import DecodeError, SchemaNotFoundError, UnknownSchemaError
 from schemas.events import Event
 from schemas.registry import LocalSchemaRegistry
@@ -25,7 +25,7 @@ class SingleObjectCodec:
         self.registry = registry if registry is not None else LocalSchemaRegistry.default()
         self._writers: dict[type[Event], tuple[bytes, WritePlan]] = {}
         self._encoders: dict[type[Event], Encoder] = {}
-        self._readers: dict[bytes, ReadPlan] = {}
+        self._readers: dict[bytes, EventReader] = {}  # by the whole header: marker and fingerprint
 
     def __repr__(self) -> str:
         return f"SingleObjectCodec({self.registry!r})"
@@ -47,15 +47,10 @@ class SingleObjectCodec:
 
     def decode(self, data: bytes) -> Event:
         """The event in ``data``. ``DecodeError``/``UnknownSchemaError`` keep the bytes in ``raw``."""
-        if data[:2] != MAGIC:
-            raise DecodeError(
-                f"not an Avro single object: starts with {bytes(data[:2]).hex() or 'nothing'}, expected c301",
-                raw=data,
-            )
-        plan = self._readers.get(data[2:_HEADER])
-        if plan is None:
-            plan = self._read_plan(data)
-        return read_event(data, _HEADER, plan)
+        read = self._readers.get(data[:_HEADER])
+        if read is None:
+            read = self._reader(data)
+        return read(data)
 
     def schema_ref(self, event_type: type[Event]) -> str:
         """``sof:<16 hex>``: the fingerprint of the schema ``encode`` writes ``event_type`` with."""
@@ -68,7 +63,12 @@ class SingleObjectCodec:
         self._writers[event_type] = entry
         return entry
 
-    def _read_plan(self, data: bytes) -> ReadPlan:
+    def _reader(self, data: bytes) -> EventReader:
+        if data[:2] != MAGIC:
+            raise DecodeError(
+                f"not an Avro single object: starts with {bytes(data[:2]).hex() or 'nothing'}, expected c301",
+                raw=data,
+            )
         if len(data) < _HEADER:
             raise DecodeError(f"truncated single-object header: {len(data)} bytes, need {_HEADER}", raw=data)
         fp = bytes(data[2:_HEADER])
@@ -76,6 +76,7 @@ class SingleObjectCodec:
             writer = self.registry.by_fingerprint(fp)
         except SchemaNotFoundError as exc:
             raise UnknownSchemaError(f"unknown writer schema: {exc}", raw=data) from exc
-        plan = read_plan(self.registry, writer.name, writer.schema, f"fingerprint {fp.hex()}", data)
-        self._readers[fp] = plan
-        return plan
+        source = f"fingerprint {fp.hex()}"
+        read = event_reader(self.registry, writer.name, writer.schema, source, data, _HEADER)
+        self._readers[MAGIC + fp] = read
+        return read
