@@ -117,10 +117,16 @@ class Processor:
             one(state, msg)
 
     def _one(self, state: PartitionState, msg: Message) -> None:
+        value = msg.value()
         try:
-            event = self.codec.decode(msg.value())  # type: ignore[arg-type]
+            if value is None:
+                raise DecodeError("a tombstone (no value) on an event topic", raw=None)
+            event = self.codec.decode(value)
         except DecodeError as exc:
             self._failed(state, msg, exc, None, 0.0)
+            return
+        except Exception as exc:  # a codec bug must not stop the partition: treat it as undecodable
+            self._failed(state, msg, DecodeError(f"decoder failed: {exc!r}", raw=value), None, 0.0)
             return
         ctx = self._context(state, msg, event)
         route = (state.source_topic, event.avro_name)

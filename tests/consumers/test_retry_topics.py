@@ -120,6 +120,7 @@ def test_corrupt_bytes_reach_the_dead_letter_topic_unchanged(kafka: str) -> None
     producer = Producer({"bootstrap.servers": kafka})
     for i, value in enumerate(corrupt):
         producer.produce(setup.topic, key=f"k{i}".encode(), value=value, headers=[("custom", b"kept")])
+    producer.produce(setup.topic, key=b"tombstone", value=None)
     assert producer.flush(10) == 0
     good = produce_orders(setup, 1)
     app = App(setup.group, topics=[setup.topic])
@@ -132,11 +133,11 @@ def test_corrupt_bytes_reach_the_dead_letter_topic_unchanged(kafka: str) -> None
     dlq = setup.spec.dlq_topic(setup.topic)
     assert dlq is not None
     with running(app, setup):
-        records = read_records(kafka, dlq, len(corrupt), timeout=30)
+        records = read_records(kafka, dlq, len(corrupt) + 1, timeout=30)
         wait_until(lambda: handled, timeout=30, message="the good event after the poison ones")
-    assert [r.value() for r in records] == corrupt
-    assert [r.key() for r in records] == [b"k0", b"k1", b"k2"]
-    for record in records:
+    assert [r.value() for r in records] == [*corrupt, None]
+    assert [r.key() for r in records] == [b"k0", b"k1", b"k2", b"tombstone"]
+    for record in records[:3]:
         assert h.header_str(record.headers(), "custom") == "kept"
         assert h.header_str(record.headers(), h.EXCEPTION_TYPE) in (
             "schemas.errors.DecodeError",

@@ -64,6 +64,8 @@ class Evolved(AvroRecord):
     maybe: int | None  # written as a plain int
     either: int | str  # written as ["string", "int"]
     renamed: str  # written as old_name
+    options: list[int | None]  # written as an array of ["null", "int"]
+    labels: dict[str, str | None]
     added_text: str = "fresh"
     added_count: int = 7
     added_flag: bool = True
@@ -92,21 +94,19 @@ def evolved_reader_schema() -> dict[str, Any]:
 _GONE_TREE = {
     "type": "record",
     "name": "GoneTree",
-    "fields": [{"name": "v", "type": "long"}, {"name": "kids", "type": {"type": "array", "items": "GoneTree"}}],
-}
-_NODE = {
-    "type": "record",
-    "name": "Node",
     "fields": [
-        {"name": "value", "type": "long"},
-        {"name": "children", "type": {"type": "array", "items": "Node"}},
-        {"name": "parent", "type": ["null", "Node"], "default": None},
+        {"name": "v", "type": "long"},
+        {"name": "kids", "type": {"type": "array", "items": "GoneTree"}},
     ],
 }
 _PART_V1 = {
     "type": "record",
     "name": "Part",
-    "fields": [{"name": "weight", "type": "int"}, {"name": "gone", "type": "string"}, {"name": "label", "type": "string"}],
+    "fields": [
+        {"name": "weight", "type": "int"},
+        {"name": "gone", "type": "string"},
+        {"name": "label", "type": "string"},
+    ],
 }
 _SHADE_V1 = {"type": "enum", "name": "Shade", "symbols": ["BLUE", "PURPLE", "RED", "GREEN"]}
 
@@ -138,6 +138,8 @@ def evolved_writer_schema() -> dict[str, Any]:
         ("maybe", "int"),
         ("gone_union", ["null", "string", "long", "Part"]),
         ("old_name", "string"),
+        ("options", {"type": "array", "items": ["null", "int"]}),
+        ("labels", {"type": "map", "values": ["null", "string"]}),
     ]
     return {"type": "record", "name": "Evolved", "fields": [{"name": n, "type": t} for n, t in fields]}
 
@@ -146,19 +148,16 @@ def _part_v1(rng: random.Random) -> dict[str, Any]:
     return {"weight": rng.choice([0, -1, 2**31 - 1, -(2**31), 300]), "gone": random_text(rng), "label": "p"}
 
 
-def _tree(rng: random.Random, depth: int, kids: str) -> dict[str, Any]:
-    children = [_tree(rng, depth - 1, kids) for _ in range(rng.choice([0, 2]) if depth else 0)]
-    if kids == "kids":
-        return {"v": rng.choice(BOUNDARIES), "kids": children}
-    parent = rng.choice([None, {"value": 1, "children": [], "parent": None}])
-    return {"value": rng.choice(BOUNDARIES), "children": children, "parent": parent}
+def _gone_tree(rng: random.Random, depth: int) -> dict[str, Any]:
+    kids = [_gone_tree(rng, depth - 1) for _ in range(rng.choice([0, 2]) if depth else 0)]
+    return {"v": rng.choice(BOUNDARIES), "kids": kids}
 
 
 def random_writer_record(rng: random.Random) -> dict[str, Any]:
     """A random record of ``evolved_writer_schema()``, as fastavro writes it."""
     ints = [b for b in BOUNDARIES if -(2**31) <= b < 2**31]
     return {
-        "gone_tree": _tree(rng, 2, "kids"),
+        "gone_tree": _gone_tree(rng, 2),
         "either": rng.choice([random_text(rng), rng.choice(ints)]),
         "text": random_text(rng),
         "gone_text": random_text(rng),
@@ -182,6 +181,8 @@ def random_writer_record(rng: random.Random) -> dict[str, Any]:
         "maybe": rng.choice(ints),
         "gone_union": rng.choice([None, "x", -5, _part_v1(rng)]),
         "old_name": random_text(rng),
+        "options": [rng.choice([None, rng.choice(ints)]) for _ in range(rng.choice([0, 3]))],
+        "labels": {str(i): rng.choice([None, "x"]) for i in range(rng.choice([0, 2]))},
     }
 
 

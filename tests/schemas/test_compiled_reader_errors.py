@@ -72,7 +72,13 @@ def _read_small() -> Callable[[bytes], Any]:
 
 def test_the_undamaged_record_reads() -> None:
     small = _read_small()(GOOD)
-    assert (small.flag, small.small, small.colour, small.maybe, small.text) == (True, 1, Colour.GREEN, 3, "ab")
+    assert (small.flag, small.small, small.colour, small.maybe, small.text) == (
+        True,
+        1,
+        Colour.GREEN,
+        3,
+        "ab",
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,8 +126,11 @@ def test_damaged_bodies_are_decode_errors_that_keep_the_bytes(data: bytes, messa
 
 
 def test_a_symbol_the_reader_lacks_is_a_decode_error_naming_it() -> None:
-    writer = {**SMALL, "fields": [*SMALL["fields"][:2], {"name": "colour", "type": {
-        "type": "enum", "name": "Colour", "symbols": ["RED", "PURPLE", "GREEN", "BLUE"]}}, *SMALL["fields"][3:]]}  # fmt: skip
+    colour = {"type": "enum", "name": "Colour", "symbols": ["RED", "PURPLE", "GREEN", "BLUE"]}
+    writer = {
+        **SMALL,
+        "fields": [*SMALL["fields"][:2], {"name": "colour", "type": colour}, *SMALL["fields"][3:]],
+    }
     read = compile_reader(writer, SMALL, Small, 0, "kep.tests.Small")
     assert read is not None
     assert read(GOOD[:2] + b"\x04" + GOOD[3:]).colour is Colour.GREEN
@@ -130,7 +139,11 @@ def test_a_symbol_the_reader_lacks_is_a_decode_error_naming_it() -> None:
 
 
 def test_a_union_branch_the_reader_lacks_is_a_decode_error() -> None:
-    fields = [*SMALL["fields"][:3], {"name": "maybe", "type": ["null", "long", "string"]}, *SMALL["fields"][4:]]
+    fields = [
+        *SMALL["fields"][:3],
+        {"name": "maybe", "type": ["null", "long", "string"]},
+        *SMALL["fields"][4:],
+    ]
     read = compile_reader({**SMALL, "fields": fields}, SMALL, Small, 0, "kep.tests.Small")
     assert read is not None
     assert read(GOOD).maybe == 3

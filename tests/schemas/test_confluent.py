@@ -136,7 +136,10 @@ def test_ids_of_another_registry_are_unknown(order: OrderPlaced) -> None:
         (lambda data: b"", "magic byte is nothing, expected 00"),
         (lambda data: b"\xc3\x01" + data[1:], "not Confluent-framed Avro: magic byte is c3"),
         (lambda data: data[:3], "truncated Confluent header: 3 bytes, need 5"),
-        (lambda data: data[:-3], "corrupt or truncated kep.orders.OrderPlaced body .*the data ends inside the record"),
+        (
+            lambda data: data[:-3],
+            "corrupt or truncated kep.orders.OrderPlaced body .*the data ends inside the record",
+        ),
         (lambda data: data + b"\x01", "1 unexpected bytes after the kep.orders.OrderPlaced record"),
     ],
     ids=["empty", "wrong-magic", "short-header", "truncated", "trailing"],

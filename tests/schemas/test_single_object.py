@@ -102,7 +102,10 @@ def test_v1_bytes_decode_as_the_v2_model_with_the_default(
         (lambda data: b"\x00\x01" + data[2:], "not an Avro single object: starts with 0001"),
         (lambda data: b"{" + data[1:], "starts with 7b01"),
         (lambda data: data[:7], "truncated single-object header: 7 bytes, need 10"),
-        (lambda data: data[:-4], "corrupt or truncated kep.orders.OrderPlaced body .*the data ends inside the record"),
+        (
+            lambda data: data[:-4],
+            "corrupt or truncated kep.orders.OrderPlaced body .*the data ends inside the record",
+        ),
         (lambda data: data[:10], "corrupt or truncated kep.orders.OrderPlaced body"),
         (lambda data: data[:10] + b"\x03" + data[11:], "corrupt or truncated .*negative length -2"),
         (lambda data: data[:12] + b"\xff" + data[13:], "corrupt or truncated .*UnicodeDecodeError"),
