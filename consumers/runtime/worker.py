@@ -60,6 +60,7 @@ class Worker:
         )
         self._rebalancing_since: float | None = None
         self._watermarks_at = 0.0
+        self._batch = min(CONSUME_BATCH, self.settings.max_in_flight)  # a batch never overshoots the bound much
         self._closers: list[Callable[[], object]] = [processor.close, plan.close]
 
     def on_close(self, fn: Callable[[], object]) -> None:
@@ -101,7 +102,7 @@ class Worker:
             self._close()
 
     def _poll_once(self) -> None:
-        msgs = self._consumer.consume(num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S)
+        msgs = self._consumer.consume(num_messages=self._batch, timeout=CONSUME_TIMEOUT_S)
         self.health.beat()
         self.plan.poll_producer()
         if msgs:
