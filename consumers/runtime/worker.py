@@ -60,7 +60,9 @@ class Worker:
         )
         self._rebalancing_since: float | None = None
         self._watermarks_at = 0.0
-        self._batch = min(CONSUME_BATCH, self.settings.max_in_flight)  # a batch never overshoots the bound much
+        self._batch = min(
+            CONSUME_BATCH, self.settings.max_in_flight
+        )  # a batch never overshoots the bound much
         self._closers: list[Callable[[], object]] = [processor.close, plan.close]
 
     def on_close(self, fn: Callable[[], object]) -> None:
