@@ -37,14 +37,8 @@ class OffsetTracker:
                     head = pending.popleft()
                     done.discard(head)
                     self._next = head + 1
-            elif offset in pending:
+            elif pending and pending[0] < offset <= pending[-1]:  # pending is sorted: no O(n) membership test
                 self._done.add(offset)
-
-    def forget_from(self, offset: int) -> None:
-        """Drop dispatched offsets >= ``offset`` (they will be fetched again after a seek)."""
-        with self._lock:
-            while self._pending and self._pending[-1] >= offset:
-                self._done.discard(self._pending.pop())
 
     @property
     def in_flight(self) -> int:

@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 CONSUME_BATCH = 500
 CONSUME_TIMEOUT_S = 0.1
+RETRY_RESUME_GRACE_S = 0.2
 
 
 class Worker:
@@ -154,10 +155,15 @@ class Worker:
             lane.submit((run,))
 
     def _delay(self, state: PartitionState, offset: int, due_ms: int, now_ms: int) -> None:
-        """A retry that is not due yet: pause its partition, rewind to it, resume at the due time."""
+        """A retry that is not due yet: pause its partition, rewind to it, resume after the due time.
+
+        The resume waits ``RETRY_RESUME_GRACE_S`` past the due time, so the records failed just after this one
+        are due too and run in the same fetch: without it, a busy retry topic pauses and seeks again every few
+        records. A retry never runs early; it may run up to the grace late.
+        """
         self._pause(state, DELAY)
         self._consumer.seek(TopicPartition(state.topic, state.partition, offset))
-        state.resume_at = time.monotonic() + (due_ms - now_ms) / 1000.0
+        state.resume_at = time.monotonic() + (due_ms - now_ms) / 1000.0 + RETRY_RESUME_GRACE_S
 
     def _resume_due(self) -> None:
         now = time.monotonic()
