@@ -47,7 +47,7 @@ def handle(event: OrderPlaced, ctx: MessageContext) -> None:
     if ctx.attempt <= FAIL_ATTEMPTS:
         raise TemporaryOutage(f"attempt {ctx.attempt} of {event.event_id}")
     if WORK_S:
-        time.sleep(WORK_S)  # stands in for the handler's I/O
+        time.sleep(WORK_S)  # sleep-ok: stands in for the handler's I/O
     if PLAIN:
         with open(PLAIN, "a") as out:
             out.write(f"{event.event_id} {ctx.partition} {ctx.offset}\n")
