@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 from prometheus_client import CollectorRegistry
 
 from consumers.app import App
@@ -50,7 +47,7 @@ def build_worker(
         store=store,
         failures=_router(app, plan, metrics),
         metrics=metrics,
-        async_runner=_lazy_runner(),
+        async_runner=AsyncRunner(),
     )
     worker = Worker(plan, processor, metrics=metrics, health=Health(ttl_s=settings.health_ttl_s))
     if probe and settings.metrics_enabled:
@@ -86,18 +83,3 @@ def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics) -> Router:
         classifier=classifier,
         metrics=metrics,
     )
-
-
-def _lazy_runner() -> Callable[[], AsyncRunner]:
-    """One event loop for ``async def`` handlers, started on first use."""
-    runner: list[AsyncRunner] = []
-    lock = threading.Lock()
-
-    def get() -> AsyncRunner:
-        if not runner:
-            with lock:
-                if not runner:
-                    runner.append(AsyncRunner())
-        return runner[0]
-
-    return get

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
@@ -60,7 +61,5 @@ class PartitionState:
         return sum(lane.cancel() for lane in self.lanes)
 
     def wait_idle(self, timeout: float) -> bool:
-        import time
-
         deadline = time.monotonic() + timeout
         return all(lane.wait_idle(max(0.0, deadline - time.monotonic())) for lane in self.lanes)

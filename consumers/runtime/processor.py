@@ -85,7 +85,7 @@ class Processor:
         store: IdempotencyStore,
         failures: FailureHandler,
         metrics: Metrics,
-        async_runner: Callable[[], AsyncRunner],
+        async_runner: AsyncRunner,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -104,7 +104,7 @@ class Processor:
 
     def close(self) -> None:
         self.store.close()
-        # the async runner's thread is a daemon; nothing else holds resources
+        self._async_runner.close()
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
@@ -163,7 +163,7 @@ class Processor:
             started = time.perf_counter()
             try:
                 if handler.is_async:
-                    self._async_runner().run(handler.fn(event, ctx))  # type: ignore[arg-type]
+                    self._async_runner.run(handler.fn(event, ctx))  # type: ignore[arg-type]
                 else:
                     handler.fn(event, ctx)
             except AlreadyCompletedError:

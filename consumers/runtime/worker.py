@@ -285,16 +285,12 @@ class Worker:
             in_flight=self.in_flight(),
             deadline_s=self.settings.drain_timeout_s,
         )
-        while time.monotonic() < deadline and any(self._busy(s) for s in states):
+        while time.monotonic() < deadline and any(s.tracker.in_flight for s in states):
             self._consumer.consume(
                 num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S
             )  # callbacks, heartbeats
             self.plan.poll_producer()
         self._finish(states, timeout=max(0.0, deadline - time.monotonic()))
-
-    @staticmethod
-    def _busy(state: PartitionState) -> bool:
-        return state.tracker.in_flight > 0
 
     def _close(self) -> None:
         try:
@@ -347,9 +343,6 @@ class Worker:
 
     def in_flight(self) -> int:
         return sum(s.tracker.in_flight for s in list(self._states.values()))
-
-    def assignment(self) -> dict[tuple[str, int], Any]:
-        return dict(self._states)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

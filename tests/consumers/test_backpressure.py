@@ -9,7 +9,7 @@ import pytest
 
 from producers.producer import EventProducer
 from schemas.orders import LineItem, OrderPlaced
-from tests.support.processes import WorkerProcess, worker_env, write_topology
+from tests.support.processes import effects_worker
 from tests.support.runtime import applied_topology
 from tests.support.wait import wait_until
 
@@ -44,17 +44,16 @@ def test_slow_handler_with_a_large_backlog_keeps_rss_bounded(kafka: str, tmp_pat
             )
             producer.publish(event, topic=setup.topic, on_delivery=lambda r, e: None)
     effects = tmp_path / "handled.txt"
-    env = worker_env(
-        KEP_TEST_TOPIC=setup.topic,
-        KEP_TEST_GROUP=setup.group,
+    worker = effects_worker(
+        setup,
+        tmp_path,
+        "worker",
         KEP_TEST_PLAIN_EFFECTS=effects,
         KEP_TEST_HANDLER_MS=10,
         KEP_IDEMPOTENCY_STORE="memory://",
         KEP_MAX_IN_FLIGHT=200,
         KEP_PREFETCH_MAX_KBYTES=4096,
-    )
-    args = ["--topology", str(write_topology(setup.topology, tmp_path / "t.yaml")), "-b", kafka]
-    worker = WorkerProcess("tests.apps.effects:app", args, env, tmp_path / "worker.log").start()
+    ).start()
     assert worker.proc is not None
     pid = worker.proc.pid
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import WorkerProcess, worker_env, write_topology
+from tests.support.processes import effects_worker
 from tests.support.runtime import applied_topology, produce_orders
 from tests.support.services import require_postgres, require_redis
 from tests.support.wait import wait_until
@@ -80,20 +80,9 @@ def test_kill9_every_few_seconds_loses_nothing_and_applies_each_effect_once(
     url, effects, count = store
     setup = applied_topology(kafka, partitions=PARTITIONS)
     produce_orders(setup, EVENTS)
-    topology_file = write_topology(setup.topology, tmp_path / "topology.yaml")
-    env = worker_env(
-        KEP_TEST_TOPIC=setup.topic,
-        KEP_TEST_GROUP=setup.group,
-        KEP_TEST_EFFECTS=effects,
-        KEP_TEST_HANDLER_MS=3,
-        KEP_IDEMPOTENCY_STORE=url,
-        KEP_IDEMPOTENCY_LEASE_S=5,
-    )
-    args = ["--topology", str(topology_file), "-b", kafka]
-    workers = [
-        WorkerProcess("tests.apps.effects:app", args, env, tmp_path / f"worker-{i}.log").start()
-        for i in range(3)
-    ]
+    env = {"KEP_TEST_EFFECTS": effects, "KEP_TEST_HANDLER_MS": 3, "KEP_IDEMPOTENCY_STORE": url}
+    env["KEP_IDEMPOTENCY_LEASE_S"] = 5
+    workers = [effects_worker(setup, tmp_path, f"worker-{i}", **env).start() for i in range(3)]
     rng = random.Random(7)
     kills = 0
     try:

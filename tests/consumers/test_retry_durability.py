@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from consumers.dlq.replay import replay
 from kep.cli.main import app as cli
 from tests.support.kafka import read_records
-from tests.support.processes import WorkerProcess, worker_env, write_topology
+from tests.support.processes import effects_worker
 from tests.support.runtime import applied_topology, produce_orders
 from tests.support.wait import wait_until
 
@@ -35,14 +35,9 @@ def test_worker_killed_while_messages_wait_in_retry_tiers_loses_none(kafka: str,
     setup = applied_topology(kafka, partitions=3, delays=(4,))
     events = produce_orders(setup, 200)
     db = tmp_path / "idem.db"
-    env = worker_env(
-        KEP_TEST_TOPIC=setup.topic,
-        KEP_TEST_GROUP=setup.group,
-        KEP_TEST_FAIL_ATTEMPTS=1,
-        KEP_IDEMPOTENCY_STORE=f"sqlite:///{db}",
-    )
-    args = ["--topology", str(write_topology(setup.topology, tmp_path / "t.yaml")), "-b", kafka]
-    worker = WorkerProcess("tests.apps.effects:app", args, env, tmp_path / "w.log").start()
+    worker = effects_worker(
+        setup, tmp_path, "worker", KEP_TEST_FAIL_ATTEMPTS=1, KEP_IDEMPOTENCY_STORE=f"sqlite:///{db}"
+    ).start()
     [tier] = setup.spec.retry_tiers(setup.topic)
     waiting = read_records(kafka, tier.topic, len(events), timeout=60)
     assert len(waiting) == len(events), "not every event reached the retry tier"
@@ -60,16 +55,8 @@ def test_replay_after_the_fix_handles_each_dead_letter_once_and_a_second_replay_
     setup = applied_topology(kafka, partitions=2, delays=(0.2,))
     events = produce_orders(setup, 50)
     db = tmp_path / "idem.db"
-    topology_file = write_topology(setup.topology, tmp_path / "t.yaml")
-    args = ["--topology", str(topology_file), "-b", kafka]
-    base = {
-        "KEP_TEST_TOPIC": setup.topic,
-        "KEP_TEST_GROUP": setup.group,
-        "KEP_IDEMPOTENCY_STORE": f"sqlite:///{db}",
-    }
-    broken = WorkerProcess(
-        "tests.apps.effects:app", args, worker_env(**base, KEP_TEST_FAIL_ATTEMPTS=99), tmp_path / "b.log"
-    )
+    store = f"sqlite:///{db}"
+    broken = effects_worker(setup, tmp_path, "broken", KEP_TEST_FAIL_ATTEMPTS=99, KEP_IDEMPOTENCY_STORE=store)
     broken.start()
     dlq = setup.spec.dlq_topic(setup.topic)
     assert dlq is not None
@@ -77,7 +64,7 @@ def test_replay_after_the_fix_handles_each_dead_letter_once_and_a_second_replay_
     assert broken.terminate(30) == 0, broken.log()
     assert effects(db) == (0, 0)
 
-    fixed = WorkerProcess("tests.apps.effects:app", args, worker_env(**base), tmp_path / "f.log").start()
+    fixed = effects_worker(setup, tmp_path, "fixed", KEP_IDEMPOTENCY_STORE=store).start()
     runner = CliRunner()
     result = runner.invoke(cli, ["dlq", "replay", dlq, "-b", kafka])
     assert result.exit_code == 0, result.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.support.processes import WorkerProcess, worker_env, write_topology
+from tests.support.processes import effects_worker
 from tests.support.runtime import Setup, applied_topology, produce_orders
 from tests.support.wait import wait_until
 
@@ -40,17 +40,16 @@ def test_sigterm_drains_commits_what_was_handled_and_exits_zero(kafka: str, tmp_
     setup = applied_topology(kafka, partitions=3)
     produce_orders(setup, 3000)
     effects = tmp_path / "handled.txt"
-    env = worker_env(
-        KEP_TEST_TOPIC=setup.topic,
-        KEP_TEST_GROUP=setup.group,
+    worker = effects_worker(
+        setup,
+        tmp_path,
+        "worker",
         KEP_TEST_PLAIN_EFFECTS=effects,
         KEP_TEST_HANDLER_MS=5,
         KEP_IDEMPOTENCY_STORE="memory://",
         KEP_DRAIN_TIMEOUT_S=10,
         KEP_MAX_IN_FLIGHT=300,
-    )
-    args = ["--topology", str(write_topology(setup.topology, tmp_path / "t.yaml")), "-b", kafka]
-    worker = WorkerProcess("tests.apps.effects:app", args, env, tmp_path / "worker.log").start()
+    ).start()
     wait_until(lambda: len(handled(effects)) >= 300, timeout=60, message="300 handled")
     assert worker.proc is not None
     code = worker.terminate(timeout=10 + 10)  # the drain deadline, plus leaving the group
@@ -74,18 +73,15 @@ def test_member_joining_and_leaving_mid_stream_loses_and_repeats_nothing(
     setup = applied_topology(kafka, partitions=6)
     events = produce_orders(setup, 6000)
     effects = tmp_path / "handled.txt"
-    env = worker_env(
-        KEP_TEST_TOPIC=setup.topic,
-        KEP_TEST_GROUP=setup.group,
-        KEP_TEST_PLAIN_EFFECTS=effects,
-        KEP_TEST_HANDLER_MS=15,
-        KEP_IDEMPOTENCY_STORE=f"sqlite:///{tmp_path}/idem.db",
-        KEP_ASSIGNMENT_STRATEGY=strategy,
-    )
-    args = ["--topology", str(write_topology(setup.topology, tmp_path / "t.yaml")), "-b", kafka]
-    first = WorkerProcess("tests.apps.effects:app", args, env, tmp_path / "first.log").start()
+    env = {
+        "KEP_TEST_PLAIN_EFFECTS": effects,
+        "KEP_TEST_HANDLER_MS": 15,
+        "KEP_IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idem.db",
+        "KEP_ASSIGNMENT_STRATEGY": strategy,
+    }
+    first = effects_worker(setup, tmp_path, "first", **env).start()
     wait_until(lambda: len(handled(effects)) >= 500, timeout=60, message="first worker started")
-    second = WorkerProcess("tests.apps.effects:app", args, env, tmp_path / "second.log").start()
+    second = effects_worker(setup, tmp_path, "second", **env).start()
     wait_until(lambda: "partitions assigned" in second.log(), timeout=60, message="second worker assigned")
     progress = len(handled(effects))
     assert progress < len(events), "the stream ended before the join: the test proves nothing"

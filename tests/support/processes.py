@@ -80,3 +80,12 @@ def worker_env(**extra: Any) -> dict[str, str]:
     }
     base.update({k: str(v) for k, v in extra.items()})
     return base
+
+
+def effects_worker(setup: Any, tmp_path: Path, name: str, **env: Any) -> WorkerProcess:
+    """A ``kep run tests.apps.effects:app`` worker (not started) for ``setup``'s topic and group, with its
+    topology written to ``tmp_path`` and its log at ``tmp_path/<name>.log``; ``env`` as in ``worker_env``."""
+    topology = write_topology(setup.topology, tmp_path / "topology.yaml")
+    args = ["--topology", str(topology), "-b", setup.kafka.bootstrap_servers]
+    env = worker_env(KEP_TEST_TOPIC=setup.topic, KEP_TEST_GROUP=setup.group, **env)
+    return WorkerProcess("tests.apps.effects:app", args, env, tmp_path / f"{name}.log")
