@@ -3,17 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${need_apt[*]} (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  else
-    echo "warning: ${need_apt[*]} missing and apt-get unavailable; the tests that need them will skip" >&2
-  fi
+if ! command -v promtool >/dev/null 2>&1; then
+  scripts/apt-install.sh prometheus || echo "warning: promtool missing; the tests that need it will skip" >&2
 fi
 
 # The chart's lint and render use Helm's Go SDK from PyPI (helm-python-sdk) in its own venv.

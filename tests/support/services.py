@@ -1,7 +1,7 @@
 """PostgreSQL and Redis for the shared idempotency stores.
 
-A test that needs one skips with the reason when it is absent, unless ``KEP_REQUIRE_SERVICES=1`` (set by
-``make test``), where an absent service is a failure: on machines that run them, those tests must run.
+``make test`` starts both (``scripts/services.sh``). A test that needs one skips with the reason when it is
+absent, unless ``KEP_REQUIRE_SERVICES=1`` (``make test`` under CI), where an absent service is a failure.
 """
 
 from __future__ import annotations
