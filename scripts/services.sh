@@ -61,7 +61,7 @@ start_postgres() {
   log=$data.log
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
-    chown "$owner" "$data" "$(dirname "$data")" 2>/dev/null || true
+    chown "$owner" "$data"
     "${run[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-instructions >/dev/null
   fi
   # A postmaster.pid left by a killed server names a process that is gone or, after a reboot, another one.
@@ -82,10 +82,9 @@ start_postgres() {
 }
 
 ensure_test_database() {
-  local bin psql
+  local bin psql=psql
   bin=$(pg_bindir)
-  psql=${bin:+$bin/}psql
-  command -v "$psql" >/dev/null 2>&1 || psql=psql
+  [ -n "$bin" ] && [ -x "$bin/psql" ] && psql=$bin/psql
   local sql="SELECT 1 FROM pg_database WHERE datname = 'test'"
   if [ "$("$psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$sql" 2>/dev/null)" != 1 ]; then
     "$psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "CREATE DATABASE test" >/dev/null
