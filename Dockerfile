@@ -2,7 +2,7 @@
 # kep: one image for every command (kep run, kep lag-exporter, kep topology apply, kep produce).
 #
 #   docker build -t kep:0.1.0 .
-#   docker run --rm --read-only --tmpfs /tmp --tmpfs /var/lib/kep kep:0.1.0 run consumers.examples.billing:app
+#   docker run --rm --read-only --tmpfs /tmp --tmpfs /var/lib/kep kep:0.1.0 run kep.consumers.examples.billing:app
 #
 # The final stage holds only the runtime: a virtual environment built from the project's wheel with the
 # runtime extras (no dev dependencies), owned by root and run as uid 10001. It works with a read-only root
@@ -32,7 +32,7 @@ COPY kep/ kep/
 ARG KEP_EXTRAS=redis,postgres,registry
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/kep \
- && /opt/kep/bin/pip install "$(ls /wheels/kep-*.whl)[${KEP_EXTRAS}]" \
+ && /opt/kep/bin/pip install "$(ls /wheels/kep_kafka-*.whl)[${KEP_EXTRAS}]" \
  && /opt/kep/bin/kep --help >/dev/null
 
 # ---------------------------------------------------------------------------------------------------------

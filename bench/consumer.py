@@ -28,15 +28,15 @@ from bench.context import BenchContext
 from bench.proc import peak_rss_of_pid
 from bench.result import Result
 from bench.stats import Timing, median
-from consumers.app import App
-from consumers.context import MessageContext
-from consumers.runtime.build import build_worker
-from consumers.settings import ConsumerSettings
-from producers import headers as h
-from producers.sample import sample_events
-from schemas.codec import codec_for
-from schemas.registry import LocalSchemaRegistry
-from topology import ConsumerGroupSpec, KafkaSettings, TopicSpec, Topology
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.consumers.runtime.build import build_worker
+from kep.consumers.settings import ConsumerSettings
+from kep.producers import headers as h
+from kep.producers.sample import sample_events
+from kep.schemas.codec import codec_for
+from kep.schemas.registry import LocalSchemaRegistry
+from kep.topology import ConsumerGroupSpec, KafkaSettings, TopicSpec, Topology
 
 PARTITIONS = 6
 FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "fetch_wait_max_ms": 10}

@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from bench.context import BenchContext
 from bench.result import Result
 from bench.stats import Timing, median, timed
-from consumers.lag import STATUSES, LagExporter, LagSnapshot
-from topology.settings import KafkaSettings
+from kep.consumers.lag import STATUSES, LagExporter, LagSnapshot
+from kep.topology.settings import KafkaSettings
 
 SCRAPE_TARGET_MS = 100.0
 RECORDS_PER_PARTITION = 10

@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from bench.context import BenchContext
 from bench.result import Result
 from bench.stats import Timing, median, timed
-from consumers.metrics import PartitionState, WorkerMetrics
-from consumers.metrics.worker import HANDLER_BUCKETS
+from kep.consumers.metrics import PartitionState, WorkerMetrics
+from kep.consumers.metrics.worker import HANDLER_BUCKETS
 
 ENABLED_OVER_STOCK_TARGET = 1.3
 DISABLED_OVER_EMPTY_TARGET = 2.0

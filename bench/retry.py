@@ -17,12 +17,12 @@ from bench.consumer import FAST_JOIN, PARTITIONS, _produce, rates
 from bench.context import BenchContext
 from bench.result import Result
 from bench.stats import Timing, median
-from consumers.app import App
-from consumers.context import MessageContext
-from consumers.runtime.build import build_worker
-from consumers.settings import ConsumerSettings
-from producers import headers as h
-from topology import ConsumerGroupSpec, KafkaSettings, RetrySpec, TopicSpec, Topology, admin
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.consumers.runtime.build import build_worker
+from kep.consumers.settings import ConsumerSettings
+from kep.producers import headers as h
+from kep.topology import ConsumerGroupSpec, KafkaSettings, RetrySpec, TopicSpec, Topology, admin
 
 DELAY = "1s"
 

@@ -1,11 +1,11 @@
 """The consumer group runtime: apps, handlers, at-least-once processing with idempotency keys, retries and
 dead letters, metrics and lag."""
 
-from consumers.app import App, load_app
-from consumers.context import MessageContext
-from consumers.errors import AppError, ConfigError, ConsumerError, HandlerError, IdempotencyStoreError
-from consumers.retry.classify import NonRetryableError, RetryableError
-from consumers.settings import ConsumerSettings, load_settings
+from kep.consumers.app import App, load_app
+from kep.consumers.context import MessageContext
+from kep.consumers.errors import AppError, ConfigError, ConsumerError, HandlerError, IdempotencyStoreError
+from kep.consumers.retry.classify import NonRetryableError, RetryableError
+from kep.consumers.settings import ConsumerSettings, load_settings
 
 __all__ = [
     "App",

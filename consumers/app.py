@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from consumers.context import MessageContext
-from consumers.errors import AppError
-from schemas.events import Event
+from kep.consumers.context import MessageContext
+from kep.consumers.errors import AppError
+from kep.schemas.events import Event
 
 HandlerFn = Callable[[Any, MessageContext], None] | Callable[[Any, MessageContext], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,7 +106,7 @@ def load_app(target: str) -> App:
     """Import ``module:attribute`` and return the ``App`` it names; errors say what was wrong."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise AppError(f"{target!r}: expected 'module:attribute', e.g. 'consumers.examples.billing:app'")
+        raise AppError(f"{target!r}: expected 'module:attribute', e.g. 'kep.consumers.examples.billing:app'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

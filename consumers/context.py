@@ -8,8 +8,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from consumers.idempotency.base import IdempotencyStore
-from producers import headers as h
+from kep.consumers.idempotency.base import IdempotencyStore
+from kep.producers import headers as h
 
 Headers = list[tuple[str, bytes | None]]
 

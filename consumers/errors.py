@@ -13,7 +13,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 
 class ConsumerError(KepError):

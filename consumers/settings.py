@@ -9,8 +9,8 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumers.errors import ConfigError
-from topology.settings import KafkaSettings
+from kep.consumers.errors import ConfigError
+from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
 AssignmentStrategy = Literal["cooperative-sticky", "range", "roundrobin"]

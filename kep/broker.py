@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 
 class BrokerError(KepError):

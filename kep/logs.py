@@ -22,7 +22,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 LogFormat = Literal["auto", "console", "json"]
 FORMATS: tuple[str, ...] = ("auto", "console", "json")

@@ -1,8 +1,8 @@
 """Typed publishing of kep events: ``EventProducer`` and the header names every kep record carries."""
 
-from producers import headers
-from producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport
-from producers.errors import (
+from kep.producers import headers
+from kep.producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport
+from kep.producers.errors import (
     AmbiguousTopicError,
     BackpressureTimeoutError,
     DeliveryError,
@@ -16,11 +16,11 @@ from producers.errors import (
     UnknownTopicError,
     WrongEventTypeError,
 )
-from producers.jsonl import BadLine, read_events
-from producers.producer import EventProducer
-from producers.sample import iter_sample_events, sample_events
-from producers.settings import ProducerSettings
-from producers.traceparent import validate_traceparent
+from kep.producers.jsonl import BadLine, read_events
+from kep.producers.producer import EventProducer
+from kep.producers.sample import iter_sample_events, sample_events
+from kep.producers.settings import ProducerSettings
+from kep.producers.traceparent import validate_traceparent
 
 __all__ = [
     "AmbiguousTopicError",

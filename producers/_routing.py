@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from producers import headers as h
-from producers.errors import AmbiguousTopicError, RoutingError, UnknownTopicError, WrongEventTypeError
-from schemas.events import Event
-from topology.errors import TopologyError
+from kep.producers import headers as h
+from kep.producers.errors import AmbiguousTopicError, RoutingError, UnknownTopicError, WrongEventTypeError
+from kep.schemas.events import Event
+from kep.topology.errors import TopologyError
 
 if TYPE_CHECKING:
-    from schemas.codec import EventCodec
-    from topology.model import TopicSpec, Topology
+    from kep.schemas.codec import EventCodec
+    from kep.topology.model import TopicSpec, Topology
 
 
 @dataclass(frozen=True, slots=True)

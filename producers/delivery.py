@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from producers.errors import DeliveryError
+from kep.producers.errors import DeliveryError
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, Message

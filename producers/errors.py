@@ -21,7 +21,7 @@ Nothing in this hierarchy carries record values or secrets.
 
 from __future__ import annotations
 
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 
 class ProducerError(KepError):

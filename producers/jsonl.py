@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import Event
+from kep.schemas.events import Event
 
 
 @dataclass(frozen=True)

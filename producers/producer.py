@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, overload
 import structlog
 from confluent_kafka import KafkaException, Producer
 
-from producers import _routing
-from producers import headers as h
-from producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport, wrap_callback
-from producers.errors import (
+from kep.producers import _routing
+from kep.producers import headers as h
+from kep.producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport, wrap_callback
+from kep.producers.errors import (
     BackpressureTimeoutError,
     DeliveryError,
     DeliveryTimeoutError,
@@ -39,14 +39,14 @@ from producers.errors import (
     MissingKeyError,
     ProducerClosedError,
 )
-from producers.settings import ProducerSettings
-from producers.traceparent import validate_traceparent
+from kep.producers.settings import ProducerSettings
+from kep.producers.traceparent import validate_traceparent
 
 if TYPE_CHECKING:
-    from schemas.codec import EventCodec
-    from schemas.events import Event
-    from topology.model import Topology
-    from topology.settings import KafkaSettings
+    from kep.schemas.codec import EventCodec
+    from kep.schemas.events import Event
+    from kep.topology.model import Topology
+    from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +75,7 @@ class EventProducer:
         settings: ProducerSettings | None = None,
     ) -> None:
         if codec is None:
-            from schemas.codec import codec_for
+            from kep.schemas.codec import codec_for
 
             codec = codec_for()
         self._settings = settings or ProducerSettings()

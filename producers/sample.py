@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import count, islice
 from typing import Literal
 
-from schemas.events import Event
-from schemas.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
+from kep.schemas.events import Event
+from kep.schemas.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
 
 SampleKind = Literal["orders", "payments", "mixed"]
 SAMPLE_KINDS: tuple[SampleKind, ...] = ("orders", "payments", "mixed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from producers.errors import InvalidTraceparentError
+from kep.producers.errors import InvalidTraceparentError
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 

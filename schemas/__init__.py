@@ -3,8 +3,8 @@
 ``schemas`` imports no other kep package. See ``docs/schemas.md``.
 """
 
-from schemas.codec import EventCodec, codec_for
-from schemas.compat import (
+from kep.schemas.codec import EventCodec, codec_for
+from kep.schemas.compat import (
     CompatibilityMode,
     Incompatibility,
     VersionCheck,
@@ -12,8 +12,8 @@ from schemas.compat import (
     check_registry,
     ensure_compatible,
 )
-from schemas.confluent import ConfluentCodec, SubjectStrategy, record_name_subject, schema_registry_client
-from schemas.errors import (
+from kep.schemas.confluent import ConfluentCodec, SubjectStrategy, record_name_subject, schema_registry_client
+from kep.schemas.errors import (
     DecodeError,
     EncodeError,
     IncompatibleSchemaError,
@@ -23,12 +23,12 @@ from schemas.errors import (
     SchemaNotFoundError,
     UnknownSchemaError,
 )
-from schemas.events import AvroRecord, Event, event_type_for, event_types
-from schemas.fingerprint import canonical_form, fingerprint, fingerprint_hex, fingerprint_int
-from schemas.model_schema import AvroType, Float32, Int32, avro_schema, schema_drift
-from schemas.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
-from schemas.registry import DEFAULT_SCHEMA_DIR, LocalSchemaRegistry, SchemaVersion
-from schemas.single_object import SingleObjectCodec
+from kep.schemas.events import AvroRecord, Event, event_type_for, event_types
+from kep.schemas.fingerprint import canonical_form, fingerprint, fingerprint_hex, fingerprint_int
+from kep.schemas.model_schema import AvroType, Float32, Int32, avro_schema, schema_drift
+from kep.schemas.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
+from kep.schemas.registry import DEFAULT_SCHEMA_DIR, LocalSchemaRegistry, SchemaVersion
+from kep.schemas.single_object import SingleObjectCodec
 
 __all__ = [
     "DEFAULT_SCHEMA_DIR",

@@ -25,10 +25,10 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from schemas.errors import SchemaError
-from schemas.events import AvroRecord
-from schemas.fingerprint import canonical_form
-from schemas.model_schema import avro_schema
+from kep.schemas.errors import SchemaError
+from kep.schemas.events import AvroRecord
+from kep.schemas.fingerprint import canonical_form
+from kep.schemas.model_schema import avro_schema
 
 Convert = Callable[[Any], Any]
 Builder = Callable[[dict[str, Any]], Any]

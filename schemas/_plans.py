@@ -15,13 +15,13 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from schemas._binding import Builder, Dumper, builder, check_binding, dumper, plain_schema
-from schemas._reader import compile_reader
-from schemas._writer import RecordWriter, compile_writer
-from schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
-from schemas.events import Event, event_type_for
-from schemas.fingerprint import canonical_form
-from schemas.registry import LocalSchemaRegistry, SchemaVersion
+from kep.schemas._binding import Builder, Dumper, builder, check_binding, dumper, plain_schema
+from kep.schemas._reader import compile_reader
+from kep.schemas._writer import RecordWriter, compile_writer
+from kep.schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
+from kep.schemas.events import Event, event_type_for
+from kep.schemas.fingerprint import canonical_form
+from kep.schemas.registry import LocalSchemaRegistry, SchemaVersion
 
 #: ``encode(event) -> bytes`` for one event type.
 Encoder = Callable[[Event], bytes]

@@ -25,9 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas import _read_schema as rs
-from schemas import _read_support as rt
-from schemas.errors import DecodeError
+from kep.schemas import _read_schema as rs
+from kep.schemas import _read_support as rt
+from kep.schemas.errors import DecodeError
 
 #: ``read(data) -> model``: the whole record, from the codec's header on, to the end of ``data``.
 Reader = Callable[[bytes], Any]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from schemas.events import Event
-from schemas.registry import LocalSchemaRegistry
+from kep.schemas.events import Event
+from kep.schemas.registry import LocalSchemaRegistry
 
 __all__ = ["EventCodec", "codec_for"]
 
@@ -43,9 +43,9 @@ def codec_for(registry_url: str | None = None, registry: LocalSchemaRegistry | N
     mock registry of confluent-kafka, shared by every codec of the process that names the same URL.
     """
     if registry_url is None:
-        from schemas.single_object import SingleObjectCodec
+        from kep.schemas.single_object import SingleObjectCodec
 
         return SingleObjectCodec(registry)
-    from schemas.confluent import ConfluentCodec, schema_registry_client
+    from kep.schemas.confluent import ConfluentCodec, schema_registry_client
 
     return ConfluentCodec(schema_registry_client(registry_url), registry)

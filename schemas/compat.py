@@ -27,8 +27,8 @@ from typing import Any
 
 from fastavro import parse_schema
 
-from schemas.errors import IncompatibleSchemaError, InvalidSchemaError
-from schemas.registry import LocalSchemaRegistry
+from kep.schemas.errors import IncompatibleSchemaError, InvalidSchemaError
+from kep.schemas.registry import LocalSchemaRegistry
 
 __all__ = [
     "CompatibilityMode",

@@ -5,7 +5,7 @@ Encoding registers the newest local version of the event's schema on first use (
 strategy gives; by default the record's full name) and caches the id. Decoding fetches the writer schema by id
 once, and resolves it to the newest local version of the same name, like ``SingleObjectCodec``.
 
-The registry client comes from ``confluent-kafka`` (``pip install 'kep[registry]'``). A ``mock://`` URL gives
+The registry client comes from ``confluent-kafka`` (``pip install 'kep-kafka[registry]'``). A ``mock://`` URL gives
 its in-process mock registry; ``schema_registry_client`` hands out one client per URL, so every codec of a
 process that names the same ``mock://`` URL shares its schemas.
 """
@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from fastavro import parse_schema
 
-from schemas._plans import Encoder, EventReader, WritePlan, event_encoder, event_reader, write_plan
-from schemas.errors import (
+from kep.schemas._plans import Encoder, EventReader, WritePlan, event_encoder, event_reader, write_plan
+from kep.schemas.errors import (
     DecodeError,
     IncompatibleSchemaError,
     InvalidSchemaError,
     SchemaError,
     UnknownSchemaError,
 )
-from schemas.events import Event
-from schemas.registry import LocalSchemaRegistry
+from kep.schemas.events import Event
+from kep.schemas.registry import LocalSchemaRegistry
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.errors import SchemaError, SchemaNotFoundError
+from kep.schemas.errors import SchemaError, SchemaNotFoundError
 
 __all__ = ["AvroRecord", "Event", "event_type_for", "event_types"]
 
@@ -102,7 +102,7 @@ def _qualified(cls: type) -> str:
 
 
 def _load_shipped_events() -> None:
-    import schemas.orders  # noqa: F401  (defining the models registers them)
+    import kep.schemas.orders  # noqa: F401  (defining the models registers them)
 
 
 def event_types() -> dict[str, type[Event]]:

@@ -13,7 +13,7 @@ from typing import Any
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas.errors import InvalidSchemaError
+from kep.schemas.errors import InvalidSchemaError
 
 __all__ = ["canonical_form", "fingerprint", "fingerprint_hex", "fingerprint_int"]
 

@@ -30,9 +30,9 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from schemas.errors import SchemaError
-from schemas.events import AvroRecord, Event
-from schemas.fingerprint import canonical_form
+from kep.schemas.errors import SchemaError
+from kep.schemas.events import AvroRecord, Event
+from kep.schemas.fingerprint import canonical_form
 
 __all__ = ["AvroType", "Float32", "Int32", "avro_schema", "schema_drift"]
 

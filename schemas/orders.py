@@ -11,8 +11,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from schemas.events import AvroRecord, Event
-from schemas.model_schema import Int32
+from kep.schemas.events import AvroRecord, Event
+from kep.schemas.model_schema import Int32
 
 __all__ = ["LineItem", "OrderPlaced", "PaymentCaptured", "PaymentMethod"]
 

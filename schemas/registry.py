@@ -18,8 +18,8 @@ from typing import Any
 
 from fastavro import parse_schema
 
-from schemas.errors import InvalidSchemaError, SchemaError, SchemaNotFoundError
-from schemas.fingerprint import fingerprint, fingerprint_hex
+from kep.schemas.errors import InvalidSchemaError, SchemaError, SchemaNotFoundError
+from kep.schemas.fingerprint import fingerprint, fingerprint_hex
 
 __all__ = ["DEFAULT_SCHEMA_DIR", "LocalSchemaRegistry", "SchemaVersion"]
 

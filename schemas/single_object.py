@@ -7,10 +7,10 @@ newest local version of the same name, so data written with ``OrderPlaced`` v1 r
 
 from __future__ import annotations
 
-from schemas._plans import Encoder, EventReader, WritePlan, event_encoder, event_reader, write_plan
-from schemas.errors import DecodeError, SchemaNotFoundError, UnknownSchemaError
-from schemas.events import Event
-from schemas.registry import LocalSchemaRegistry
+from kep.schemas._plans import Encoder, EventReader, WritePlan, event_encoder, event_reader, write_plan
+from kep.schemas.errors import DecodeError, SchemaNotFoundError, UnknownSchemaError
+from kep.schemas.events import Event
+from kep.schemas.registry import LocalSchemaRegistry
 
 __all__ = ["MAGIC", "SingleObjectCodec"]
 

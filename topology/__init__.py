@@ -6,7 +6,7 @@
 ['orders.billing.retry.1s', 'orders.billing.retry.10s', 'orders.billing.retry.1m']
 """
 
-from topology._actions import (
+from kep.topology._actions import (
     Action,
     AlterConfigs,
     ApplyResult,
@@ -16,9 +16,9 @@ from topology._actions import (
     Plan,
     Refusal,
 )
-from topology.admin import apply, plan
-from topology.durations import format_duration, parse_duration
-from topology.errors import (
+from kep.topology.admin import apply, plan
+from kep.topology.durations import format_duration, parse_duration
+from kep.topology.errors import (
     AdminError,
     ApplyError,
     DurationError,
@@ -28,9 +28,9 @@ from topology.errors import (
     RefusedChangeError,
     TopologyError,
 )
-from topology.loader import check_schema_names, default_topology_path, load_topology, parse_topology
-from topology.model import ConsumerGroupSpec, DerivedTopic, RetrySpec, RetryTier, TopicSpec, Topology
-from topology.settings import KafkaSettings
+from kep.topology.loader import check_schema_names, default_topology_path, load_topology, parse_topology
+from kep.topology.model import ConsumerGroupSpec, DerivedTopic, RetrySpec, RetryTier, TopicSpec, Topology
+from kep.topology.settings import KafkaSettings
 
 __all__ = [
     "Action",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from topology.model import TopicSpec
+from kep.topology.model import TopicSpec
 
 __all__ = [
     "Action",

@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from topology._types import DottedName, FrozenModel, PositiveDuration
-from topology.durations import format_duration
-from topology.errors import Issue, ValidationProblems
+from kep.topology._types import DottedName, FrozenModel, PositiveDuration
+from kep.topology.durations import format_duration
+from kep.topology.errors import Issue, ValidationProblems
 
 __all__ = ["RetrySpec", "RetryTier"]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
-from topology.durations import format_duration, parse_duration
+from kep.topology.durations import format_duration, parse_duration
 
 MAX_TOPIC_NAME_LENGTH = 249
 _KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")

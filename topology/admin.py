@@ -27,7 +27,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # the package
     ResourceType,
 )
 
-from topology._actions import (
+from kep.topology._actions import (
     Action,
     AlterConfigs,
     ApplyResult,
@@ -37,9 +37,9 @@ from topology._actions import (
     Plan,
     Refusal,
 )
-from topology.errors import ApplyError, PartitionGrowthUnsupportedError, PlanError, RefusedChangeError
-from topology.model import TopicSpec, Topology
-from topology.settings import KafkaSettings
+from kep.topology.errors import ApplyError, PartitionGrowthUnsupportedError, PlanError, RefusedChangeError
+from kep.topology.model import TopicSpec, Topology
+from kep.topology.settings import KafkaSettings
 
 __all__ = ["apply", "plan"]
 

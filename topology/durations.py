@@ -10,7 +10,7 @@ import math
 import re
 from datetime import timedelta
 
-from topology.errors import DurationError
+from kep.topology.errors import DurationError
 
 __all__ = ["format_duration", "parse_duration", "to_milliseconds"]
 

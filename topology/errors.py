@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 __all__ = [
     "AdminError",

@@ -16,8 +16,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
-from topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
+from kep.topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
+from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 
 __all__ = ["ENV_VAR", "check_schema_names", "default_topology_path", "load_topology", "parse_topology"]
 
@@ -30,7 +30,7 @@ def default_topology_path() -> Path:
     configured = os.environ.get(ENV_VAR)
     if configured:
         return Path(configured)
-    return Path(str(resources.files("topology").joinpath("topology.yaml")))
+    return Path(str(resources.files("kep.topology").joinpath("topology.yaml")))
 
 
 def load_topology(path: str | Path | None = None, *, check_schemas: bool = False) -> Topology:
@@ -87,7 +87,7 @@ def check_schema_names(topology: Topology, known: Iterable[str], *, source: str 
 
 
 def _registry_names() -> list[str]:
-    from schemas.registry import LocalSchemaRegistry
+    from kep.schemas.registry import LocalSchemaRegistry
 
     return list(LocalSchemaRegistry.default().names())
 

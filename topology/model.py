@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from topology._retry import RetrySpec, RetryTier
-from topology._types import AvroName, FieldName, FrozenModel, KafkaName, TopicConfigs, kafka_name_problem
-from topology.durations import format_duration
-from topology.errors import Issue, TopologyError, ValidationProblems, format_loc
+from kep.topology._retry import RetrySpec, RetryTier
+from kep.topology._types import AvroName, FieldName, FrozenModel, KafkaName, TopicConfigs, kafka_name_problem
+from kep.topology.durations import format_duration
+from kep.topology.errors import Issue, TopologyError, ValidationProblems, format_loc
 
 __all__ = ["ConsumerGroupSpec", "DerivedTopic", "RetrySpec", "RetryTier", "TopicSpec", "Topology"]
 

@@ -1,12 +1,12 @@
 """Dead letters: list, show and replay the records of dead-letter topics."""
 
-from consumers.dlq.errors import DeadLetterError, InvalidFilterError, ReadError, TopicNotFoundError
-from consumers.dlq.filters import ReplayFilter
-from consumers.dlq.reader import TopicReader
-from consumers.dlq.records import DeadLetterRecord, ReplayMarker
-from consumers.dlq.replay import ReplayResult, replay, replay_group
-from consumers.dlq.show import describe, fetch_records
-from consumers.dlq.summary import DeadLetterSummary, DeadLetterTopic, dead_letter_topics, summarize
+from kep.consumers.dlq.errors import DeadLetterError, InvalidFilterError, ReadError, TopicNotFoundError
+from kep.consumers.dlq.filters import ReplayFilter
+from kep.consumers.dlq.reader import TopicReader
+from kep.consumers.dlq.records import DeadLetterRecord, ReplayMarker
+from kep.consumers.dlq.replay import ReplayResult, replay, replay_group
+from kep.consumers.dlq.show import describe, fetch_records
+from kep.consumers.dlq.summary import DeadLetterSummary, DeadLetterTopic, dead_letter_topics, summarize
 
 __all__ = [
     "DeadLetterError",

@@ -12,7 +12,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from consumers.errors import ConsumerError
+from kep.consumers.errors import ConsumerError
 
 
 class DeadLetterError(ConsumerError):

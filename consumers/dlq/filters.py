@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from consumers.dlq.errors import InvalidFilterError
-from consumers.dlq.records import DeadLetterRecord
+from kep.consumers.dlq.errors import InvalidFilterError
+from kep.consumers.dlq.records import DeadLetterRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumers.dlq.errors import ReadError, TopicNotFoundError
-from topology.settings import KafkaSettings
+from kep.consumers.dlq.errors import ReadError, TopicNotFoundError
+from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from consumers.retry.headers import InvalidProvenanceError, Provenance, header_value
+from kep.consumers.retry.headers import InvalidProvenanceError, Provenance, header_value
 
 if TYPE_CHECKING:
     from confluent_kafka import Message

@@ -34,15 +34,15 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import Producer
 
-from consumers.dlq.errors import InvalidFilterError, TopicNotFoundError
-from consumers.dlq.filters import ReplayFilter
-from consumers.dlq.reader import BEGINNING, TopicReader
-from consumers.dlq.records import DeadLetterRecord, marker_from, marker_record, record_from
-from consumers.retry.headers import strip_provenance
-from producers.delivery import DeliveryReport
-from producers.errors import DeliveryError
-from schemas.errors import KepError
-from topology.settings import KafkaSettings
+from kep.consumers.dlq.errors import InvalidFilterError, TopicNotFoundError
+from kep.consumers.dlq.filters import ReplayFilter
+from kep.consumers.dlq.reader import BEGINNING, TopicReader
+from kep.consumers.dlq.records import DeadLetterRecord, marker_from, marker_record, record_from
+from kep.consumers.retry.headers import strip_provenance
+from kep.producers.delivery import DeliveryReport
+from kep.producers.errors import DeliveryError
+from kep.schemas.errors import KepError
+from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 
@@ -352,8 +352,8 @@ class _Session:
 
 
 def _event_producer(kafka: KafkaSettings) -> RawProducer:
-    from producers.producer import EventProducer
-    from topology.model import Topology
+    from kep.producers.producer import EventProducer
+    from kep.topology.model import Topology
 
     return EventProducer(kafka, Topology())
 

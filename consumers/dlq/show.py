@@ -6,14 +6,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from consumers.dlq.errors import InvalidFilterError
-from consumers.dlq.reader import BEGINNING, TopicReader
-from consumers.dlq.records import DeadLetterRecord, marker_from, record_from
-from consumers.retry.headers import PROVENANCE_HEADERS
-from producers.headers import EVENT_TYPE, SCHEMA
-from schemas.codec import EventCodec
-from schemas.errors import KepError
-from topology.settings import KafkaSettings
+from kep.consumers.dlq.errors import InvalidFilterError
+from kep.consumers.dlq.reader import BEGINNING, TopicReader
+from kep.consumers.dlq.records import DeadLetterRecord, marker_from, record_from
+from kep.consumers.retry.headers import PROVENANCE_HEADERS
+from kep.producers.headers import EVENT_TYPE, SCHEMA
+from kep.schemas.codec import EventCodec
+from kep.schemas.errors import KepError
+from kep.topology.settings import KafkaSettings
 
 
 def fetch_records(

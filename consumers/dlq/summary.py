@@ -10,11 +10,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from consumers.dlq.errors import TopicNotFoundError
-from consumers.dlq.reader import BEGINNING, TopicReader
-from consumers.dlq.records import DeadLetterRecord, marker_from, record_from
-from topology.model import Topology
-from topology.settings import KafkaSettings
+from kep.consumers.dlq.errors import TopicNotFoundError
+from kep.consumers.dlq.reader import BEGINNING, TopicReader
+from kep.consumers.dlq.records import DeadLetterRecord, marker_from, record_from
+from kep.topology.model import Topology
+from kep.topology.settings import KafkaSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The ``billing`` group of the shipped topology: bills every placed order.
 
-Run it: ``kep run consumers.examples.billing:app``. Set ``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one first
+Run it: ``kep run kep.consumers.examples.billing:app``. Set ``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one first
 attempt in ten fail, and watch those orders go through the first retry topic (``orders.billing.retry.1s``) and
 succeed there.
 """
@@ -12,9 +12,9 @@ import random
 
 import structlog
 
-from consumers.app import App
-from consumers.context import MessageContext
-from schemas.orders import OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.schemas.orders import OrderPlaced
 
 log = structlog.get_logger(__name__)
 app = App("billing", topics=["orders"])

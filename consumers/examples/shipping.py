@@ -1,6 +1,6 @@
 """The ``shipping`` group of the shipped topology: ships an order once it is placed and its payment captured.
 
-Run it: ``kep run consumers.examples.shipping:app``. It keeps the state of each order in memory, which is
+Run it: ``kep run kep.consumers.examples.shipping:app``. It keeps the state of each order in memory, which is
 enough for a demonstration; a real app would keep it in its database, written through ``ctx.transaction()``.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import structlog
 
-from consumers.app import App
-from consumers.context import MessageContext
-from schemas.orders import OrderPlaced, PaymentCaptured
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.schemas.orders import OrderPlaced, PaymentCaptured
 
 log = structlog.get_logger(__name__)
 app = App("shipping", topics=["orders", "payments"])

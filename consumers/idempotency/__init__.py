@@ -1,9 +1,9 @@
 """Idempotency stores: a redelivered event whose key completed does no second side effect."""
 
-from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
-from consumers.idempotency.factory import open_store
-from consumers.idempotency.memory import MemoryStore
-from consumers.idempotency.sqlite import SqliteStore
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.idempotency.factory import open_store
+from kep.consumers.idempotency.memory import MemoryStore
+from kep.consumers.idempotency.sqlite import SqliteStore
 
 __all__ = [
     "AlreadyCompletedError",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from consumers.errors import ConsumerError
+from kep.consumers.errors import ConsumerError
 
 
 class ClaimState(enum.Enum):

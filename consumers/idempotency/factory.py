@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from consumers.errors import ConfigError
-from consumers.idempotency.base import IdempotencyStore
+from kep.consumers.errors import ConfigError
+from kep.consumers.idempotency.base import IdempotencyStore
 
 
 def open_store(
@@ -12,11 +12,11 @@ def open_store(
 ) -> IdempotencyStore:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
-        from consumers.idempotency.memory import MemoryStore
+        from kep.consumers.idempotency.memory import MemoryStore
 
         return MemoryStore(namespace, ttl_s=ttl_s, lease_s=lease_s)
     if scheme == "sqlite":
-        from consumers.idempotency.sqlite import SqliteStore
+        from kep.consumers.idempotency.sqlite import SqliteStore
 
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
@@ -25,11 +25,11 @@ def open_store(
             )
         return SqliteStore(path, namespace, ttl_s=ttl_s, lease_s=lease_s)
     if scheme in ("redis", "rediss"):
-        from consumers.idempotency.redis import RedisStore
+        from kep.consumers.idempotency.redis import RedisStore
 
         return RedisStore(url, namespace, ttl_s=ttl_s, lease_s=lease_s)
     if scheme in ("postgresql", "postgres"):
-        from consumers.idempotency.postgres import PostgresStore
+        from kep.consumers.idempotency.postgres import PostgresStore
 
         return PostgresStore(url, namespace, ttl_s=ttl_s, lease_s=lease_s)
     shown = url.split("@")[-1] if "@" in url else url  # never echo credentials

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 
 _DONE = ""  # owner value of a completed key
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from consumers.errors import IdempotencyStoreError
-from consumers.idempotency._connections import ThreadConnections
-from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.errors import IdempotencyStoreError
+from kep.consumers.idempotency._connections import ThreadConnections
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kep_idempotency (
@@ -51,7 +51,7 @@ class PostgresStore(IdempotencyStore):
             import psycopg
         except ImportError as exc:  # pragma: no cover - optional dependency
             raise IdempotencyStoreError(
-                "the postgres store needs the 'psycopg' package: pip install 'kep[postgres]'"
+                "the postgres store needs the 'psycopg' package: pip install 'kep-kafka[postgres]'"
             ) from exc
         self._psycopg = psycopg
         self._dsn = dsn

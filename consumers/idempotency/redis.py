@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from consumers.errors import IdempotencyStoreError
-from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.errors import IdempotencyStoreError
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 
 # KEYS[1] = the key; ARGV = owner, lease ms. Returns 0 NEW, 1 DONE, 2 BUSY.
 _CLAIM_LUA = """
@@ -38,7 +38,7 @@ class RedisStore(IdempotencyStore):
             import redis
         except ImportError as exc:  # pragma: no cover - optional dependency
             raise IdempotencyStoreError(
-                "the redis store needs the 'redis' package: pip install 'kep[redis]'"
+                "the redis store needs the 'redis' package: pip install 'kep-kafka[redis]'"
             ) from exc
         self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError,)
         self._watch_error = redis.WatchError

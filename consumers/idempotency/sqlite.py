@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from consumers.errors import IdempotencyStoreError
-from consumers.idempotency._connections import ThreadConnections
-from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.errors import IdempotencyStoreError
+from kep.consumers.idempotency._connections import ThreadConnections
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kep_idempotency (

@@ -7,13 +7,13 @@
 ...     exporter.start()
 """
 
-from consumers.lag.collector import LAG_METRIC_NAMES, LagCollector, PollState
-from consumers.lag.errors import LagError, LagReadError
-from consumers.lag.exporter import ExporterHealth, LagExporter
-from consumers.lag.monitor import LagMonitor
-from consumers.lag.probe import NO_OFFSET, LagProbe, PartitionProbe
-from consumers.lag.snapshot import GroupLag, LagSnapshot, PartitionLag
-from consumers.lag.status import STATUSES, PartitionWindow, Sample, Status, StatusTracker, evaluate, worst
+from kep.consumers.lag.collector import LAG_METRIC_NAMES, LagCollector, PollState
+from kep.consumers.lag.errors import LagError, LagReadError
+from kep.consumers.lag.exporter import ExporterHealth, LagExporter
+from kep.consumers.lag.monitor import LagMonitor
+from kep.consumers.lag.probe import NO_OFFSET, LagProbe, PartitionProbe
+from kep.consumers.lag.snapshot import GroupLag, LagSnapshot, PartitionLag
+from kep.consumers.lag.status import STATUSES, PartitionWindow, Sample, Status, StatusTracker, evaluate, worst
 
 __all__ = [
     "LAG_METRIC_NAMES",

@@ -20,7 +20,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
-from consumers.lag.errors import LagReadError
+from kep.consumers.lag.errors import LagReadError
 
 TopicPartitionKey = tuple[str, int]
 

@@ -16,8 +16,8 @@ from typing import Final
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from consumers.lag.snapshot import GroupLag, LagSnapshot
-from consumers.lag.status import STATUSES
+from kep.consumers.lag.snapshot import GroupLag, LagSnapshot
+from kep.consumers.lag.status import STATUSES
 
 GROUP_LAG_MESSAGES: Final = "kep_group_lag_messages"
 GROUP_LAG_SECONDS: Final = "kep_group_lag_seconds"
@@ -67,7 +67,7 @@ class PollState:
 
 def _kep_version() -> str:
     try:
-        return version("kep")
+        return version("kep-kafka")
     except PackageNotFoundError:  # pragma: no cover - a source tree without install
         return "0.0.0"
 

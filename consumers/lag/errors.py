@@ -10,7 +10,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from consumers.errors import ConsumerError
+from kep.consumers.errors import ConsumerError
 
 
 class LagError(ConsumerError):

@@ -20,13 +20,13 @@ from types import TracebackType
 
 from prometheus_client import CollectorRegistry
 
-from consumers.lag.collector import LagCollector, PollState
-from consumers.lag.errors import LagError
-from consumers.lag.monitor import LagMonitor
-from consumers.lag.routes import PREFIX, groups_handler
-from consumers.lag.snapshot import LagSnapshot
-from consumers.metrics import Health, MetricsServer, RouteHandler
-from topology.settings import KafkaSettings
+from kep.consumers.lag.collector import LagCollector, PollState
+from kep.consumers.lag.errors import LagError
+from kep.consumers.lag.monitor import LagMonitor
+from kep.consumers.lag.routes import PREFIX, groups_handler
+from kep.consumers.lag.snapshot import LagSnapshot
+from kep.consumers.metrics import Health, MetricsServer, RouteHandler
+from kep.topology.settings import KafkaSettings
 
 
 class ExporterHealth(Health):

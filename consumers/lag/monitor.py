@@ -22,12 +22,12 @@ from types import TracebackType
 import structlog
 from confluent_kafka.admin import AdminClient
 
-from consumers.lag import _admin
-from consumers.lag.errors import LagError, LagReadError
-from consumers.lag.probe import NO_OFFSET, PROBE_GROUP_PREFIX, LagProbe, PartitionProbe
-from consumers.lag.snapshot import GroupLag, LagSnapshot, PartitionLag
-from consumers.lag.status import Status, StatusTracker
-from topology.settings import KafkaSettings
+from kep.consumers.lag import _admin
+from kep.consumers.lag.errors import LagError, LagReadError
+from kep.consumers.lag.probe import NO_OFFSET, PROBE_GROUP_PREFIX, LagProbe, PartitionProbe
+from kep.consumers.lag.snapshot import GroupLag, LagSnapshot, PartitionLag
+from kep.consumers.lag.status import Status, StatusTracker
+from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 

@@ -31,9 +31,9 @@ import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from consumers.lag import _admin
-from consumers.lag.errors import LagError, LagReadError
-from topology.settings import KafkaSettings
+from kep.consumers.lag import _admin
+from kep.consumers.lag.errors import LagError, LagReadError
+from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 

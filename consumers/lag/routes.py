@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from consumers.lag.collector import PollState
+from kep.consumers.lag.collector import PollState
 
 JSON = "application/json"
 Response = tuple[int, bytes, str]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from consumers.lag.status import Status, worst
+from kep.consumers.lag.status import Status, worst
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from consumers.lag.errors import LagError
+from kep.consumers.lag.errors import LagError
 
 K = TypeVar("K", bound=Hashable)
 

@@ -5,14 +5,20 @@
 >>> server = MetricsServer(metrics.registry, health, port=9400).start()
 """
 
-from consumers.metrics.collector import WorkerStateCollector
-from consumers.metrics.errors import MetricsError, MetricsServerError
-from consumers.metrics.health import Health
-from consumers.metrics.names import METRIC_NAMES, REBALANCE_KINDS
-from consumers.metrics.probe_cache import ProbeCache
-from consumers.metrics.server import MetricsServer, RouteHandler
-from consumers.metrics.state import NO_COMMIT_POSITION, PartitionState, Probe, ProbeResult, WorkerStateSource
-from consumers.metrics.worker import WorkerMetrics
+from kep.consumers.metrics.collector import WorkerStateCollector
+from kep.consumers.metrics.errors import MetricsError, MetricsServerError
+from kep.consumers.metrics.health import Health
+from kep.consumers.metrics.names import METRIC_NAMES, REBALANCE_KINDS
+from kep.consumers.metrics.probe_cache import ProbeCache
+from kep.consumers.metrics.server import MetricsServer, RouteHandler
+from kep.consumers.metrics.state import (
+    NO_COMMIT_POSITION,
+    PartitionState,
+    Probe,
+    ProbeResult,
+    WorkerStateSource,
+)
+from kep.consumers.metrics.worker import WorkerMetrics
 
 __all__ = [
     "METRIC_NAMES",

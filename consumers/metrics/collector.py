@@ -23,9 +23,9 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from consumers.metrics import names
-from consumers.metrics.probe_cache import ProbeCache
-from consumers.metrics.state import (
+from kep.consumers.metrics import names
+from kep.consumers.metrics.probe_cache import ProbeCache
+from kep.consumers.metrics.state import (
     NO_COMMIT_POSITION,
     PartitionState,
     ProbeResult,

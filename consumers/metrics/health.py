@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from consumers.metrics.errors import MetricsError
+from kep.consumers.metrics.errors import MetricsError
 
 
 class Health:

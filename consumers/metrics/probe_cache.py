@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from consumers.metrics.state import Probe, ProbeResult, TopicPartitionKey
+from kep.consumers.metrics.state import Probe, ProbeResult, TopicPartitionKey
 
 log = structlog.get_logger(__name__)
 

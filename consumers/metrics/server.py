@@ -19,8 +19,8 @@ import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from consumers.metrics.errors import MetricsServerError
-from consumers.metrics.health import Health
+from kep.consumers.metrics.errors import MetricsServerError
+from kep.consumers.metrics.health import Health
 
 log = structlog.get_logger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
-from consumers.metrics import names
-from consumers.metrics.collector import WorkerStateCollector
-from consumers.metrics.errors import MetricsError
-from consumers.metrics.probe_cache import ProbeCache
-from consumers.metrics.state import Probe, WorkerStateSource
+from kep.consumers.metrics import names
+from kep.consumers.metrics.collector import WorkerStateCollector
+from kep.consumers.metrics.errors import MetricsError
+from kep.consumers.metrics.probe_cache import ProbeCache
+from kep.consumers.metrics.state import Probe, WorkerStateSource
 
 HANDLER_BUCKETS = (
     0.0005,
@@ -46,7 +46,7 @@ OTHER_EXCEPTION = "other"
 
 def _kep_version() -> str:
     try:
-        return version("kep")
+        return version("kep-kafka")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
         return "0.0.0"
 

@@ -1,13 +1,13 @@
 """Retries and dead letters: the policy, provenance headers and failure classification."""
 
-from consumers.retry.classify import ErrorClassifier, NonRetryableError, RetryableError
-from consumers.retry.headers import (
+from kep.consumers.retry.classify import ErrorClassifier, NonRetryableError, RetryableError
+from kep.consumers.retry.headers import (
     PROVENANCE_HEADERS,
     InvalidProvenanceError,
     Provenance,
     strip_provenance,
 )
-from consumers.retry.policy import (
+from kep.consumers.retry.policy import (
     DeadLetter,
     DeadLetterReason,
     Decision,

@@ -22,8 +22,8 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from consumers.errors import ConfigError, HandlerError
-from schemas.errors import DecodeError
+from kep.consumers.errors import ConfigError, HandlerError
+from kep.schemas.errors import DecodeError
 
 ExceptionRef = type[BaseException] | str
 

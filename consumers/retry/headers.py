@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from producers.headers import (
+from kep.producers.headers import (
     ATTEMPT,
     CONSUMER_GROUP,
     DUE_TIME,
@@ -48,7 +48,7 @@ from producers.headers import (
     ORIGINAL_TOPIC,
     HeaderValue,
 )
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 #: Headers that describe one failure; replaced on every forward, removed on replay.
 PROVENANCE_HEADERS: Final = frozenset(

@@ -34,11 +34,11 @@ from typing import Literal, Protocol
 
 import structlog
 
-from consumers.errors import ConfigError
-from consumers.retry.classify import ErrorClassifier
-from consumers.retry.headers import Provenance
-from topology.durations import parse_duration
-from topology.errors import DurationError
+from kep.consumers.errors import ConfigError
+from kep.consumers.retry.classify import ErrorClassifier
+from kep.consumers.retry.headers import Provenance
+from kep.topology.durations import parse_duration
+from kep.topology.errors import DurationError
 
 log = structlog.get_logger(__name__)
 

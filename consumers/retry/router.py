@@ -15,15 +15,15 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import Message
 
-from consumers.context import MessageContext
-from consumers.retry.classify import ErrorClassifier
-from consumers.retry.headers import InvalidProvenanceError, Provenance
-from consumers.retry.policy import DeadLetter, Retry, RetryPolicy
-from consumers.runtime.partition import PartitionState
-from producers import headers as h
-from producers.delivery import DeliveryReport
-from producers.errors import DeliveryError
-from producers.producer import EventProducer
+from kep.consumers.context import MessageContext
+from kep.consumers.retry.classify import ErrorClassifier
+from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
+from kep.consumers.retry.policy import DeadLetter, Retry, RetryPolicy
+from kep.consumers.runtime.partition import PartitionState
+from kep.producers import headers as h
+from kep.producers.delivery import DeliveryReport
+from kep.producers.errors import DeliveryError
+from kep.producers.producer import EventProducer
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """The worker: poll loop, lanes, offset tracking, rebalances, shutdown."""
 
-from consumers.runtime.build import build_worker
-from consumers.runtime.worker import Worker
+from kep.consumers.runtime.build import build_worker
+from kep.consumers.runtime.worker import Worker
 
 __all__ = ["Worker", "build_worker"]

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from consumers.app import App
-from consumers.idempotency.base import IdempotencyStore
-from consumers.idempotency.factory import open_store
-from consumers.metrics import Health, WorkerMetrics
-from consumers.retry.classify import ErrorClassifier
-from consumers.retry.policy import RetryPolicy
-from consumers.retry.router import Router
-from consumers.runtime.async_runner import AsyncRunner
-from consumers.runtime.plan import WorkerPlan, make_plan
-from consumers.runtime.processor import Processor
-from consumers.runtime.worker import Worker
-from consumers.settings import ConsumerSettings
-from schemas.codec import codec_for
-from topology.model import Topology
-from topology.settings import KafkaSettings
+from kep.consumers.app import App
+from kep.consumers.idempotency.base import IdempotencyStore
+from kep.consumers.idempotency.factory import open_store
+from kep.consumers.metrics import Health, WorkerMetrics
+from kep.consumers.retry.classify import ErrorClassifier
+from kep.consumers.retry.policy import RetryPolicy
+from kep.consumers.retry.router import Router
+from kep.consumers.runtime.async_runner import AsyncRunner
+from kep.consumers.runtime.plan import WorkerPlan, make_plan
+from kep.consumers.runtime.processor import Processor
+from kep.consumers.runtime.worker import Worker
+from kep.consumers.settings import ConsumerSettings
+from kep.schemas.codec import codec_for
+from kep.topology.model import Topology
+from kep.topology.settings import KafkaSettings
 
 
 def build_worker(
@@ -51,7 +51,7 @@ def build_worker(
     )
     worker = Worker(plan, processor, metrics=metrics, health=Health(ttl_s=settings.health_ttl_s))
     if probe and settings.metrics_enabled:
-        from consumers.lag.probe import LagProbe
+        from kep.consumers.lag.probe import LagProbe
 
         lag_probe = LagProbe(kafka)
         worker.on_close(lag_probe.close)

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumers.runtime.partition import PartitionState
+from kep.consumers.runtime.partition import PartitionState
 
 log = structlog.get_logger(__name__)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from consumers.runtime.lanes import Lane
-from consumers.runtime.offsets import OffsetTracker
+from kep.consumers.runtime.lanes import Lane
+from kep.consumers.runtime.offsets import OffsetTracker
 
 WorkItem = tuple["PartitionState", list[Message]]  # a lane's batch: messages of one partition, in order
 

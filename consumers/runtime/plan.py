@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.app import App
-from consumers.errors import AppError
-from consumers.settings import ConsumerSettings
-from producers.producer import EventProducer
-from topology.errors import TopologyError
-from topology.loader import load_topology
-from topology.model import ConsumerGroupSpec, Topology
-from topology.settings import KafkaSettings
+from kep.consumers.app import App
+from kep.consumers.errors import AppError
+from kep.consumers.settings import ConsumerSettings
+from kep.producers.producer import EventProducer
+from kep.topology.errors import TopologyError
+from kep.topology.loader import load_topology
+from kep.topology.model import ConsumerGroupSpec, Topology
+from kep.topology.settings import KafkaSettings
 
 
 @dataclass

@@ -9,17 +9,17 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import Message
 
-from consumers.app import App, Handler
-from consumers.context import MessageContext
-from consumers.errors import AppError, IdempotencyStoreError
-from consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
-from consumers.runtime.async_runner import AsyncRunner
-from consumers.runtime.partition import PartitionState, WorkItem
-from producers import headers as h
-from producers.headers import IDEMPOTENCY_KEY
-from schemas.codec import EventCodec
-from schemas.errors import DecodeError
-from schemas.events import Event
+from kep.consumers.app import App, Handler
+from kep.consumers.context import MessageContext
+from kep.consumers.errors import AppError, IdempotencyStoreError
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.runtime.async_runner import AsyncRunner
+from kep.consumers.runtime.partition import PartitionState, WorkItem
+from kep.producers import headers as h
+from kep.producers.headers import IDEMPOTENCY_KEY
+from kep.schemas.codec import EventCodec
+from kep.schemas.errors import DecodeError
+from kep.schemas.events import Event
 
 log = structlog.get_logger(__name__)
 

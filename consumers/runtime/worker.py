@@ -19,14 +19,14 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from consumers.metrics import Health, WorkerMetrics
-from consumers.metrics import PartitionState as PartitionSnapshot
-from consumers.runtime.committer import Committer
-from consumers.runtime.lanes import Lane
-from consumers.runtime.partition import BACKPRESSURE, DELAY, STOPPING, PartitionState, WorkItem
-from consumers.runtime.plan import WorkerPlan
-from consumers.runtime.processor import Processor
-from producers import headers as h
+from kep.consumers.metrics import Health, WorkerMetrics
+from kep.consumers.metrics import PartitionState as PartitionSnapshot
+from kep.consumers.runtime.committer import Committer
+from kep.consumers.runtime.lanes import Lane
+from kep.consumers.runtime.partition import BACKPRESSURE, DELAY, STOPPING, PartitionState, WorkItem
+from kep.consumers.runtime.plan import WorkerPlan
+from kep.consumers.runtime.processor import Processor
+from kep.producers import headers as h
 
 log = structlog.get_logger(__name__)
 

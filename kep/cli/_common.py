@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from topology.settings import KafkaSettings
+from kep.topology.settings import KafkaSettings
 
 
 def _width() -> int | None:

@@ -22,17 +22,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from consumers.lag import LagSnapshot
-from consumers.metrics import MetricsServer
-from consumers.runtime.worker import Worker
 from kep.broker import EmbeddedBroker
 from kep.cli._common import console, err_console, fail
 from kep.cli.lag import render as lag_render
+from kep.consumers.lag import LagSnapshot
+from kep.consumers.metrics import MetricsServer
+from kep.consumers.runtime.worker import Worker
 from kep.logs import configure_logging
-from producers import DeliveryError, DeliveryReport, EventProducer, sample_events
-from schemas.codec import EventCodec, codec_for
-from schemas.errors import KepError
-from topology import KafkaSettings, Topology, load_topology
+from kep.producers import DeliveryError, DeliveryReport, EventProducer, sample_events
+from kep.schemas.codec import EventCodec, codec_for
+from kep.schemas.errors import KepError
+from kep.topology import KafkaSettings, Topology, load_topology
 
 TopicPartitionKey = tuple[str, int]
 
@@ -86,7 +86,7 @@ def start_broker() -> EmbeddedBroker:
 
 def apply_topology(topology: Topology, kafka: KafkaSettings) -> None:
     """Create every topic of the topology (source, retry and dead-letter topics)."""
-    from topology import admin
+    from kep.topology import admin
 
     plan = admin.plan(topology, kafka)
     admin.apply(plan, kafka)
@@ -119,7 +119,7 @@ def produce(
     return produced
 
 
-GROUPS = ("consumers.examples.billing:app", "consumers.examples.shipping:app")
+GROUPS = ("kep.consumers.examples.billing:app", "kep.consumers.examples.shipping:app")
 
 
 @dataclass
@@ -141,9 +141,9 @@ class Workers:
 
 def start_workers(kafka: KafkaSettings, topology: Topology, metrics_port: int) -> Workers:
     """Run ``billing`` and ``shipping`` in threads; serve billing's /metrics, /healthz and /readyz."""
-    from consumers.app import load_app
-    from consumers.runtime.build import build_worker
-    from consumers.settings import ConsumerSettings
+    from kep.consumers.app import load_app
+    from kep.consumers.runtime.build import build_worker
+    from kep.consumers.settings import ConsumerSettings
 
     settings = ConsumerSettings(
         session_timeout_ms=6000, heartbeat_interval_ms=1000, fetch_wait_max_ms=10, commit_interval_s=0.5,
@@ -160,7 +160,7 @@ def start_workers(kafka: KafkaSettings, topology: Topology, metrics_port: int) -
 
 def wait_until_handled(kafka: KafkaSettings, produced: Traffic, deadline: Deadline) -> LagSnapshot | None:
     """Poll the groups' lag until every partition that received events is committed to its end."""
-    from consumers.lag import LagMonitor
+    from kep.consumers.lag import LagMonitor
 
     snapshot = None
     with LagMonitor(kafka, group_filter="billing|shipping") as monitor:

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from consumers.dlq import (
+from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from kep.consumers.dlq import (
     DeadLetterSummary,
     ReplayFilter,
     ReplayResult,
@@ -22,11 +23,10 @@ from consumers.dlq import (
     replay,
     summarize,
 )
-from consumers.dlq.show import iso_ms
-from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
-from schemas.codec import codec_for
-from schemas.errors import KepError
-from topology.loader import load_topology
+from kep.consumers.dlq.show import iso_ms
+from kep.schemas.codec import codec_for
+from kep.schemas.errors import KepError
+from kep.topology.loader import load_topology
 
 app = typer.Typer(help="Dead letters: list, show and replay.", no_args_is_help=True)
 

@@ -18,8 +18,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
 from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
 from kep.logs import configure_logging
 
 STYLES = {

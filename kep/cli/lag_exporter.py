@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from consumers.lag import LagError, LagExporter
-from consumers.metrics import MetricsServerError
 from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.consumers.lag import LagError, LagExporter
+from kep.consumers.metrics import MetricsServerError
 from kep.logs import configure_logging
 
 

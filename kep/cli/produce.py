@@ -16,12 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kep.cli._common import BootstrapOption, TopologyOption, console, err_console, fail, kafka_settings
-from producers import DeliveryError, DeliveryReport, EventProducer, ProducerError
-from producers.jsonl import BadLine, read_events
-from producers.sample import SampleKind, iter_sample_events
-from schemas.errors import KepError
-from schemas.events import Event, event_type_for
-from topology.model import TopicSpec
+from kep.producers import DeliveryError, DeliveryReport, EventProducer, ProducerError
+from kep.producers.jsonl import BadLine, read_events
+from kep.producers.sample import SampleKind, iter_sample_events
+from kep.schemas.errors import KepError
+from kep.schemas.events import Event, event_type_for
+from kep.topology.model import TopicSpec
 
 _SAMPLE_KINDS: dict[str, SampleKind] = {
     "kep.orders.OrderPlaced": "orders",
@@ -210,8 +210,8 @@ def command(
     and the command exits 1 at the end. With --strict, the file is checked first and nothing is sent if any
     line is bad.
     """
-    from schemas.codec import codec_for
-    from topology import load_topology
+    from kep.schemas.codec import codec_for
+    from kep.topology import load_topology
 
     try:
         topology = load_topology(topology_file)

@@ -10,14 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from consumers.app import load_app
-from consumers.errors import ConsumerError
-from consumers.metrics import MetricsServer
-from consumers.runtime.build import build_worker
-from consumers.settings import load_settings
 from kep.cli._common import BootstrapOption, TopologyOption, fail
+from kep.consumers.app import load_app
+from kep.consumers.errors import ConsumerError
+from kep.consumers.metrics import MetricsServer
+from kep.consumers.runtime.build import build_worker
+from kep.consumers.settings import load_settings
 from kep.logs import configure_logging
-from schemas.errors import KepError
+from kep.schemas.errors import KepError
 
 
 def command(

@@ -12,11 +12,11 @@ from rich import box
 from rich.table import Table
 
 from kep.cli._common import console, err_console, fail
-from schemas.compat import VersionCheck, check_registry
-from schemas.errors import SchemaError
-from schemas.events import event_type_for, event_types
-from schemas.model_schema import avro_schema, schema_drift
-from schemas.registry import LocalSchemaRegistry
+from kep.schemas.compat import VersionCheck, check_registry
+from kep.schemas.errors import SchemaError
+from kep.schemas.events import event_type_for, event_types
+from kep.schemas.model_schema import avro_schema, schema_drift
+from kep.schemas.registry import LocalSchemaRegistry
 
 app = typer.Typer(help="Avro schemas: list them, check compatibility between versions.", no_args_is_help=True)
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
-from topology import (
+from kep.topology import (
     AdminError,
     AlterConfigs,
     CreateTopic,
@@ -44,7 +44,7 @@ def validate_command(topology: TopologyOption = None) -> None:
     """Check the topology file offline: syntax, types, names, durations, references and schema names."""
     spec, source = _load(topology)
     try:
-        from schemas.registry import LocalSchemaRegistry
+        from kep.schemas.registry import LocalSchemaRegistry
     except ImportError:  # pragma: no cover - the schemas package ships with kep
         checked = "schema names not checked (no local schema registry)"
     else:

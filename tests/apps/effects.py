@@ -13,9 +13,9 @@ import os
 import time
 from typing import Any
 
-from consumers.app import App
-from consumers.context import MessageContext
-from schemas.orders import OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.schemas.orders import OrderPlaced
 
 TOPIC = os.environ.get("KEP_TEST_TOPIC", "orders")
 EFFECTS = os.environ.get("KEP_TEST_EFFECTS", "effects")

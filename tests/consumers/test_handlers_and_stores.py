@@ -9,13 +9,13 @@ from collections import Counter
 
 import pytest
 
-from consumers.app import App
-from consumers.context import MessageContext
-from consumers.errors import IdempotencyStoreError
-from consumers.idempotency.base import ClaimState
-from consumers.idempotency.memory import MemoryStore
-from consumers.runtime.build import build_worker
-from schemas.orders import OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.consumers.errors import IdempotencyStoreError
+from kep.consumers.idempotency.base import ClaimState
+from kep.consumers.idempotency.memory import MemoryStore
+from kep.consumers.runtime.build import build_worker
+from kep.schemas.orders import OrderPlaced
 from tests.support.runtime import applied_topology, produce_orders, running, settings
 from tests.support.wait import wait_until
 

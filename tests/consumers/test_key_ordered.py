@@ -9,10 +9,10 @@ import time
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from consumers.app import App
-from consumers.context import MessageContext
-from producers.producer import EventProducer
-from schemas.orders import LineItem, OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.producers.producer import EventProducer
+from kep.schemas.orders import LineItem, OrderPlaced
 from tests.support.runtime import applied_topology, running
 from tests.support.wait import wait_until
 

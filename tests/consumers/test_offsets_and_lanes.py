@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from consumers.runtime.lanes import Lane
-from consumers.runtime.offsets import OffsetTracker
+from kep.consumers.runtime.lanes import Lane
+from kep.consumers.runtime.offsets import OffsetTracker
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.unit

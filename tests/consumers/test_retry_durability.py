@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from consumers.dlq.replay import replay
 from kep.cli.main import app as cli
+from kep.consumers.dlq.replay import replay
 from tests.support.kafka import read_records
 from tests.support.processes import effects_worker
 from tests.support.runtime import applied_topology, produce_orders

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from consumers.app import App
-from consumers.context import MessageContext
-from producers import headers as h
-from schemas.orders import OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.producers import headers as h
+from kep.schemas.orders import OrderPlaced
 from tests.support.kafka import read_records
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until
@@ -140,8 +140,8 @@ def test_corrupt_bytes_reach_the_dead_letter_topic_unchanged(kafka: str) -> None
     for record in records[:3]:
         assert h.header_str(record.headers(), "custom") == "kept"
         assert h.header_str(record.headers(), h.EXCEPTION_TYPE) in (
-            "schemas.errors.DecodeError",
-            "schemas.errors.UnknownSchemaError",
+            "kep.schemas.errors.DecodeError",
+            "kep.schemas.errors.UnknownSchemaError",
         )
     assert handled == [good[0].event_id]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.errors import ConfigError
-from consumers.settings import load_settings
+from kep.consumers.errors import ConfigError
+from kep.consumers.settings import load_settings
 
 pytestmark = pytest.mark.unit
 

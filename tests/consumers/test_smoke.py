@@ -2,9 +2,9 @@ import threading
 
 import pytest
 
-from consumers.app import App
-from consumers.context import MessageContext
-from schemas.orders import OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.context import MessageContext
+from kep.schemas.orders import OrderPlaced
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until
 

@@ -21,7 +21,7 @@ SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").g
 NO_PYTHON = 3  # scripts/helm-venv.sh: no Python >= 3.10 to run helm-python-sdk
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_BILLING = {"name": "billing", "handler": "consumers.examples.billing:app"}
+_BILLING = {"name": "billing", "handler": "kep.consumers.examples.billing:app"}
 
 # Values the tests render besides the ci/ scenarios: the render must fail, or show one behaviour.
 EXTRA_CASES: dict[str, dict[str, Any]] = {
@@ -50,7 +50,7 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
             },
             {
                 "name": "shipping",
-                "handler": "consumers.examples.shipping:app",
+                "handler": "kep.consumers.examples.shipping:app",
                 "autoscaling": {
                     "keda": {
                         "enabled": True,

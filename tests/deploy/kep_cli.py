@@ -15,9 +15,9 @@ from typing import Any
 import typer
 from pydantic_settings import BaseSettings
 
-from consumers.settings import ConsumerSettings
 from kep.cli.main import app
-from topology.settings import KafkaSettings
+from kep.consumers.settings import ConsumerSettings
+from kep.topology.settings import KafkaSettings
 
 
 @dataclass

@@ -28,8 +28,8 @@ def test_each_consumer_group_runs_kep_run_in_its_own_deployment(chart: Rendered)
     deployments = {d["metadata"]["name"]: d for d in chart.kinds("two-groups", "Deployment")}
     assert set(deployments) == {"kep-billing", "kep-shipping", "kep-lag-exporter"}
     for group, handler in (
-        ("billing", "consumers.examples.billing:app"),
-        ("shipping", "consumers.examples.shipping:app"),
+        ("billing", "kep.consumers.examples.billing:app"),
+        ("shipping", "kep.consumers.examples.shipping:app"),
     ):
         (container,) = pod_spec(deployments[f"kep-{group}"])["containers"]
         assert container["args"][:2] == ["run", handler]

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from consumers.settings import ConsumerSettings
+from kep.consumers.settings import ConsumerSettings
 from tests.deploy.chart import CHART, SCENARIOS, Rendered
 from tests.deploy.kube_schemas import CRD_SCHEMAS, manifest_errors, shipped_versions
 

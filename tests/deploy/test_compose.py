@@ -81,7 +81,7 @@ def test_the_stack_runs_each_kep_role_from_the_one_image(compose: dict[str, Any]
     assert commands == {
         "topology": ["topology", "apply"],
         "producer": ["produce", "orders"],
-        "billing": ["run", "consumers.examples.billing:app"],
+        "billing": ["run", "kep.consumers.examples.billing:app"],
         "lag-exporter": ["lag-exporter", "--port"],
     }
     images = {s["image"] for s in _kep(compose).values()}

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from consumers.lag import LAG_METRIC_NAMES
-from consumers.metrics import Health, MetricsServer
-from consumers.metrics.names import METRIC_NAMES
-from consumers.settings import ConsumerSettings
+from kep.consumers.lag import LAG_METRIC_NAMES
+from kep.consumers.metrics import Health, MetricsServer
+from kep.consumers.metrics.names import METRIC_NAMES
+from kep.consumers.settings import ConsumerSettings
 from tests.deploy import dockerfile
 from tests.deploy.chart import CHART, REPO, SCENARIOS, Rendered, containers
 from tests.deploy.kep_cli import SETTINGS_ENV, check_argv, option_default, option_envvars, settings_env_names
@@ -74,9 +74,9 @@ def test_every_kep_command_the_chart_and_compose_run_is_accepted_by_the_cli(
 
 
 def test_the_cli_check_catches_unknown_commands_options_and_bad_values() -> None:
-    assert check_argv(["run", "consumers.examples.billing:app", "--metrics-port", "9400"]).problems == []
-    assert check_argv(["run", "consumers.examples.billing:app", "--no-such-option"]).problems
-    assert check_argv(["run", "consumers.examples.billing:app", "--metrics-port", "nine"]).problems
+    assert check_argv(["run", "kep.consumers.examples.billing:app", "--metrics-port", "9400"]).problems == []
+    assert check_argv(["run", "kep.consumers.examples.billing:app", "--no-such-option"]).problems
+    assert check_argv(["run", "kep.consumers.examples.billing:app", "--metrics-port", "nine"]).problems
     assert check_argv(["topology", "aply"]).problems
     assert check_argv(["run"]).problems
 
@@ -85,7 +85,7 @@ def test_every_handler_the_chart_and_compose_run_is_an_importable_app(
     chart: Rendered, compose: dict[str, Any]
 ) -> None:
     targets = {argv[1] for _where, argv in _invocations(chart, compose) if argv[0] == "run"}
-    assert "consumers.examples.billing:app" in targets
+    assert "kep.consumers.examples.billing:app" in targets
     for target in sorted(targets):
         module, _, attribute = target.partition(":")
         assert getattr(importlib.import_module(module), attribute, None) is not None, target

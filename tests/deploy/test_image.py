@@ -88,8 +88,11 @@ def _build_context(tmp: Path) -> Path:
     context = tmp / "context"
     for relative in exclude_paths(str(REPO), patterns):
         source = REPO / relative
-        if source.is_file():
-            target = context / relative
+        target = context / relative
+        if source.is_symlink():  # sent as a link, as docker does (kep/schemas -> ../schemas)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source.readlink())
+        elif source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return context
@@ -108,7 +111,7 @@ def _builder_sources(context: Path, tmp: Path) -> Path:
             assert origin.exists(), f"COPY {source}: not in the build context (.dockerignore?)"
             destination = src / target.rstrip("/") if target not in ("./", ".") else src / origin.name
             if origin.is_dir():
-                shutil.copytree(origin, destination)
+                shutil.copytree(origin, destination, symlinks=True)
             else:
                 shutil.copy2(origin, destination)
     return src
@@ -133,17 +136,18 @@ def test_builder_stage_builds_a_wheel_with_every_module_and_data_file(tmp_path: 
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    (wheel,) = wheels.glob("kep-*.whl")
+    (wheel,) = wheels.glob("kep_kafka-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     # What the builder copied (one snapshot of the sources) must all be in the wheel.
+    # The four layers are installed under the one import package `kep` (kep.schemas, kep.consumers...).
     expected = {
-        str(path.relative_to(src))
+        str(Path("kep", *path.relative_to(src).parts[path.relative_to(src).parts[0] == "kep" :]))
         for package in PACKAGES
         for path in (src / package).rglob("*")
         if path.is_file() and path.suffix in (".py", ".avsc", ".yaml", ".yml", ".json")
     }
-    assert {f"{package}/__init__.py" for package in PACKAGES} <= expected
+    assert {f"kep/{package}/__init__.py" for package in PACKAGES if package != "kep"} <= expected
     assert expected - names == set(), "files the image would miss"
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert "kep = kep.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert not [n for n in names if n.startswith("tests/")]
+    assert not [n for n in names if n.split("/")[0] in {"tests", *PACKAGES} - {"kep"}]

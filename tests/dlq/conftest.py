@@ -13,12 +13,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
-from consumers.retry.headers import Provenance
 from kep.cli._common import console
 from kep.cli.main import app
-from producers import headers as h
-from schemas.codec import codec_for
-from schemas.orders import LineItem, OrderPlaced
+from kep.consumers.retry.headers import Provenance
+from kep.producers import headers as h
+from kep.schemas.codec import codec_for
+from kep.schemas.orders import LineItem, OrderPlaced
 from tests.support.kafka import create_topic
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.dlq import DeadLetterRecord, InvalidFilterError, ReplayFilter
-from consumers.dlq.replay import _Scan
-from consumers.retry.headers import Provenance
+from kep.consumers.dlq import DeadLetterRecord, InvalidFilterError, ReplayFilter
+from kep.consumers.dlq.replay import _Scan
+from kep.consumers.retry.headers import Provenance
 
 pytestmark = pytest.mark.unit
 

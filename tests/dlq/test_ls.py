@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from consumers.dlq import summarize
-from schemas.errors import DecodeError
+from kep.consumers.dlq import summarize
+from kep.schemas.errors import DecodeError
+from kep.topology.settings import KafkaSettings
 from tests.dlq.conftest import T0, DeadLetters, json_output
-from topology.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_ls_counts_dead_letters_by_exception_type_with_oldest_and_newest(
     assert row["source"] == dead_letters.source
     assert row["topic"] == dead_letters.dlq
     assert row["count"] == 4 and row["pending"] == 4
-    assert row["by_exception"] == {"builtins.TimeoutError": 3, "schemas.errors.DecodeError": 1}
+    assert row["by_exception"] == {"builtins.TimeoutError": 3, "kep.schemas.errors.DecodeError": 1}
     assert row["oldest"] == "2026-01-01T00:00:01.000Z"
     assert row["newest"] == "2026-01-01T00:00:09.000Z"
     idle = [r for g, r in by_group.items() if g != dead_letters.group]

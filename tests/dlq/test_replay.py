@@ -9,13 +9,13 @@ from typing import cast
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from consumers.dlq import ReplayFilter, replay, replay_group
-from consumers.retry.headers import PROVENANCE_HEADERS
-from producers import headers as h
-from schemas.errors import DecodeError
+from kep.consumers.dlq import ReplayFilter, replay, replay_group
+from kep.consumers.retry.headers import PROVENANCE_HEADERS
+from kep.producers import headers as h
+from kep.schemas.errors import DecodeError
+from kep.topology.settings import KafkaSettings
 from tests.dlq.conftest import T0, DeadLetters, committed
 from tests.support.kafka import read_topic
-from topology.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

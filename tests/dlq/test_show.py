@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from schemas.errors import DecodeError
+from kep.schemas.errors import DecodeError
 from tests.dlq.conftest import T0, DeadLetters, json_output
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_show_decodes_the_event_and_gives_hex_for_corrupt_bytes(
     assert corrupt["event"] is None
     assert corrupt["value_hex"] == b"\x00\x01garbage".hex()
     assert "DecodeError" in corrupt["decode_error"]
-    assert corrupt["provenance"]["exception_type"] == "schemas.errors.DecodeError"
+    assert corrupt["provenance"]["exception_type"] == "kep.schemas.errors.DecodeError"
 
 
 def test_show_one_record_by_partition_and_offset(
@@ -71,7 +71,7 @@ def test_show_renders_panels_with_error_traceback_and_hex(
 
     assert code == 0, output
     assert f"{dead_letters.dlq}[0]@0" in output
-    assert "schemas.errors.DecodeError: bad magic" in output
+    assert "kep.schemas.errors.DecodeError: bad magic" in output
     assert "undecodable: DecodeError" in output
     assert "value (hex): deadbeef" in output
     assert "traceback" in output

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from consumers.errors import ConfigError, IdempotencyStoreError
-from consumers.idempotency import AlreadyCompletedError, ClaimState, IdempotencyStore, MemoryStore, open_store
+from kep.consumers.errors import ConfigError, IdempotencyStoreError
+from kep.consumers.idempotency import (
+    AlreadyCompletedError,
+    ClaimState,
+    IdempotencyStore,
+    MemoryStore,
+    open_store,
+)
 from tests.support.services import require_postgres, require_redis
 from tests.support.wait import wait_until
 

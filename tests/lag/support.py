@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from topology.settings import KafkaSettings
+from kep.topology.settings import KafkaSettings
 
 
 def settings(bootstrap: str) -> KafkaSettings:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumers.lag import GroupLag, LagExporter, Status
+from kep.consumers.lag import GroupLag, LagExporter, Status
 from tests.lag.support import settings
 from tests.support.wait import wait_until
 

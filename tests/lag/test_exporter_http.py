@@ -9,9 +9,9 @@ from urllib.parse import quote
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumers.lag import LAG_METRIC_NAMES, LagExporter
-from consumers.metrics import MetricsServer
 from kep.broker import free_port
+from kep.consumers.lag import LAG_METRIC_NAMES, LagExporter
+from kep.consumers.metrics import MetricsServer
 from tests.lag.support import commit, http_get, http_json, metric_samples, now_ms, produce, settings, value
 from tests.support.wait import wait_until
 

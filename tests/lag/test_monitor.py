@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from consumers.lag import GroupLag, LagError, LagMonitor, Status
+from kep.consumers.lag import GroupLag, LagError, LagMonitor, Status
 from tests.lag.support import commit, now_ms, produce, settings
 
 pytestmark = pytest.mark.integration

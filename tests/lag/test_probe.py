@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from consumers.lag import NO_OFFSET, LagError, LagProbe, PartitionProbe
+from kep.consumers.lag import NO_OFFSET, LagError, LagProbe, PartitionProbe
 from tests.lag.support import commit, now_ms, produce, settings
 
 pytestmark = pytest.mark.integration

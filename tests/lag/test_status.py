@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from consumers.lag import LagError, PartitionWindow, Sample, Status, StatusTracker, evaluate, worst
+from kep.consumers.lag import LagError, PartitionWindow, Sample, Status, StatusTracker, evaluate, worst
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from consumers.lag import NO_OFFSET, GroupLag, LagCollector, LagSnapshot, PartitionLag, PollState, Status
-from consumers.lag.monitor import probe_rounds
-from consumers.lag.routes import groups_handler
+from kep.consumers.lag import NO_OFFSET, GroupLag, LagCollector, LagSnapshot, PartitionLag, PollState, Status
+from kep.consumers.lag.monitor import probe_rounds
+from kep.consumers.lag.routes import groups_handler
 from tests.lag.support import metric_samples, value
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import PartitionState, WorkerMetrics
+from kep.consumers.metrics import PartitionState, WorkerMetrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import NO_COMMIT_POSITION, MetricsError, PartitionState, ProbeCache, WorkerMetrics
+from kep.consumers.metrics import NO_COMMIT_POSITION, MetricsError, PartitionState, ProbeCache, WorkerMetrics
 from tests.metrics.support import Answer, ProbedAt, RecordingProbe, StaticSource, sample, scrape
 from tests.support.wait import wait_until
 
@@ -285,7 +285,7 @@ def test_negative_durations_are_refused_by_name() -> None:
 
 
 def test_a_snapshot_older_than_the_limit_is_not_served(monkeypatch: pytest.MonkeyPatch) -> None:
-    from consumers.metrics import collector
+    from kep.consumers.metrics import collector
 
     source = BlockingSource([state(0, committed=1, processed=1, log_end=4)])
     registry = CollectorRegistry()

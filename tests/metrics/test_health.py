@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.metrics import Health, MetricsError
+from kep.consumers.metrics import Health, MetricsError
 
 pytestmark = pytest.mark.unit
 

@@ -12,10 +12,10 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from consumers.lag.probe import LagProbe
-from consumers.metrics import PartitionState, WorkerMetrics
+from kep.consumers.lag.probe import LagProbe
+from kep.consumers.metrics import PartitionState, WorkerMetrics
+from kep.topology.settings import KafkaSettings
 from tests.metrics.support import StaticSource, sample, scrape
-from topology.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

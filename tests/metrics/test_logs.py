@@ -48,11 +48,11 @@ def test_json_lines_carry_level_logger_timestamp_and_the_bound_message_context()
     with structlog.contextvars.bound_contextvars(
         event_id="e-1", group="billing", topic="orders", partition=2, offset=41, attempt=1, trace_id="abc"
     ):
-        structlog.get_logger("consumers.runtime").info("handled", duration_s=0.004)
-    structlog.get_logger("consumers.runtime").info("after")
+        structlog.get_logger("kep.consumers.runtime").info("handled", duration_s=0.004)
+    structlog.get_logger("kep.consumers.runtime").info("after")
     first, second = lines(out)
     assert list(first)[:4] == ["timestamp", "level", "logger", "event"]
-    assert first["level"] == "info" and first["logger"] == "consumers.runtime" and first["event"] == "handled"
+    assert first["level"] == "info" and first["logger"] == "kep.consumers.runtime" and first["event"] == "handled"
     assert str(first["timestamp"]).endswith("Z")
     assert {
         k: first[k] for k in ("event_id", "group", "topic", "partition", "offset", "attempt", "trace_id")
@@ -100,11 +100,11 @@ def test_exceptions_are_structured_without_local_variables() -> None:
 def test_console_output_is_one_readable_line_per_event() -> None:
     out = io.StringIO()
     assert configure_logging("console", "DEBUG", stream=out) == "console"
-    structlog.get_logger("consumers.runtime").debug("committed", topic="orders", offset=7)
+    structlog.get_logger("kep.consumers.runtime").debug("committed", topic="orders", offset=7)
     logging.getLogger("thirdparty").warning("from stdlib")
     first, second = out.getvalue().splitlines()
     assert "[debug" in first and "committed" in first and "topic=orders" in first and "offset=7" in first
-    assert "[consumers.runtime]" in first
+    assert "[kep.consumers.runtime]" in first
     assert "\x1b[" not in first  # no colour codes when the stream is not a terminal
     assert "[warning" in second and "from stdlib" in second and "[thirdparty]" in second
 

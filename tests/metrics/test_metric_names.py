@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import Health, MetricsServer, PartitionState, WorkerMetrics
+from kep.consumers.metrics import Health, MetricsServer, PartitionState, WorkerMetrics
 from tests.metrics.observability import alert_exprs, dashboard_exprs, names_in
 from tests.metrics.support import Answer, StaticSource, make_every_hot_path_call
 from tests.support.kafka import unique
@@ -116,10 +116,10 @@ def lagging_group(kafka: str, topic_factory: Callable[..., str]) -> Iterator[tup
 def test_every_exporter_metric_the_dashboard_and_rules_use_has_series_on_a_live_exporter(
     kafka: str, lagging_group: tuple[str, str]
 ) -> None:
-    if importlib.util.find_spec("consumers.lag.exporter") is None:
-        pytest.skip("consumers.lag.exporter is not there yet: cannot scrape a live lag exporter")
-    from consumers.lag.exporter import LagExporter
-    from topology.settings import KafkaSettings
+    if importlib.util.find_spec("kep.consumers.lag.exporter") is None:
+        pytest.skip("kep.consumers.lag.exporter is not there yet: cannot scrape a live lag exporter")
+    from kep.consumers.lag.exporter import LagExporter
+    from kep.topology.settings import KafkaSettings
 
     group, _topic = lagging_group
     exporter = LagExporter(
@@ -165,7 +165,7 @@ def test_a_running_kep_worker_exports_every_worker_metric_the_dashboard_and_rule
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen(
-            [*kep, "run", "consumers.examples.billing:app", "--metrics-port", str(port)],
+            [*kep, "run", "kep.consumers.examples.billing:app", "--metrics-port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=log_file,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import (
+from kep.consumers.metrics import (
     Health,
     MetricsServer,
     MetricsServerError,

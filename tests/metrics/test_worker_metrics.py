@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import METRIC_NAMES, MetricsError, WorkerMetrics
-from consumers.metrics import worker as worker_module
+from kep.consumers.metrics import METRIC_NAMES, MetricsError, WorkerMetrics
+from kep.consumers.metrics import worker as worker_module
 from tests.metrics.support import make_every_hot_path_call
 
 pytestmark = pytest.mark.unit
@@ -114,7 +114,7 @@ def test_build_info_carries_the_version(registry: CollectorRegistry) -> None:
     from importlib.metadata import version
 
     WorkerMetrics("billing", registry=registry)
-    assert value(registry, "kep_build_info", version=version("kep")) == 1
+    assert value(registry, "kep_build_info", version=version("kep-kafka")) == 1
 
 
 def test_disabled_metrics_register_nothing_and_every_call_is_a_no_op(registry: CollectorRegistry) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from topology import TopicSpec, Topology
+from kep.topology import TopicSpec, Topology
 
 ORDER = "kep.orders.OrderPlaced"
 PAYMENT = "kep.orders.PaymentCaptured"

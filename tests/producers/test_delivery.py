@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from kep.broker import EmbeddedBroker
-from producers import (
+from kep.producers import (
     BackpressureTimeoutError,
     DeliveryError,
     DeliveryReport,
@@ -21,9 +21,9 @@ from producers import (
     ProducerSettings,
     sample_events,
 )
+from kep.topology import KafkaSettings
 from tests.producers._support import ORDER, topology_of
 from tests.support.kafka import create_topic, read_topic
-from topology import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -107,9 +107,9 @@ def test_full_queue_on_a_stalled_broker_raises_backpressure_timeout(own_broker: 
 
 _SIGTERM_SCRIPT = """
 import os, signal, sys, time
-from producers import EventProducer, ProducerSettings, sample_events
+from kep.producers import EventProducer, ProducerSettings, sample_events
 from tests.producers._support import ORDER, topology_of
-from topology import KafkaSettings
+from kep.topology import KafkaSettings
 
 bootstrap, topic = sys.argv[1], sys.argv[2]
 producer = EventProducer(KafkaSettings(bootstrap_servers=bootstrap), topology_of((topic, 1, [ORDER])),

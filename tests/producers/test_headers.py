@@ -1,6 +1,6 @@
 import pytest
 
-from producers import headers as h
+from kep.producers import headers as h
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from kep.cli.main import app
 from kep.cli.produce import _Pacer
-from producers import headers as h
-from producers import sample_events
+from kep.producers import headers as h
+from kep.producers import sample_events
 from tests.support.kafka import read_topic
 
 runner = CliRunner()

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from producers import DeliveryError, DeliveryReport, EventProducer, sample_events
-from producers import headers as h
-from schemas.codec import codec_for
-from schemas.orders import OrderPlaced, PaymentCaptured
+from kep.producers import DeliveryError, DeliveryReport, EventProducer, sample_events
+from kep.producers import headers as h
+from kep.schemas.codec import codec_for
+from kep.schemas.orders import OrderPlaced, PaymentCaptured
+from kep.topology import KafkaSettings
 from tests.producers._support import ORDER, PAYMENT, java_partition, topology_of
 from tests.support.kafka import read_topic
-from topology import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from producers import (
+from kep.producers import (
     AmbiguousTopicError,
     EventProducer,
     InvalidHeaderError,
@@ -17,11 +17,11 @@ from producers import (
     WrongEventTypeError,
     sample_events,
 )
-from producers import headers as h
-from schemas.orders import OrderPlaced, PaymentCaptured
+from kep.producers import headers as h
+from kep.schemas.orders import OrderPlaced, PaymentCaptured
+from kep.topology import KafkaSettings
 from tests.producers._support import ORDER, PAYMENT, topology_of
 from tests.support.kafka import read_topic
-from topology import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

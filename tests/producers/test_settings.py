@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from producers.settings import ProducerSettings
+from kep.producers.settings import ProducerSettings
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 import pytest
 
-from producers.errors import InvalidTraceparentError
-from producers.traceparent import validate_traceparent
+from kep.producers.errors import InvalidTraceparentError
+from kep.producers.traceparent import validate_traceparent
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from consumers.errors import ConfigError, HandlerError
-from consumers.retry.classify import ErrorClassifier, NonRetryableError, RetryableError, matches
-from schemas.errors import DecodeError, UnknownSchemaError
+from kep.consumers.errors import ConfigError, HandlerError
+from kep.consumers.retry.classify import ErrorClassifier, NonRetryableError, RetryableError, matches
+from kep.schemas.errors import DecodeError, UnknownSchemaError
 
 pytestmark = pytest.mark.unit
 

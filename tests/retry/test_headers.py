@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.retry.headers import (
+from kep.consumers.retry.headers import (
     MAX_TRACEBACK_BYTES,
     PROVENANCE_HEADERS,
     InvalidProvenanceError,
@@ -15,7 +15,7 @@ from consumers.retry.headers import (
     header_value,
     strip_provenance,
 )
-from producers import headers as names
+from kep.producers import headers as names
 
 pytestmark = pytest.mark.unit
 

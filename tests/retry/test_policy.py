@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from consumers.errors import ConfigError
-from consumers.retry.classify import ErrorClassifier
-from consumers.retry.headers import Provenance
-from consumers.retry.policy import DeadLetter, DecisionKind, Drop, Retry, RetryPolicy
-from schemas.errors import DecodeError
-from topology.model import ConsumerGroupSpec, RetrySpec
+from kep.consumers.errors import ConfigError
+from kep.consumers.retry.classify import ErrorClassifier
+from kep.consumers.retry.headers import Provenance
+from kep.consumers.retry.policy import DeadLetter, DecisionKind, Drop, Retry, RetryPolicy
+from kep.schemas.errors import DecodeError
+from kep.topology.model import ConsumerGroupSpec, RetrySpec
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from schemas import DEFAULT_SCHEMA_DIR, LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
+from kep.schemas import DEFAULT_SCHEMA_DIR, LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
 
 SchemaDir = Callable[[dict[str, Any]], Path]
 

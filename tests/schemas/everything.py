@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from schemas import AvroRecord, Float32, Int32
+from kep.schemas import AvroRecord, Float32, Int32
 
 #: Around every varint length (7, 14, 21... bits) and the ends of Avro int and long.
 BOUNDARIES = sorted(

@@ -13,8 +13,8 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader
 from pydantic import BaseModel, Field
 
-from schemas import AvroRecord, Float32, Int32, avro_schema
-from schemas._binding import builder, plain_schema
+from kep.schemas import AvroRecord, Float32, Int32, avro_schema
+from kep.schemas._binding import builder, plain_schema
 from tests.schemas.everything import BOUNDARIES, random_text
 
 Read = Callable[[bytes], Any]

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from schemas import (
+from kep.schemas import (
     CompatibilityMode,
     IncompatibleSchemaError,
     InvalidSchemaError,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from schemas import (
+from kep.schemas import (
     AvroRecord,
     ConfluentCodec,
     Event,
@@ -19,11 +19,11 @@ from schemas import (
     avro_schema,
     event_type_for,
 )
-from schemas import _reader as reader_module
-from schemas._binding import dumper
-from schemas._plans import event_reader
-from schemas._reader import compile_reader
-from schemas.confluent import schema_registry_client
+from kep.schemas import _reader as reader_module
+from kep.schemas._binding import dumper
+from kep.schemas._plans import event_reader
+from kep.schemas._reader import compile_reader
+from kep.schemas.confluent import schema_registry_client
 from tests.schemas.conftest import SchemaDir, reference_body
 from tests.schemas.everything import Colour, Everything, random_everything
 from tests.schemas.readers import (
@@ -111,7 +111,7 @@ def test_a_recursive_record_is_read() -> None:
 
 
 def test_shipped_events_decode_as_the_fastavro_path_decodes_them() -> None:
-    from producers.sample import sample_events
+    from kep.producers.sample import sample_events
 
     registry = LocalSchemaRegistry.default()
     codec = SingleObjectCodec()
@@ -133,7 +133,7 @@ def test_shipped_events_decode_as_the_fastavro_path_decodes_them() -> None:
 
 
 def test_the_confluent_codec_reads_with_compiled_readers_too() -> None:
-    from producers.sample import sample_events
+    from kep.producers.sample import sample_events
 
     client = schema_registry_client(f"mock://compiled-{uuid.uuid4().hex}")
     writer, reader = ConfluentCodec(client), ConfluentCodec(client)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from schemas import (
+from kep.schemas import (
     AvroRecord,
     DecodeError,
     Int32,
@@ -19,9 +19,9 @@ from schemas import (
     UnknownSchemaError,
     avro_schema,
 )
-from schemas._binding import dumper
-from schemas._plans import event_reader
-from schemas._reader import compile_reader
+from kep.schemas._binding import dumper
+from kep.schemas._plans import event_reader
+from kep.schemas._reader import compile_reader
 from tests.schemas.conftest import reference_body
 from tests.schemas.everything import Colour, Everything, random_everything
 from tests.schemas.readers import (
@@ -196,7 +196,7 @@ def _decodes_or_raises_decode_error(read: Callable[[bytes], Any], data: bytes, r
 
 
 def test_random_damage_to_shipped_events_decodes_or_is_a_decode_error() -> None:
-    from producers.sample import sample_events
+    from kep.producers.sample import sample_events
 
     codec = SingleObjectCodec()
     registry = LocalSchemaRegistry.default()
@@ -220,7 +220,7 @@ def test_random_damage_to_shipped_events_decodes_or_is_a_decode_error() -> None:
 
 
 def test_every_truncation_of_a_shipped_event_is_a_decode_error() -> None:
-    from producers.sample import sample_events
+    from kep.producers.sample import sample_events
 
     codec = SingleObjectCodec()
     for event in sample_events(6, seed=9, kind="mixed"):

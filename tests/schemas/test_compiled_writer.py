@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 from fastavro import parse_schema
 
-from schemas import (
+from kep.schemas import (
     AvroRecord,
     EncodeError,
     Event,
@@ -21,9 +21,9 @@ from schemas import (
     SingleObjectCodec,
     avro_schema,
 )
-from schemas._binding import dumper, plain_schema
-from schemas._plans import fastavro_writer
-from schemas._writer import compile_writer
+from kep.schemas._binding import dumper, plain_schema
+from kep.schemas._plans import fastavro_writer
+from kep.schemas._writer import compile_writer
 from tests.schemas.conftest import SchemaDir, reference_body
 from tests.schemas.everything import BOUNDARIES, Everything, random_everything
 
@@ -59,7 +59,7 @@ def test_every_int_and_long_boundary_is_written_as_fastavro_writes_it() -> None:
 
 
 def test_the_shipped_events_are_written_as_fastavro_writes_them(order: OrderPlaced) -> None:
-    from producers.sample import sample_events
+    from kep.producers.sample import sample_events
 
     codec = SingleObjectCodec()
     newest = LocalSchemaRegistry.default().latest("kep.orders.OrderPlaced")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from schemas import (
+from kep.schemas import (
     ConfluentCodec,
     DecodeError,
     EventCodec,

@@ -1,7 +1,7 @@
 import pytest
 
-import schemas
-from schemas import errors
+from kep import schemas
+from kep.schemas import errors
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 import pytest
 from pydantic import ValidationError
 
-from schemas import (
+from kep.schemas import (
     Event,
     LineItem,
     OrderPlaced,

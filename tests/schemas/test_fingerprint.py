@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import LocalSchemaRegistry, canonical_form, fingerprint, fingerprint_hex, fingerprint_int
+from kep.schemas import LocalSchemaRegistry, canonical_form, fingerprint, fingerprint_hex, fingerprint_int
 
 pytestmark = pytest.mark.unit
 

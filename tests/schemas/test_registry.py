@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import (
+from kep.schemas import (
     DEFAULT_SCHEMA_DIR,
     InvalidSchemaError,
     LocalSchemaRegistry,

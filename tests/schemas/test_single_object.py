@@ -6,7 +6,7 @@ from typing import ClassVar
 import pytest
 from pydantic import ValidationError
 
-from schemas import (
+from kep.schemas import (
     DecodeError,
     EncodeError,
     Event,
@@ -162,7 +162,7 @@ def test_a_registry_whose_newest_schema_is_not_the_model_is_refused(
 ) -> None:
     only_v1 = LocalSchemaRegistry(schema_dir({f"{ORDER}.v1.avsc": shipped(f"{ORDER}.v1.avsc")}))
     with pytest.raises(
-        SchemaError, match=r"OrderPlaced v1 .* does not match the model schemas\.orders\.OrderPlaced"
+        SchemaError, match=r"OrderPlaced v1 .* does not match the model kep\.schemas\.orders\.OrderPlaced"
     ):
         SingleObjectCodec(only_v1).encode(order)
     data = SingleObjectCodec().encode(order)  # v2 bytes: unknown to that registry

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from topology.model import Topology
+from kep.topology.model import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,17 +8,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.app import App
-from consumers.runtime.build import build_worker
-from consumers.runtime.worker import Worker
-from consumers.settings import ConsumerSettings
-from producers.producer import EventProducer
-from producers.sample import sample_events
-from schemas.orders import OrderPlaced
+from kep.consumers.app import App
+from kep.consumers.runtime.build import build_worker
+from kep.consumers.runtime.worker import Worker
+from kep.consumers.settings import ConsumerSettings
+from kep.producers.producer import EventProducer
+from kep.producers.sample import sample_events
+from kep.schemas.orders import OrderPlaced
+from kep.topology import admin
+from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
+from kep.topology.settings import KafkaSettings
 from tests.support.kafka import unique
-from topology import admin
-from topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
-from topology.settings import KafkaSettings
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "fetch_wait_max_ms": 10}
 

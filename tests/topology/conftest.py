@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from topology import KafkaSettings, Topology, load_topology
+from kep.topology import KafkaSettings, Topology, load_topology
 
 # Two topics and two groups; {orders}/{payments} become unique names. billing: 2 retry tiers + dlq on orders;
 # shipping: one tier on orders and payments, dead letters off.

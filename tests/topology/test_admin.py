@@ -7,9 +7,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from kep.broker import free_port
-from tests.support.kafka import create_topic
-from tests.topology.conftest import TopologyFile
-from topology import (
+from kep.topology import (
     AlterConfigs,
     ApplyError,
     ConfigChange,
@@ -24,6 +22,8 @@ from topology import (
     apply,
     plan,
 )
+from tests.support.kafka import create_topic
+from tests.topology.conftest import TopologyFile
 
 pytestmark = pytest.mark.integration
 

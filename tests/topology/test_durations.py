@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from topology import DurationError, format_duration, parse_duration
-from topology.durations import to_milliseconds
+from kep.topology import DurationError, format_duration, parse_duration
+from kep.topology.durations import to_milliseconds
 
 pytestmark = pytest.mark.unit
 

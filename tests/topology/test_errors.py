@@ -1,7 +1,7 @@
 import pytest
 
-import topology
-from schemas.errors import KepError
+from kep import topology
+from kep.schemas.errors import KepError
 
 pytestmark = pytest.mark.unit
 

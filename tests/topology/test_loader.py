@@ -3,8 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from schemas.errors import KepError
-from topology import TopologyError, check_schema_names, default_topology_path, load_topology, parse_topology
+from kep.schemas.errors import KepError
+from kep.topology import (
+    TopologyError,
+    check_schema_names,
+    default_topology_path,
+    load_topology,
+    parse_topology,
+)
 
 pytestmark = pytest.mark.unit
 

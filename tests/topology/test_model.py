@@ -3,8 +3,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from topology import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology, TopologyError
-from topology.model import DEFAULT_DEAD_LETTER_TOPIC_CONFIGS, DEFAULT_RETRY_TOPIC_CONFIGS
+from kep.topology import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology, TopologyError
+from kep.topology.model import DEFAULT_DEAD_LETTER_TOPIC_CONFIGS, DEFAULT_RETRY_TOPIC_CONFIGS
 
 pytestmark = pytest.mark.unit
 
