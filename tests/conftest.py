@@ -1,22 +1,54 @@
-"""Session-wide fixtures: one broker per test session, unique names per test."""
+"""Session-wide fixtures: one broker per test run, shared by the xdist workers; unique names per test."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.kafka import create_topic, kafka_cluster, unique
 
+_BROKER = "kep_broker_stack"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the run's broker once, in the controller; the workers inherit its address through the environment."""
+    if hasattr(config, "workerinput"):
+        return
+    stack = contextlib.ExitStack()
+    cluster = stack.enter_context(kafka_cluster())
+    setattr(config, _BROKER, stack)
+    os.environ["KEP_TEST_KAFKA"] = cluster.bootstrap_servers
+    os.environ["KEP_TEST_KAFKA_KIND"] = cluster.kind
+    os.environ["KEP_TEST_KAFKA_DESCRIPTION"] = cluster.description
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stack = getattr(config, _BROKER, None)
+    if stack is not None:
+        stack.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"kafka broker: {os.environ['KEP_TEST_KAFKA_DESCRIPTION']}"
+
+
 # Settings that make group joins fast on the embedded broker and are valid on Apache Kafka too.
 FAST_GROUP_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[str]:
-    """Bootstrap address of the Kafka-protocol broker for this session."""
-    with kafka_cluster() as (bootstrap, _kind):
-        yield bootstrap
+def kafka() -> str:
+    """Bootstrap address of the run's broker (see ``pytest_configure``)."""
+    return os.environ["KEP_TEST_KAFKA"]
+
+
+@pytest.fixture(scope="session")
+def kafka_kind() -> str:
+    """``apache``, ``embedded``, ``testcontainers`` or ``external``: for the few tests where the brokers differ."""
+    return os.environ.get("KEP_TEST_KAFKA_KIND", "external")
 
 
 @pytest.fixture

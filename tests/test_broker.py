@@ -3,7 +3,7 @@ from confluent_kafka import Consumer, Producer
 
 from kep.broker import BrokerError, EmbeddedBroker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 def test_round_trip_on_session_broker(kafka: str, topic_factory) -> None:

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_demo_produces_and_consumes_every_event_and_prints_the_table() -> None:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     result = subprocess.run(

@@ -34,12 +34,13 @@ def build_worker(
     plan = make_plan(app, settings, kafka, topology)
     metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
     metrics.declare(plan.main_topics)
-    store = store or open_store(
-        settings.idempotency_store,
-        plan.group,
-        ttl_s=settings.idempotency_ttl_s,
-        lease_s=settings.idempotency_lease_s,
-    )
+    if store is None:  # not `store or ...`: an empty store has a length of 0 and is falsy
+        store = open_store(
+            settings.idempotency_store,
+            plan.group,
+            ttl_s=settings.idempotency_ttl_s,
+            lease_s=settings.idempotency_lease_s,
+        )
     processor = Processor(
         app=app,
         group=plan.group,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -57,12 +57,16 @@ def test_a_static_member_consumes(kafka: str) -> None:
 
 
 class FlakyStore(MemoryStore):
-    """A store that is unreachable until ``back_at``."""
+    """A store that is unreachable until ``back`` is set; counts the claims it refused."""
 
-    back_at = 0.0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.back = threading.Event()
+        self.refused = 0
 
     def claim(self, key: str) -> ClaimState:
-        if time.monotonic() < self.back_at:
+        if not self.back.is_set():
+            self.refused += 1
             raise IdempotencyStoreError("store unreachable (injected)")
         return super().claim(key)
 
@@ -80,17 +84,20 @@ def test_an_unreachable_store_is_waited_out_never_skipped(kafka: str) -> None:
             handled[event.event_id] += 1
 
     store = FlakyStore(setup.group, ttl_s=3600, lease_s=30)
-    store.back_at = time.monotonic() + 3.0
     worker = build_worker(app, settings(), setup.kafka, topology=setup.topology, store=store, probe=False)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        wait_until(lambda: time.monotonic() >= store.back_at - 0.5, timeout=10, message="outage ongoing")
+        wait_until(
+            lambda: store.refused >= 3, timeout=30, message="the worker asked the store again and again"
+        )
         assert sum(handled.values()) == 0, "handled while the store could not be asked"
+        store.back.set()
         wait_until(
             lambda: len(handled) == len(events), timeout=30, message="all handled once the store is back"
         )
     finally:
+        store.back.set()
         worker.stop()
         thread.join(30)
     assert set(handled.values()) == {1}

@@ -18,7 +18,7 @@ from tests.support.kafka import read_records
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 class Flaky(Exception):

@@ -8,7 +8,7 @@ from kep.schemas.orders import OrderPlaced
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 def test_every_event_is_handled_and_committed(kafka: str) -> None:

@@ -17,7 +17,7 @@ from kep.cli.main import app
 from tests.lag.support import commit, http_get, http_json, now_ms, produce
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 runner = CliRunner(env={"COLUMNS": "200"})
 N = 25

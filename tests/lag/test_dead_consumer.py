@@ -16,7 +16,7 @@ from kep.consumers.lag import GroupLag, LagExporter, Status
 from tests.lag.support import settings
 from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.embedded]
 
 MEMBER = Path(__file__).with_name("_member.py")
 

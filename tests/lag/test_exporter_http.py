@@ -15,7 +15,7 @@ from kep.consumers.metrics import MetricsServer
 from tests.lag.support import commit, http_get, http_json, metric_samples, now_ms, produce, settings, value
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 N = 30
 K = 12

@@ -11,7 +11,7 @@ import pytest
 from kep.consumers.lag import GroupLag, LagError, LagMonitor, Status
 from tests.lag.support import commit, now_ms, produce, settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 N = 40
 K = 15

@@ -10,7 +10,7 @@ import pytest
 from kep.consumers.lag import NO_OFFSET, LagError, LagProbe, PartitionProbe
 from tests.lag.support import commit, now_ms, produce, settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 N = 50
 K = 20

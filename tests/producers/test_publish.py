@@ -14,7 +14,7 @@ from kep.topology import KafkaSettings
 from tests.producers._support import ORDER, PAYMENT, java_partition, topology_of
 from tests.support.kafka import read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -1,7 +1,7 @@
 """Which broker the suite runs against, and small helpers to make unique topics and groups on it.
 
-Order: ``KEP_TEST_KAFKA=host:port`` (an existing cluster), a testcontainers Kafka (apache/kafka, KRaft)
-where a Docker engine answers, otherwise the embedded broker.
+One broker serves a whole test run: the pytest controller starts it (``kafka_cluster``) and hands its address to
+the xdist workers through ``KEP_TEST_KAFKA``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support import apache_kafka
 
 
 def docker_available() -> bool:
@@ -36,23 +39,48 @@ def docker_available() -> bool:
             return False
 
 
+@dataclass(frozen=True)
+class Cluster:
+    bootstrap_servers: str
+    kind: str  # apache, external, testcontainers, embedded
+    description: str  # what the pytest header prints after "kafka broker: "
+
+
 @contextlib.contextmanager
-def kafka_cluster() -> Iterator[tuple[str, str]]:
-    """Yield ``(bootstrap_servers, kind)``, kind being ``external``, ``testcontainers`` or ``embedded``."""
+def kafka_cluster() -> Iterator[Cluster]:
+    """The broker a test run uses, in this order.
+
+    ``KEP_TEST_BROKER=embedded`` (the embedded broker, for the suite's marked subset); ``KEP_TEST_KAFKA=host:port``
+    (an existing cluster); Apache Kafka from Maven Central where Java and Maven are there; a testcontainers
+    ``apache/kafka`` where a Docker engine answers; otherwise the embedded broker.
+    """
     external = os.environ.get("KEP_TEST_KAFKA")
     if external:
-        yield external, "external"
+        yield Cluster(
+            external, "external", os.environ.get("KEP_TEST_KAFKA_DESCRIPTION", f"external at {external}")
+        )
         return
-    if os.environ.get("KEP_TEST_DOCKER", "auto") != "off" and docker_available():
+    wanted = os.environ.get("KEP_TEST_BROKER", "auto")
+    if wanted not in ("auto", "apache", "embedded"):
+        raise ValueError(f"KEP_TEST_BROKER={wanted!r}: expected auto, apache or embedded")
+    if wanted == "apache" or (wanted == "auto" and apache_kafka.can_run()):
+        with apache_kafka.apache_kafka() as running:
+            yield Cluster(running.bootstrap_servers, "apache", running.describe())
+        return
+    if wanted == "auto" and os.environ.get("KEP_TEST_DOCKER", "auto") != "off" and docker_available():
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("apache/kafka:3.9.1").with_kraft() as container:
-            yield container.get_bootstrap_server(), "testcontainers"
+        version = apache_kafka.kafka_version()
+        with KafkaContainer(f"apache/kafka:{version}").with_kraft() as container:
+            bootstrap = container.get_bootstrap_server()
+            yield Cluster(
+                bootstrap, "testcontainers", f"Apache Kafka {version} (KRaft, testcontainers) at {bootstrap}"
+            )
         return
     from kep.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers, "embedded"
+        yield Cluster(broker.bootstrap_servers, "embedded", f"embedded (Tansu) at {broker.bootstrap_servers}")
 
 
 def unique(prefix: str) -> str:
