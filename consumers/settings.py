@@ -1,23 +1,25 @@
-"""Worker settings: explicit arguments, then a YAML file, then ``KEP_*`` environment variables."""
+"""Worker settings: explicit arguments, then ``KEP_*`` environment variables, then a YAML file, then defaults."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from kep.consumers.errors import ConfigError
+from kep.schemas.settings import KepSettings
 from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
 AssignmentStrategy = Literal["cooperative-sticky", "range", "roundrobin"]
 LogFormat = Literal["auto", "console", "json"]
+_S = TypeVar("_S", bound=KepSettings)
 
 
-class ConsumerSettings(BaseSettings):
+class ConsumerSettings(KepSettings):
     """How a ``kep run`` worker behaves. Every field can be set as ``KEP_<FIELD>`` (upper case)."""
 
     model_config = SettingsConfigDict(env_prefix="KEP_", frozen=True, extra="forbid")
@@ -65,7 +67,8 @@ class ConsumerSettings(BaseSettings):
 def load_settings(
     config_file: Path | None = None, **overrides: Any
 ) -> tuple[ConsumerSettings, KafkaSettings]:
-    """Explicit ``overrides`` win over the YAML file, which wins over ``KEP_*`` variables.
+    """Explicit ``overrides`` (command-line options; None means not given) win over ``KEP_*`` environment
+    variables, which win over the YAML file, which wins over the defaults.
 
     The YAML file holds worker keys at the top level and connection keys under ``kafka:``.
     """
@@ -78,14 +81,26 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{config_file}: worker config must be a mapping, got {type(loaded).__name__}")
         data = loaded
-    kafka_data = dict(data.pop("kafka", None) or {})
-    kafka_data.update(overrides.pop("kafka", None) or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    kafka_file = data.pop("kafka", None) or {}
+    if not isinstance(kafka_file, dict):
+        raise ConfigError(f"{config_file}: 'kafka' must be a mapping, got {type(kafka_file).__name__}")
+    kafka_explicit = {k: v for k, v in (overrides.pop("kafka", None) or {}).items() if v is not None}
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    where = f"{config_file}: " if config_file else ""
+    return (
+        _build(ConsumerSettings, data, explicit, where, ""),
+        _build(KafkaSettings, kafka_file, kafka_explicit, where, "kafka."),
+    )
+
+
+def _build(
+    cls: type[_S], file_section: dict[str, Any], explicit: dict[str, Any], where: str, prefix: str
+) -> _S:
     try:
-        return ConsumerSettings(**data), KafkaSettings(**kafka_data)
+        return cls.load(file_section, **explicit)
     except ValidationError as exc:
-        where = f"{config_file}: " if config_file else ""
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+            f"{prefix}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"{where}invalid worker config: {problems}") from None

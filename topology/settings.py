@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from kep.schemas.settings import KepSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(KepSettings):
     """Where the cluster is and how to authenticate. Environment: ``KEP_KAFKA_*``.
 
     ``repr`` and ``str`` never show the password (``SecretStr``).
