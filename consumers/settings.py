@@ -7,10 +7,10 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import SettingsConfigDict, SettingsError
 
 from kep.consumers.errors import ConfigError
-from kep.schemas.settings import KepSettings
+from kep.schemas.settings import KepSettings, settings_problems
 from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
@@ -98,9 +98,5 @@ def _build(
 ) -> _S:
     try:
         return cls.load(file_section, **explicit)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{prefix}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors(include_input=False)
-        )
-        raise ConfigError(f"{where}invalid worker config: {problems}") from None
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigError(f"{where}invalid worker config: {settings_problems(exc, prefix)}") from None

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Self
 
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsError
 
-__all__ = ["KepSettings"]
+__all__ = ["KepSettings", "settings_problems"]
 
 _FILE_SECTION: ContextVar[Mapping[str, Any] | None] = ContextVar("kep_settings_file_section", default=None)
 
@@ -51,3 +52,13 @@ class KepSettings(BaseSettings):
             return cls(**explicit)
         finally:
             _FILE_SECTION.reset(token)
+
+
+def settings_problems(exc: ValidationError | SettingsError, prefix: str = "") -> str:
+    """One line for a settings error: ``field: reason; ...``, never the values given (they may be secrets)."""
+    if isinstance(exc, SettingsError):  # a variable that does not parse (JSON of a mapping field)
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        return f"{exc}{cause}"
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+    )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kep.cli._common import BootstrapOption, TopologyOption, fail
+from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, fail
 from kep.consumers.app import load_app
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
@@ -52,11 +50,10 @@ def command(
     }
     if bootstrap_servers:
         overrides["kafka"] = {"bootstrap_servers": bootstrap_servers}
+    caller_modules_importable()
     try:
         settings, kafka = load_settings(config, **overrides)
         configure_logging(settings.log_format, settings.log_level)
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # so `kep run mymodule:app` finds the caller's modules
         worker = build_worker(load_app(target), settings, kafka)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
