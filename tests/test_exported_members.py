@@ -61,6 +61,7 @@ EXPORTED: dict[str, set[str]] = {
         "AlterConfigs",
         "ApplyError",
         "ApplyResult",
+        "ClusterUnreachableError",
         "ConfigChange",
         "ConsumerGroupSpec",
         "CreateTopic",
@@ -87,6 +88,7 @@ EXPORTED: dict[str, set[str]] = {
         "parse_duration",
         "parse_topology",
         "plan",
+        "require_cluster",
     },
     "producers": {
         "AmbiguousTopicError",

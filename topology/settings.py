@@ -18,6 +18,7 @@ from pydantic import Field, ImportString, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kep.schemas.settings import KepSettings
+from kep.topology._librdkafka_log import LIBRDKAFKA_LOGGER
 
 __all__ = ["LIBRDKAFKA_ENV_PREFIX", "KafkaSettings", "is_secret_key"]
 
@@ -141,6 +142,12 @@ class KafkaSettings(KepSettings):
         description="Any other librdkafka property, passed as is (KEP_KAFKA_LIBRDKAFKA as a JSON object, "
         "or KEP_KAFKA_LIBRDKAFKA__CLIENT_RACK=... one key per variable).",
     )
+    connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a command waits for the cluster's first answer before it gives up "
+        "(kep produce, topology plan/apply, lag, dlq, kep run start-up).",
+    )
     oauth_cb: ImportString[Callable[..., Any]] | None = Field(
         default=None,
         description="OAUTHBEARER token callback, module:function (or the function in Python): "
@@ -158,7 +165,9 @@ class KafkaSettings(KepSettings):
         if not isinstance(value, Mapping):
             return value
         return {
-            key: SecretStr(str(v)) if isinstance(key, str) and is_secret_key(key) and isinstance(v, str) else v
+            key: SecretStr(str(v))
+            if isinstance(key, str) and is_secret_key(key) and isinstance(v, str)
+            else v
             for key, v in value.items()
         }
 
@@ -178,6 +187,7 @@ class KafkaSettings(KepSettings):
             "client.id": self.client_id,
             "security.protocol": self.security_protocol.lower(),
             "log.connection.close": False,  # idle connections closed by the broker are not news
+            "logger": LIBRDKAFKA_LOGGER,  # librdkafka's lines through kep's logging, rate-limited
         }
         optional: dict[str, Any] = {
             "sasl.mechanism": self.sasl_mechanism,

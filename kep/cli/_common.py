@@ -13,6 +13,8 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 
 from kep.schemas.settings import settings_problems
+from kep.topology.cluster import require_cluster
+from kep.topology.errors import AdminError
 from kep.topology.settings import KafkaSettings
 
 
@@ -57,6 +59,22 @@ def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
         return KafkaSettings(**explicit)
     except (ValidationError, SettingsError) as exc:
         fail(f"invalid Kafka settings: {settings_problems(exc, 'kafka.')}")
+
+
+def cluster_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
+    """``kafka_settings``, once the cluster answers; otherwise one line naming the address, exit 1, within
+    ``KEP_KAFKA_CONNECT_TIMEOUT_S`` (10 s)."""
+    settings = kafka_settings(bootstrap_servers)
+    check_cluster(settings)
+    return settings
+
+
+def check_cluster(settings: KafkaSettings) -> None:
+    """Exit 1 with one line naming the address when the cluster does not answer (see ``require_cluster``)."""
+    try:
+        require_cluster(settings)
+    except AdminError as exc:
+        fail(str(exc), 1)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

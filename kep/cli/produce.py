@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kep.cli._common import BootstrapOption, TopologyOption, console, err_console, fail, kafka_settings
+from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, err_console, fail
 from kep.producers import DeliveryError, DeliveryReport, EventProducer, ProducerError
 from kep.producers.jsonl import BadLine, read_events
 from kep.producers.sample import SampleKind, iter_sample_events
@@ -232,7 +232,7 @@ def command(
     tally = _Tally()
     start = time.monotonic()
     try:
-        with EventProducer(kafka_settings(bootstrap_servers), topology, codec=codec) as producer:
+        with EventProducer(cluster_settings(bootstrap_servers), topology, codec=codec) as producer:
             published = _send_all(producer, topic, events, total, rate, tally)
             producer.flush(30)
     except ProducerError as exc:

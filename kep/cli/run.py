@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, fail
+from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
 from kep.consumers.app import load_app
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
@@ -54,7 +54,12 @@ def command(
     try:
         settings, kafka = load_settings(config, **overrides)
         configure_logging(settings.log_format, settings.log_level)
-        worker = build_worker(load_app(target), settings, kafka)
+        app = load_app(target)
+    except (KepError, ConsumerError) as exc:
+        fail(str(exc))
+    check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
+    try:
+        worker = build_worker(app, settings, kafka)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     server = None
