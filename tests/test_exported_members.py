@@ -35,6 +35,9 @@ EXPORTED: dict[str, set[str]] = {
         "PaymentMethod",
         "SchemaError",
         "SchemaNotFoundError",
+        "SchemaNotRegisteredError",
+        "SchemaRegistrySettings",
+        "SchemaRegistryUnavailableError",
         "SchemaVersion",
         "SingleObjectCodec",
         "SubjectStrategy",
@@ -54,6 +57,8 @@ EXPORTED: dict[str, set[str]] = {
         "record_name_subject",
         "schema_drift",
         "schema_registry_client",
+        "topic_name_subject",
+        "topic_record_name_subject",
     },
     "topology": {
         "Action",

@@ -103,7 +103,11 @@ def show(
             cluster_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
         )
         codec = codec_for(registry_url)
-        views = [describe(record, codec) for record in records]
+        try:
+            views = [describe(record, codec) for record in records]
+        finally:
+            if (close_codec := getattr(codec, "close", None)) is not None:
+                close_codec()
     except KepError as exc:
         fail(str(exc))
     if as_json:
