@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import SettingsConfigDict, SettingsError
 
 from kep.consumers.errors import ConfigError
-from kep.schemas.settings import KepSettings, settings_problems
+from kep.schemas.settings import KepSettings, SchemaRegistrySettings, settings_problems
 from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
@@ -70,20 +70,12 @@ def load_settings(
     """Explicit ``overrides`` (command-line options; None means not given) win over ``KEP_*`` environment
     variables, which win over the YAML file, which wins over the defaults.
 
-    The YAML file holds worker keys at the top level and connection keys under ``kafka:``.
+    The YAML file holds worker keys at the top level, connection keys under ``kafka:`` and schema registry
+    keys under ``schema_registry:`` (``load_schema_registry_settings``).
     """
-    data: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{config_file}: cannot read worker config: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config_file}: worker config must be a mapping, got {type(loaded).__name__}")
-        data = loaded
-    kafka_file = data.pop("kafka", None) or {}
-    if not isinstance(kafka_file, dict):
-        raise ConfigError(f"{config_file}: 'kafka' must be a mapping, got {type(kafka_file).__name__}")
+    data = _read_config(config_file)
+    data.pop("schema_registry", None)
+    kafka_file = _section(data, "kafka", config_file)
     kafka_explicit = {k: v for k, v in (overrides.pop("kafka", None) or {}).items() if v is not None}
     explicit = {k: v for k, v in overrides.items() if v is not None}
     where = f"{config_file}: " if config_file else ""
@@ -91,6 +83,36 @@ def load_settings(
         _build(ConsumerSettings, data, explicit, where, ""),
         _build(KafkaSettings, kafka_file, kafka_explicit, where, "kafka."),
     )
+
+
+def load_schema_registry_settings(
+    config_file: Path | None = None, **overrides: Any
+) -> SchemaRegistrySettings:
+    """How the worker talks to its schema registry: ``overrides``, then ``KEP_SCHEMA_REGISTRY_*``, then the
+    ``schema_registry:`` section of the YAML file, then the defaults. (The URL is ``schema_registry_url``.)"""
+    section = _section(_read_config(config_file), "schema_registry", config_file)
+    where = f"{config_file}: " if config_file else ""
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    return _build(SchemaRegistrySettings, section, explicit, where, "schema_registry.")
+
+
+def _read_config(config_file: Path | None) -> dict[str, Any]:
+    if config_file is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{config_file}: cannot read worker config: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{config_file}: worker config must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
+def _section(data: dict[str, Any], name: str, config_file: Path | None) -> dict[str, Any]:
+    section = data.pop(name, None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config_file}: {name!r} must be a mapping, got {type(section).__name__}")
+    return section
 
 
 def _build(

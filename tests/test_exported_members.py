@@ -132,6 +132,7 @@ EXPORTED: dict[str, set[str]] = {
         "NonRetryableError",
         "RetryableError",
         "load_app",
+        "load_schema_registry_settings",
         "load_settings",
     },
     "consumers.lag": {

@@ -13,7 +13,7 @@ from kep.consumers.app import load_app
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
 from kep.consumers.runtime.build import build_worker
-from kep.consumers.settings import load_settings
+from kep.consumers.settings import load_schema_registry_settings, load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 
@@ -53,13 +53,14 @@ def command(
     caller_modules_importable()
     try:
         settings, kafka = load_settings(config, **overrides)
+        schema_registry = load_schema_registry_settings(config)
         configure_logging(settings.log_format, settings.log_level)
         app = load_app(target)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
     try:
-        worker = build_worker(app, settings, kafka)
+        worker = build_worker(app, settings, kafka, schema_registry=schema_registry)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     server = None

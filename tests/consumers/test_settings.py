@@ -85,3 +85,29 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(config, kafka={"security_protocol": "NOPE"})
     assert "hunter2" not in str(info.value)
+
+
+def test_schema_registry_settings_come_from_their_section_below_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kep.consumers.settings import load_schema_registry_settings
+
+    monkeypatch.setenv("KEP_SCHEMA_REGISTRY_AUTO_REGISTER", "false")
+    config = tmp_path / "worker.yaml"
+    config.write_text(
+        "schema_registry_url: http://registry:8081\n"
+        "schema_registry:\n  subject_strategy: topic_name\n  auto_register: true\n"
+        "  username: svc\n  password: hunter2\n"
+    )
+    settings, _ = load_settings(config)  # the worker keys still load; the section is not one of them
+    assert settings.schema_registry_url == "http://registry:8081"
+    registry = load_schema_registry_settings(config, timeout_s=3)
+    assert registry.subject_strategy == "topic_name"  # the file
+    assert registry.auto_register is False  # the environment over the file
+    assert registry.timeout_s == 3  # explicit over both
+    assert "hunter2" not in repr(registry)
+    assert registry.client_config("http://registry:8081")["basic.auth.user.info"] == "svc:hunter2"
+    config.write_text("schema_registry:\n  password: hunter2\n  subject_strategy: nope\n")
+    with pytest.raises(ConfigError) as info:
+        load_schema_registry_settings(config)
+    assert "schema_registry.subject_strategy" in str(info.value) and "hunter2" not in str(info.value)
