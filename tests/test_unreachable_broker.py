@@ -167,3 +167,10 @@ def test_the_rate_limit_tells_how_many_lines_it_held_back() -> None:
     last = record("connect failed (after 9ms)")
     assert limit.filter(last)
     assert last.getMessage().endswith("(and 5 more like it in 61s)")
+
+
+@pytest.mark.integration
+def test_require_cluster_returns_at_once_when_the_cluster_answers(kafka: str) -> None:
+    start = time.monotonic()
+    require_cluster(KafkaSettings(bootstrap_servers=kafka))
+    assert time.monotonic() - start < 5

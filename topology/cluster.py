@@ -1,8 +1,8 @@
 """``require_cluster``: does the cluster answer? A bounded first contact, so a command fails in seconds with one
 line naming the address, instead of retrying for minutes with librdkafka printing every attempt.
 
-It asks for the cluster's description (a metadata request naming no topic: brokers and controller only) and
-watches the client's errors meanwhile: when every bootstrap broker is down (connection refused, unknown host, a
+It asks for the cluster's description (brokers and controller, no topic named; any answer from a broker, even
+a refusal to describe the cluster, proves it is there) and watches the client's errors meanwhile: when every bootstrap broker is down (connection refused, unknown host, a
 TLS handshake that fails), when authentication fails, or when nothing answers within ``connect_timeout_s``, it
 raises ``ClusterUnreachableError`` with the address and librdkafka's reason.
 """
@@ -63,8 +63,11 @@ def require_cluster(settings: KafkaSettings, *, timeout_s: float | None = None) 
     try:
         future.result()
     except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() >= 0:
+            return  # a broker's own error (not allowed to describe the cluster...): it answered, it is there
         reason = _cause(errors, None, time.monotonic() - start) if errors else _reason(exc)
-        if exc.args and isinstance(exc.args[0], KafkaError) and exc.args[0].code() == KafkaError._TIMED_OUT:
+        if error is not None and error.code() == KafkaError._TIMED_OUT:
             reason = f"no answer within {timeout:g}s (KEP_KAFKA_CONNECT_TIMEOUT_S)"
         raise ClusterUnreachableError(
             f"cannot reach the Kafka cluster at {where}: {reason}", retriable=True
