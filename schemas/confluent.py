@@ -307,10 +307,15 @@ class ConfluentCodec:
             message = f"cannot register {what} under subject {subject!r} in the schema registry{self._where}"
             if failure == "incompatible":  # the registry's own compatibility check
                 return IncompatibleSchemaError(f"{message}: {reason}")
-            if failure == "refused" or getattr(exc, "error_code", None) in (42205, 40301):
+            status = getattr(exc, "http_status_code", None)
+            if status == 403 or getattr(exc, "error_code", None) == 42205:  # denied writes, read-only mode
                 hint = "; a locked registry: set KEP_SCHEMA_REGISTRY_AUTO_REGISTER=false to only look up ids"
                 return SchemaRegistryUnavailableError(f"{message}: {reason}{hint}")
-        if failure in ("refused", "unavailable"):
+        if failure == "refused":
+            return SchemaRegistryUnavailableError(
+                f"{message}: the registry refused the credentials: {reason}"
+            )
+        if failure == "unavailable":
             return SchemaRegistryUnavailableError(f"{message}: {reason}")
         return SchemaError(f"{message}: {reason}")
 
