@@ -2,9 +2,10 @@
 line naming the address, instead of retrying for minutes with librdkafka printing every attempt.
 
 It asks for the cluster's description (brokers and controller, no topic named; any answer from a broker, even
-a refusal to describe the cluster, proves it is there) and watches the client's errors meanwhile: when every bootstrap broker is down (connection refused, unknown host, a
-TLS handshake that fails), when authentication fails, or when nothing answers within ``connect_timeout_s``, it
-raises ``ClusterUnreachableError`` with the address and librdkafka's reason.
+a refusal to describe the cluster, proves it is there) and watches the client's errors meanwhile: when every
+bootstrap broker is down (connection refused, unknown host, a TLS handshake that fails), when authentication
+fails, or when nothing answers within ``connect_timeout_s``, it raises ``ClusterUnreachableError`` with the
+address and librdkafka's reason.
 """
 
 from __future__ import annotations

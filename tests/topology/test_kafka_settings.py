@@ -92,7 +92,13 @@ def test_every_key_kep_sets_on_its_clients_is_refused_in_the_passthrough() -> No
         update={"ssl_ca_location": "a", "ssl_certificate_location": "b", "ssl_key_location": "c"}
     )
     worker = WorkerPlan(
-        "g", ConsumerSettings(group_instance_id="pod-0"), kafka, Topology(topics=()), None, (), {}
+        group="g",
+        settings=ConsumerSettings(group_instance_id="pod-0"),
+        kafka=kafka,
+        topology=Topology(topics=()),
+        group_spec=None,
+        main_topics=(),
+        tiers={},
     )
     set_by_kep = (
         set(kafka.as_librdkafka_dict())
