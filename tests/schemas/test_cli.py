@@ -91,7 +91,9 @@ def test_check_reports_a_model_that_drifted_from_its_newest_schema(schema_dir: S
     result = run("check", "--dir", directory)
     assert result.exit_code == 1
     assert f"drift {name} v1 (" in flat(result.output)
-    assert "its fields or types differ from the model's (kep.schemas.orders.OrderPlaced)" in flat(result.output)
+    assert "its fields or types differ from the model's (kep.schemas.orders.OrderPlaced)" in flat(
+        result.output
+    )
     assert run("check", "--dir", directory, "--no-models").exit_code == 0
 
 
