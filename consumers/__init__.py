@@ -5,7 +5,7 @@ from kep.consumers.app import App, load_app
 from kep.consumers.context import MessageContext
 from kep.consumers.errors import AppError, ConfigError, ConsumerError, HandlerError, IdempotencyStoreError
 from kep.consumers.retry.classify import NonRetryableError, RetryableError
-from kep.consumers.settings import ConsumerSettings, load_settings
+from kep.consumers.settings import ConsumerSettings, load_schema_registry_settings, load_settings
 
 __all__ = [
     "App",
@@ -19,5 +19,6 @@ __all__ = [
     "NonRetryableError",
     "RetryableError",
     "load_app",
+    "load_schema_registry_settings",
     "load_settings",
 ]

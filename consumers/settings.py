@@ -1,23 +1,25 @@
-"""Worker settings: explicit arguments, then a YAML file, then ``KEP_*`` environment variables."""
+"""Worker settings: explicit arguments, then ``KEP_*`` environment variables, then a YAML file, then defaults."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict, SettingsError
 
 from kep.consumers.errors import ConfigError
+from kep.schemas.settings import KepSettings, SchemaRegistrySettings, settings_problems
 from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
 AssignmentStrategy = Literal["cooperative-sticky", "range", "roundrobin"]
 LogFormat = Literal["auto", "console", "json"]
+_S = TypeVar("_S", bound=KepSettings)
 
 
-class ConsumerSettings(BaseSettings):
+class ConsumerSettings(KepSettings):
     """How a ``kep run`` worker behaves. Every field can be set as ``KEP_<FIELD>`` (upper case)."""
 
     model_config = SettingsConfigDict(env_prefix="KEP_", frozen=True, extra="forbid")
@@ -65,27 +67,58 @@ class ConsumerSettings(BaseSettings):
 def load_settings(
     config_file: Path | None = None, **overrides: Any
 ) -> tuple[ConsumerSettings, KafkaSettings]:
-    """Explicit ``overrides`` win over the YAML file, which wins over ``KEP_*`` variables.
+    """Explicit ``overrides`` (command-line options; None means not given) win over ``KEP_*`` environment
+    variables, which win over the YAML file, which wins over the defaults.
 
-    The YAML file holds worker keys at the top level and connection keys under ``kafka:``.
+    The YAML file holds worker keys at the top level, connection keys under ``kafka:`` and schema registry
+    keys under ``schema_registry:`` (``load_schema_registry_settings``).
     """
-    data: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{config_file}: cannot read worker config: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config_file}: worker config must be a mapping, got {type(loaded).__name__}")
-        data = loaded
-    kafka_data = dict(data.pop("kafka", None) or {})
-    kafka_data.update(overrides.pop("kafka", None) or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data = _read_config(config_file)
+    data.pop("schema_registry", None)
+    kafka_file = _section(data, "kafka", config_file)
+    kafka_explicit = {k: v for k, v in (overrides.pop("kafka", None) or {}).items() if v is not None}
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    where = f"{config_file}: " if config_file else ""
+    return (
+        _build(ConsumerSettings, data, explicit, where, ""),
+        _build(KafkaSettings, kafka_file, kafka_explicit, where, "kafka."),
+    )
+
+
+def load_schema_registry_settings(
+    config_file: Path | None = None, **overrides: Any
+) -> SchemaRegistrySettings:
+    """How the worker talks to its schema registry: ``overrides``, then ``KEP_SCHEMA_REGISTRY_*``, then the
+    ``schema_registry:`` section of the YAML file, then the defaults. (The URL is ``schema_registry_url``.)"""
+    section = _section(_read_config(config_file), "schema_registry", config_file)
+    where = f"{config_file}: " if config_file else ""
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    return _build(SchemaRegistrySettings, section, explicit, where, "schema_registry.")
+
+
+def _read_config(config_file: Path | None) -> dict[str, Any]:
+    if config_file is None:
+        return {}
     try:
-        return ConsumerSettings(**data), KafkaSettings(**kafka_data)
-    except ValidationError as exc:
-        where = f"{config_file}: " if config_file else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
-        )
-        raise ConfigError(f"{where}invalid worker config: {problems}") from None
+        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{config_file}: cannot read worker config: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{config_file}: worker config must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
+def _section(data: dict[str, Any], name: str, config_file: Path | None) -> dict[str, Any]:
+    section = data.pop(name, None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config_file}: {name!r} must be a mapping, got {type(section).__name__}")
+    return section
+
+
+def _build(
+    cls: type[_S], file_section: dict[str, Any], explicit: dict[str, Any], where: str, prefix: str
+) -> _S:
+    try:
+        return cls.load(file_section, **explicit)
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigError(f"{where}invalid worker config: {settings_problems(exc, prefix)}") from None

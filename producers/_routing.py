@@ -71,9 +71,9 @@ def resolve(topology: Topology, codec: EventCodec, event_type: type[Event], topi
         key_attr=key_attr,
         key_of=attrgetter(key_attr) if key_attr else _no_key,
         event_type_header=(h.EVENT_TYPE, avro_name.encode()),
-        schema_header=(h.SCHEMA, codec.schema_ref(event_type).encode()),
+        schema_header=(h.SCHEMA, codec.schema_ref(event_type, spec.name).encode()),
         idempotency_key=_idempotency_key_of(event_type),
-        encode=_encoder(codec, event_type),
+        encode=_encoder(codec, event_type, spec.name),
     )
 
 
@@ -84,10 +84,13 @@ def _idempotency_key_of(event_type: type[Event]) -> Callable[[Event], str]:
     return event_type.idempotency_key
 
 
-def _encoder(codec: EventCodec, event_type: type[Event]) -> Callable[[Event], bytes]:
-    """``codec.encoder(event_type)`` when the codec has one (the shipped codecs do), else ``codec.encode``."""
-    encoder: Callable[[type[Event]], Callable[[Event], bytes]] | None = getattr(codec, "encoder", None)
-    return codec.encode if encoder is None else encoder(event_type)
+def _encoder(codec: EventCodec, event_type: type[Event], topic: str) -> Callable[[Event], bytes]:
+    """``codec.encoder(event_type, topic)`` when the codec has one (the shipped codecs do), else
+    ``codec.encode`` for ``topic``."""
+    encoder: Callable[[type[Event], str], Callable[[Event], bytes]] | None = getattr(codec, "encoder", None)
+    if encoder is None:
+        return lambda event: codec.encode(event, topic)
+    return encoder(event_type, topic)
 
 
 def _no_key(event: Event) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from kep.schemas.settings import KepSettings
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(KepSettings):
     """How ``EventProducer`` batches, compresses and bounds its queue.
 
     Delivery guarantees are not settings: every kep producer is idempotent with ``acks=all`` and partitions

@@ -12,7 +12,14 @@ from kep.schemas.compat import (
     check_registry,
     ensure_compatible,
 )
-from kep.schemas.confluent import ConfluentCodec, SubjectStrategy, record_name_subject, schema_registry_client
+from kep.schemas.confluent import (
+    ConfluentCodec,
+    SubjectStrategy,
+    record_name_subject,
+    schema_registry_client,
+    topic_name_subject,
+    topic_record_name_subject,
+)
 from kep.schemas.errors import (
     DecodeError,
     EncodeError,
@@ -21,6 +28,8 @@ from kep.schemas.errors import (
     KepError,
     SchemaError,
     SchemaNotFoundError,
+    SchemaNotRegisteredError,
+    SchemaRegistryUnavailableError,
     UnknownSchemaError,
 )
 from kep.schemas.events import AvroRecord, Event, event_type_for, event_types
@@ -28,6 +37,7 @@ from kep.schemas.fingerprint import canonical_form, fingerprint, fingerprint_hex
 from kep.schemas.model_schema import AvroType, Float32, Int32, avro_schema, schema_drift
 from kep.schemas.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
 from kep.schemas.registry import DEFAULT_SCHEMA_DIR, LocalSchemaRegistry, SchemaVersion
+from kep.schemas.settings import SchemaRegistrySettings
 from kep.schemas.single_object import SingleObjectCodec
 
 __all__ = [
@@ -53,6 +63,9 @@ __all__ = [
     "PaymentMethod",
     "SchemaError",
     "SchemaNotFoundError",
+    "SchemaNotRegisteredError",
+    "SchemaRegistrySettings",
+    "SchemaRegistryUnavailableError",
     "SchemaVersion",
     "SingleObjectCodec",
     "SubjectStrategy",
@@ -72,4 +85,6 @@ __all__ = [
     "record_name_subject",
     "schema_drift",
     "schema_registry_client",
+    "topic_name_subject",
+    "topic_record_name_subject",
 ]

@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from kep.schemas.events import Event
 from kep.schemas.registry import LocalSchemaRegistry
+from kep.schemas.settings import SchemaRegistrySettings
 
 __all__ = ["EventCodec", "codec_for"]
 
@@ -19,33 +20,41 @@ __all__ = ["EventCodec", "codec_for"]
 class EventCodec(Protocol):
     """Encode events to bytes and back. Decoding errors are ``DecodeError`` and keep the bytes in ``raw``.
 
-    A codec may also offer ``encoder(event_type) -> Callable[[Event], bytes]``, ``encode`` for one event type
-    without the per-call lookup; both shipped codecs do, and ``EventProducer`` uses it when it is there.
+    ``topic`` is the topic the record goes to: a codec may depend on it (Confluent's topic subject strategies)
+    or ignore it. A codec may also offer ``encoder(event_type, topic=None) -> Callable[[Event], bytes]``,
+    ``encode`` for one event type without the per-call lookup; both shipped codecs do, and ``EventProducer``
+    uses it when it is there.
     """
 
-    def encode(self, event: Event) -> bytes:
-        """The record value for ``event``."""
+    def encode(self, event: Event, topic: str | None = None) -> bytes:
+        """The record value for ``event`` written to ``topic``."""
         ...
 
     def decode(self, data: bytes) -> Event:
         """The event in a record value, as the newest local model of its type."""
         ...
 
-    def schema_ref(self, event_type: type[Event]) -> str:
-        """The ``kep-schema`` header value for ``event_type``: ``sof:<16 hex>`` or ``sr:<id>``."""
+    def schema_ref(self, event_type: type[Event], topic: str | None = None) -> str:
+        """The ``kep-schema`` header value for ``event_type`` on ``topic``: ``sof:<16 hex>`` or ``sr:<id>``."""
         ...
 
 
-def codec_for(registry_url: str | None = None, registry: LocalSchemaRegistry | None = None) -> EventCodec:
+def codec_for(
+    registry_url: str | None = None,
+    registry: LocalSchemaRegistry | None = None,
+    settings: SchemaRegistrySettings | None = None,
+) -> EventCodec:
     """Single-object encoding when ``registry_url`` is None, else Confluent framing through that registry.
 
-    ``registry`` holds the local schemas (default: the packaged ones); a ``mock://`` URL uses the in-process
-    mock registry of confluent-kafka, shared by every codec of the process that names the same URL.
+    ``registry`` holds the local schemas (default: the packaged ones); ``settings`` how to talk to the schema
+    registry (subject strategy, auto-registration, credentials; default: ``KEP_SCHEMA_REGISTRY_*``). A
+    ``mock://`` URL uses the in-process mock registry of confluent-kafka, shared by every codec of the process
+    that names the same URL.
     """
     if registry_url is None:
         from kep.schemas.single_object import SingleObjectCodec
 
         return SingleObjectCodec(registry)
-    from kep.schemas.confluent import ConfluentCodec, schema_registry_client
+    from kep.schemas.confluent import ConfluentCodec
 
-    return ConfluentCodec(schema_registry_client(registry_url), registry)
+    return ConfluentCodec.from_settings(registry_url, settings, registry)

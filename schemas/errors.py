@@ -5,6 +5,8 @@ Hierarchy (each package adds its own branch under ``KepError``)::
     KepError
     └── SchemaError
         ├── SchemaNotFoundError      a name, version, fingerprint or registry id we do not know
+        │   └── SchemaNotRegisteredError  auto-registration is off and the registry lacks the schema (names the subject)
+        ├── SchemaRegistryUnavailableError  the registry did not answer, or refused us: retry, never dead-letter
         ├── InvalidSchemaError       an .avsc file that does not parse (names the file)
         ├── IncompatibleSchemaError  two versions break the declared compatibility (names the field)
         ├── EncodeError              an event that does not fit its schema
@@ -25,6 +27,17 @@ class SchemaError(KepError):
 
 class SchemaNotFoundError(SchemaError):
     """No schema with that name, version, fingerprint or id."""
+
+
+class SchemaNotRegisteredError(SchemaNotFoundError):
+    """Auto-registration is off and the schema is not registered under its subject (the message names both)."""
+
+
+class SchemaRegistryUnavailableError(SchemaError):
+    """The schema registry could not answer: unreachable, timed out, 5xx, or refusing our credentials.
+
+    Not the data's fault, so never a ``DecodeError``: a consumer waits and tries again instead of dead-lettering.
+    """
 
 
 class InvalidSchemaError(SchemaError):

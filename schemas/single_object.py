@@ -30,14 +30,15 @@ class SingleObjectCodec:
     def __repr__(self) -> str:
         return f"SingleObjectCodec({self.registry!r})"
 
-    def encode(self, event: Event) -> bytes:
-        """``C3 01`` + fingerprint + Avro body, written with the newest local schema of the event's name."""
+    def encode(self, event: Event, topic: str | None = None) -> bytes:
+        """``C3 01`` + fingerprint + Avro body, written with the newest local schema of the event's name (the
+        same on every topic)."""
         encode = self._encoders.get(type(event))
         if encode is None:
             encode = self.encoder(type(event))
         return encode(event)
 
-    def encoder(self, event_type: type[Event]) -> Encoder:
+    def encoder(self, event_type: type[Event], topic: str | None = None) -> Encoder:
         """``encode`` for events of exactly ``event_type``, minus the lookup: producers cache it per type."""
         encode = self._encoders.get(event_type)
         if encode is None:
@@ -52,7 +53,7 @@ class SingleObjectCodec:
             read = self._reader(data)
         return read(data)
 
-    def schema_ref(self, event_type: type[Event]) -> str:
+    def schema_ref(self, event_type: type[Event], topic: str | None = None) -> str:
         """``sof:<16 hex>``: the fingerprint of the schema ``encode`` writes ``event_type`` with."""
         entry = self._writers.get(event_type) or self._write_plan(event_type)
         return entry[1].version.schema_ref

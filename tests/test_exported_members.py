@@ -35,6 +35,9 @@ EXPORTED: dict[str, set[str]] = {
         "PaymentMethod",
         "SchemaError",
         "SchemaNotFoundError",
+        "SchemaNotRegisteredError",
+        "SchemaRegistrySettings",
+        "SchemaRegistryUnavailableError",
         "SchemaVersion",
         "SingleObjectCodec",
         "SubjectStrategy",
@@ -54,6 +57,8 @@ EXPORTED: dict[str, set[str]] = {
         "record_name_subject",
         "schema_drift",
         "schema_registry_client",
+        "topic_name_subject",
+        "topic_record_name_subject",
     },
     "topology": {
         "Action",
@@ -61,6 +66,7 @@ EXPORTED: dict[str, set[str]] = {
         "AlterConfigs",
         "ApplyError",
         "ApplyResult",
+        "ClusterUnreachableError",
         "ConfigChange",
         "ConsumerGroupSpec",
         "CreateTopic",
@@ -87,6 +93,7 @@ EXPORTED: dict[str, set[str]] = {
         "parse_duration",
         "parse_topology",
         "plan",
+        "require_cluster",
     },
     "producers": {
         "AmbiguousTopicError",
@@ -125,6 +132,7 @@ EXPORTED: dict[str, set[str]] = {
         "NonRetryableError",
         "RetryableError",
         "load_app",
+        "load_schema_registry_settings",
         "load_settings",
     },
     "consumers.lag": {

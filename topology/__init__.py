@@ -17,10 +17,12 @@ from kep.topology._actions import (
     Refusal,
 )
 from kep.topology.admin import apply, plan
+from kep.topology.cluster import require_cluster
 from kep.topology.durations import format_duration, parse_duration
 from kep.topology.errors import (
     AdminError,
     ApplyError,
+    ClusterUnreachableError,
     DurationError,
     PartitionGrowthUnsupportedError,
     PlanError,
@@ -38,6 +40,7 @@ __all__ = [
     "AlterConfigs",
     "ApplyError",
     "ApplyResult",
+    "ClusterUnreachableError",
     "ConfigChange",
     "CreateTopic",
     "IncreasePartitions",
@@ -64,4 +67,5 @@ __all__ = [
     "parse_duration",
     "parse_topology",
     "plan",
+    "require_cluster",
 ]

@@ -6,6 +6,7 @@ Hierarchy::
     ├── TopologyError              a topology file or model that is not valid: file, path, line, reason
     │   └── DurationError          a duration that does not parse ("10 sec", 60 without a unit)
     └── AdminError                 reading or changing the cluster failed; ``code``/``name`` of the KafkaError
+        ├── ClusterUnreachableError  the cluster does not answer at its bootstrap address (names it)
         ├── PlanError              the cluster state could not be read for a plan
         └── ApplyError             a plan could not be carried out; names the topic
             ├── RefusedChangeError                the plan shrinks partitions or changes a replication factor
@@ -23,6 +24,7 @@ from kep.schemas.errors import KepError
 __all__ = [
     "AdminError",
     "ApplyError",
+    "ClusterUnreachableError",
     "DurationError",
     "PartitionGrowthUnsupportedError",
     "PlanError",
@@ -118,6 +120,10 @@ class AdminError(KepError):
         self.code = code
         self.name = name
         self.retriable = retriable
+
+
+class ClusterUnreachableError(AdminError):
+    """The cluster did not answer at its bootstrap address within the connect timeout (the message names it)."""
 
 
 class PlanError(AdminError):

@@ -17,6 +17,7 @@ from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
 from kep.schemas.codec import codec_for
+from kep.schemas.settings import SchemaRegistrySettings
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
@@ -30,7 +31,10 @@ def build_worker(
     registry: CollectorRegistry | None = None,
     store: IdempotencyStore | None = None,
     probe: bool = True,
+    schema_registry: SchemaRegistrySettings | None = None,
 ) -> Worker:
+    """``schema_registry``: how to talk to the registry at ``settings.schema_registry_url`` (default:
+    ``KEP_SCHEMA_REGISTRY_*``)."""
     plan = make_plan(app, settings, kafka, topology)
     metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
     metrics.declare(plan.main_topics)
@@ -44,7 +48,7 @@ def build_worker(
     processor = Processor(
         app=app,
         group=plan.group,
-        codec=codec_for(settings.schema_registry_url),
+        codec=codec_for(settings.schema_registry_url, settings=schema_registry),
         store=store,
         failures=_router(app, plan, metrics),
         metrics=metrics,

@@ -18,7 +18,7 @@ from kep.consumers.runtime.partition import PartitionState, WorkItem
 from kep.producers import headers as h
 from kep.producers.headers import IDEMPOTENCY_KEY
 from kep.schemas.codec import EventCodec
-from kep.schemas.errors import DecodeError
+from kep.schemas.errors import DecodeError, SchemaRegistryUnavailableError
 from kep.schemas.events import Event
 
 log = structlog.get_logger(__name__)
@@ -105,6 +105,9 @@ class Processor:
     def close(self) -> None:
         self.store.close()
         self._async_runner.close()
+        close_codec = getattr(self.codec, "close", None)  # the Confluent codec's HTTP connections
+        if close_codec is not None:
+            close_codec()
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
@@ -125,6 +128,11 @@ class Processor:
         except DecodeError as exc:
             self._failed(state, msg, exc, None, 0.0)
             return
+        except SchemaRegistryUnavailableError as exc:  # not the message's fault: wait, never dead-letter
+            waited = self._decode_when_registry_answers(state, msg, value, exc)  # type: ignore[arg-type]
+            if waited is None:
+                return
+            event = waited
         except Exception as exc:  # a codec bug must not stop the partition: treat it as undecodable
             self._failed(state, msg, DecodeError(f"decoder failed: {exc!r}", raw=value), None, 0.0)
             return
@@ -211,6 +219,38 @@ class Processor:
                 similar_suppressed=suppressed,
             )
         return self.failures.handle(state, msg, exc, ctx)
+
+    def _decode_when_registry_answers(
+        self, state: PartitionState, msg: Message, value: bytes, error: SchemaRegistryUnavailableError
+    ) -> Event | None:
+        """Decode again, with backoff, until the schema registry answers; None when the partition is revoked
+        or the worker stops meanwhile (the offset stays uncommitted) or the message turns out undecodable."""
+        waits = 0
+        while True:
+            suppressed = self._log_limit.allow(("schema registry unavailable", state.source_topic))
+            if suppressed is not None:
+                log.warning(
+                    "schema registry unavailable; waiting",
+                    group=self.group,
+                    topic=msg.topic(),
+                    partition=msg.partition(),
+                    offset=msg.offset(),
+                    error=str(error),
+                    similar_suppressed=suppressed,
+                )
+            if state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)]):
+                return None
+            waits += 1
+            try:
+                return self.codec.decode(value)
+            except SchemaRegistryUnavailableError as exc:
+                error = exc
+            except DecodeError as exc:
+                self._failed(state, msg, exc, None, 0.0)
+                return None
+            except Exception as exc:
+                self._failed(state, msg, DecodeError(f"decoder failed: {exc!r}", raw=value), None, 0.0)
+                return None
 
     # -- idempotency ----------------------------------------------------------------------------------------------
     def _store_wait(self, state: PartitionState, waits: int, error: IdempotencyStoreError | None) -> None:

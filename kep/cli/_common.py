@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
+from kep.schemas.settings import settings_problems
+from kep.topology.cluster import require_cluster
+from kep.topology.errors import AdminError
 from kep.topology.settings import KafkaSettings
 
 
@@ -39,11 +44,37 @@ TopologyOption = Annotated[
 ]
 
 
+def caller_modules_importable() -> None:
+    """Put the working directory on ``sys.path``, so ``kep run mymodule:app`` and
+    ``KEP_KAFKA_OAUTH_CB=mymodule:token`` find the caller's modules."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
     """Connection settings: the explicit option wins, then ``KEP_KAFKA_*`` environment variables."""
-    if bootstrap_servers:
-        return KafkaSettings(bootstrap_servers=bootstrap_servers)
-    return KafkaSettings()
+    caller_modules_importable()
+    explicit: dict[str, Any] = {"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
+    try:
+        return KafkaSettings(**explicit)
+    except (ValidationError, SettingsError) as exc:
+        fail(f"invalid Kafka settings: {settings_problems(exc, 'kafka.')}")
+
+
+def cluster_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
+    """``kafka_settings``, once the cluster answers; otherwise one line naming the address, exit 1, within
+    ``KEP_KAFKA_CONNECT_TIMEOUT_S`` (10 s)."""
+    settings = kafka_settings(bootstrap_servers)
+    check_cluster(settings)
+    return settings
+
+
+def check_cluster(settings: KafkaSettings) -> None:
+    """Exit 1 with one line naming the address when the cluster does not answer (see ``require_cluster``)."""
+    try:
+        require_cluster(settings)
+    except AdminError as exc:
+        fail(str(exc), 1)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, fail
 from kep.consumers.dlq import (
     DeadLetterSummary,
     ReplayFilter,
@@ -44,7 +44,7 @@ def list_dead_letters(
     """Per group and source topic: the dead-letter topic, how many records it holds, why, and their age."""
     try:
         refs = dead_letter_topics(load_topology(topology), group)
-        summaries = summarize(kafka_settings(bootstrap_servers), [ref.topic for ref in refs])
+        summaries = summarize(cluster_settings(bootstrap_servers), [ref.topic for ref in refs])
     except KepError as exc:
         fail(str(exc))
     if as_json:
@@ -100,10 +100,14 @@ def show(
     count = limit if limit is not None else (1 if offset is not None else 10)
     try:
         records = fetch_records(
-            kafka_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
+            cluster_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
         )
         codec = codec_for(registry_url)
-        views = [describe(record, codec) for record in records]
+        try:
+            views = [describe(record, codec) for record in records]
+        finally:
+            if (close_codec := getattr(codec, "close", None)) is not None:
+                close_codec()
     except KepError as exc:
         fail(str(exc))
     if as_json:
@@ -140,7 +144,7 @@ def replay_command(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Republish dead letters unchanged to their original topic; a rerun never replays a record twice."""
-    settings = kafka_settings(bootstrap_servers)
+    settings = cluster_settings(bootstrap_servers)
     try:
         filters = ReplayFilter.build(exception_type=exception_type, since=since, until=until, key=key)
         with _ReplayProgress() as progress:

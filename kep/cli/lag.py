@@ -18,7 +18,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.cli._common import BootstrapOption, cluster_settings, console, fail
 from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
 from kep.logs import configure_logging
 
@@ -124,7 +124,7 @@ def command(
     """Show consumer-group lag: offsets, lag in messages and seconds, Burrow-style status."""
     configure_logging("console", "WARNING")  # warnings go to stderr; stdout stays the table or the JSON
     try:
-        with LagMonitor(kafka_settings(bootstrap_servers), group_filter=group, window_s=window) as monitor:
+        with LagMonitor(cluster_settings(bootstrap_servers), group_filter=group, window_s=window) as monitor:
             if watch:
                 _watch(monitor, interval, as_json)
                 return

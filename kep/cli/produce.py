@@ -15,8 +15,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kep.cli._common import BootstrapOption, TopologyOption, console, err_console, fail, kafka_settings
-from kep.producers import DeliveryError, DeliveryReport, EventProducer, ProducerError
+from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, err_console, fail
+from kep.producers import DeliveryError, DeliveryReport, EventProducer
 from kep.producers.jsonl import BadLine, read_events
 from kep.producers.sample import SampleKind, iter_sample_events
 from kep.schemas.errors import KepError
@@ -232,11 +232,14 @@ def command(
     tally = _Tally()
     start = time.monotonic()
     try:
-        with EventProducer(kafka_settings(bootstrap_servers), topology, codec=codec) as producer:
+        with EventProducer(cluster_settings(bootstrap_servers), topology, codec=codec) as producer:
             published = _send_all(producer, topic, events, total, rate, tally)
             producer.flush(30)
-    except ProducerError as exc:
+    except KepError as exc:  # ProducerError, or the codec's (a schema registry that does not answer)
         fail(str(exc), code=1)
+    finally:
+        if (close_codec := getattr(codec, "close", None)) is not None:
+            close_codec()
     console.print(_summary(topic, published, tally, bad, time.monotonic() - start))
     _exit_on_problems(file, published, tally, bad, strict=strict)
 

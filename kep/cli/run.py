@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kep.cli._common import BootstrapOption, TopologyOption, fail
+from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
 from kep.consumers.app import load_app
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
 from kep.consumers.runtime.build import build_worker
-from kep.consumers.settings import load_settings
+from kep.consumers.settings import load_schema_registry_settings, load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 
@@ -52,12 +50,17 @@ def command(
     }
     if bootstrap_servers:
         overrides["kafka"] = {"bootstrap_servers": bootstrap_servers}
+    caller_modules_importable()
     try:
         settings, kafka = load_settings(config, **overrides)
+        schema_registry = load_schema_registry_settings(config)
         configure_logging(settings.log_format, settings.log_level)
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # so `kep run mymodule:app` finds the caller's modules
-        worker = build_worker(load_app(target), settings, kafka)
+        app = load_app(target)
+    except (KepError, ConsumerError) as exc:
+        fail(str(exc))
+    check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
+    try:
+        worker = build_worker(app, settings, kafka, schema_registry=schema_registry)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     server = None

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, fail
 from kep.topology import (
     AdminError,
     AlterConfigs,
@@ -94,7 +94,7 @@ def _configs(topic: TopicSpec) -> str:
 def plan_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
     """Show what ``apply`` would change on the cluster (exit 1 when the plan holds refused changes)."""
     spec, _ = _load(topology)
-    settings = kafka_settings(bootstrap_servers)
+    settings = cluster_settings(bootstrap_servers)
     try:
         result = plan(spec, settings)
     except AdminError as exc:
@@ -108,7 +108,7 @@ def plan_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOp
 def apply_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
     """Create missing topics, grow partitions and set configs so the cluster matches the topology."""
     spec, _ = _load(topology)
-    settings = kafka_settings(bootstrap_servers)
+    settings = cluster_settings(bootstrap_servers)
     try:
         planned = plan(spec, settings)
         if planned.is_empty:

@@ -17,9 +17,14 @@ from kep.schemas import (
     OrderPlaced,
     PaymentCaptured,
     SchemaError,
+    SchemaRegistryUnavailableError,
+    SubjectStrategy,
     UnknownSchemaError,
     codec_for,
+    record_name_subject,
     schema_registry_client,
+    topic_name_subject,
+    topic_record_name_subject,
 )
 from tests.schemas.conftest import reference_body, v1_record
 
@@ -101,10 +106,34 @@ def test_schema_is_registered_once_and_fetched_once(
 
 def test_subject_strategy_names_the_subject(url: str, order: OrderPlaced) -> None:
     codec = ConfluentCodec(
-        schema_registry_client(url), subject_strategy=lambda t: f"orders-{t.avro_name}-value"
+        schema_registry_client(url), subject_strategy=lambda t, topic: f"{topic}-{t.avro_name}-custom"
     )
-    codec.encode(order)
-    assert codec.client.get_subjects() == [f"orders-{ORDER}-value"]
+    codec.encode(order, "orders")
+    assert codec.client.get_subjects() == [f"orders-{ORDER}-custom"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "subject"),
+    [
+        (record_name_subject, ORDER),
+        (topic_name_subject, "orders-value"),
+        (topic_record_name_subject, f"orders-{ORDER}"),
+    ],
+)
+def test_the_three_confluent_subject_strategies(
+    url: str, order: OrderPlaced, strategy: SubjectStrategy, subject: str
+) -> None:
+    codec = ConfluentCodec(schema_registry_client(url), subject_strategy=strategy)
+    data = codec.encode(order, "orders")
+    assert codec.client.get_subjects() == [subject]
+    assert codec.schema_ref(OrderPlaced, "orders") == f"sr:{int.from_bytes(data[1:5], 'big')}"
+    assert codec.decode(data) == order
+
+
+def test_topic_strategies_need_the_topic(url: str, order: OrderPlaced) -> None:
+    codec = ConfluentCodec(schema_registry_client(url), subject_strategy=topic_name_subject)
+    with pytest.raises(SchemaError, match="the topic name subject strategy needs the topic"):
+        codec.encode(order)
 
 
 def test_v1_bytes_decode_as_the_v2_model_with_the_default(codec: ConfluentCodec, order: OrderPlaced) -> None:
@@ -180,6 +209,8 @@ def test_registry_failure_on_decode_is_not_a_decode_error(
         raise SchemaRegistryError(503, 50301, "unavailable")
 
     monkeypatch.setattr(codec.client, "get_schema", unavailable)
-    with pytest.raises(SchemaError, match="schema registry lookup of id 1 failed") as caught:
+    with pytest.raises(
+        SchemaRegistryUnavailableError, match="schema registry lookup of id 1 failed"
+    ) as caught:
         reader.decode(data)
     assert not isinstance(caught.value, DecodeError)  # retry it; do not dead-letter good data
