@@ -1,12 +1,25 @@
-"""Session-wide fixtures: one broker per test session, unique names per test."""
+"""Session-wide fixtures: one broker per test session, unique names per test.
+
+Most tests use the shop example (``examples/shop``) as a service would: its package ``shop`` is importable
+(here and, through ``PYTHONPATH``, in the worker processes tests start) and its schemas are in
+``KEP_SCHEMAS``. Tests of what happens without them remove the variable.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.kafka import create_topic, kafka_cluster, unique
+from tests.support.shop import SHOP, SHOP_SCHEMAS
+
+if str(SHOP) not in sys.path:
+    sys.path.insert(0, str(SHOP))
+os.environ.setdefault("KEP_SCHEMAS", str(SHOP_SCHEMAS))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SHOP), os.environ.get("PYTHONPATH")) if p)
 
 # Settings that make group joins fast on the embedded broker and are valid on Apache Kafka too.
 FAST_GROUP_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}

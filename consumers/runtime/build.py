@@ -17,6 +17,7 @@ from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
 from kep.schemas.codec import codec_for
+from kep.topology.loader import schema_registry
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
@@ -43,7 +44,7 @@ def build_worker(
     processor = Processor(
         app=app,
         group=plan.group,
-        codec=codec_for(settings.schema_registry_url),
+        codec=codec_for(settings.schema_registry_url, schema_registry(plan.topology)),
         store=store,
         failures=_router(app, plan, metrics),
         metrics=metrics,

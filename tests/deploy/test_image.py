@@ -121,7 +121,7 @@ def test_build_context_holds_the_sources_and_nothing_private(tmp_path: Path) -> 
     context = _build_context(tmp_path)
     present = {p.relative_to(context).parts[0] for p in context.rglob("*")}
     assert set(PACKAGES) | {"pyproject.toml"} <= present
-    assert not present & {".git", ".venv", "tests", "helm", "docs", ".kep", "bench"}
+    assert not present & {".git", ".venv", "tests", "helm", "docs", ".kep", "bench", "examples"}
     assert not list(context.rglob("__pycache__"))
 
 

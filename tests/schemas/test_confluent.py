@@ -14,13 +14,12 @@ from kep.schemas import (
     EventCodec,
     IncompatibleSchemaError,
     LocalSchemaRegistry,
-    OrderPlaced,
-    PaymentCaptured,
     SchemaError,
     UnknownSchemaError,
     codec_for,
     schema_registry_client,
 )
+from shop.orders import OrderPlaced, PaymentCaptured
 from tests.schemas.conftest import reference_body, v1_record
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kep.cli.main import app
+from tests.support.shop import SHOP_SCHEMAS, SHOP_TOPOLOGY
 from tests.topology.conftest import TopologyFile
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -20,11 +21,25 @@ def kep(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.unit
-def test_validate_accepts_the_shipped_topology(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
-    code, output = kep("topology", "validate")
+def test_validate_accepts_the_shop_topology(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")
+    code, output = kep("topology", "validate", "-t", str(SHOP_TOPOLOGY))
     assert code == 0, output
-    assert "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked" in output
+    assert (
+        "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked against 2 schema(s) "
+        f"in {SHOP_SCHEMAS}" in output
+    )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["validate", "show", "plan", "apply"])
+def test_without_a_topology_every_command_says_so_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
+    code, output = kep("topology", command, *(["-b", "127.0.0.1:1"] if command in ("plan", "apply") else []))
+    assert code == 2, output
+    assert "error: no topology: pass --topology FILE or set KEP_TOPOLOGY" in " ".join(output.split())
 
 
 @pytest.mark.unit
