@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kep.cli._common import TopologyOption, console, err_console, fail
@@ -301,7 +302,7 @@ def command(
     try:
         broker = start_broker()
     except KepError as exc:
-        fail(str(exc), code=1)
+        fail(escape(str(exc)), code=1)  # the message names the extra: kep-kafka[embedded]
     workers: Workers | None = None
     try:
         with deadline.watchdog(broker):
