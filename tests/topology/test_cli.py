@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from kep.cli.main import app
@@ -115,3 +116,18 @@ def test_plan_with_a_refused_change_exits_1(topology_file: TopologyFile, kafka: 
     code, output = kep("topology", "apply", "-t", path, "-b", kafka)
     assert code == 1
     assert "error: refusing to apply the plan" in output
+
+
+@pytest.mark.integration
+def test_apply_validates_as_validate_does_and_creates_nothing_for_an_unknown_schema(
+    tmp_path: Path, kafka: str
+) -> None:
+    topic = f"orders-{tmp_path.name[-12:]}".replace("_", "-")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"topics:\n  - {{name: {topic}, partitions: 1, value_schema: kep.orders.Nope}}\n")
+    validated = kep("topology", "validate", "-t", str(bad))
+    for command in ("plan", "apply"):
+        code, output = kep("topology", command, "-t", str(bad), "-b", kafka)
+        assert (code, output) == validated, command
+    assert "topics[0].value_schema[0]: unknown schema 'kep.orders.Nope'" in validated[1]
+    assert topic not in AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).topics
