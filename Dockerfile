@@ -1,8 +1,12 @@
 # syntax=docker/dockerfile:1
-# kep: one image for every command (kep run, kep lag-exporter, kep topology apply, kep produce).
+# kep: one base image for every command (kep run, kep lag-exporter, kep topology apply, kep produce).
 #
 #   docker build -t kep:0.1.0 .
-#   docker run --rm --read-only --tmpfs /tmp --tmpfs /var/lib/kep kep:0.1.0 run kep.consumers.examples.billing:app
+#   docker run --rm kep:0.1.0 --help
+#
+# It holds kep and no service: a service builds its own image FROM this one, adding its schemas, topology
+# and handler modules (docs/deploy.md; examples/shop/Dockerfile is one). The embedded broker, a test tool,
+# is not installed (the `embedded` extra is left out of KEP_EXTRAS).
 #
 # The final stage holds only the runtime: a virtual environment built from the project's wheel with the
 # runtime extras (no dev dependencies), owned by root and run as uid 10001. It works with a read-only root

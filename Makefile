@@ -21,8 +21,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 tools: $(STAMP)
 	@./scripts/install-tools.sh
 
+# The shop example (examples/shop), run as a service runs kep: from its own directory, with its topology.
 demo: $(STAMP)
-	$(BIN)/kep demo
+	cd examples/shop && $(CURDIR)/$(BIN)/kep demo --topology topology.yaml --app shop.billing:app --app shop.shipping:app
 
 # PostgreSQL and Redis on loopback for the shared-store tests: reused when they answer, else installed and started.
 services:
@@ -44,7 +45,7 @@ lint: $(STAMP)
 
 chart: $(STAMP)
 	scripts/helm-venv.sh >/dev/null
-	.kep/helm-venv/bin/python scripts/helm_chart.py helm/kep build/helm --check
+	.kep/helm-venv/bin/python scripts/helm_chart.py helm/kep build/helm --base examples/shop/helm-values.yaml --check
 
 clean:
 	rm -rf $(VENV) .kep build *.egg-info

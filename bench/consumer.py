@@ -33,10 +33,10 @@ from kep.consumers.context import MessageContext
 from kep.consumers.runtime.build import build_worker
 from kep.consumers.settings import ConsumerSettings
 from kep.producers import headers as h
-from kep.producers.sample import sample_events
 from kep.schemas.codec import codec_for
 from kep.schemas.registry import LocalSchemaRegistry
 from kep.topology import ConsumerGroupSpec, KafkaSettings, TopicSpec, Topology
+from shop.samples import sample_events
 
 PARTITIONS = 6
 FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "fetch_wait_max_ms": 10}

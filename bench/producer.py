@@ -26,12 +26,13 @@ from confluent_kafka import Producer
 from bench.context import BenchContext
 from bench.result import Result
 from bench.stats import Timing, median, median_cpu_micros, median_rate, timed
-from kep.producers import DeliveryError, DeliveryReport, EventProducer, ProducerSettings, sample_events
+from kep.producers import DeliveryError, DeliveryReport, EventProducer, ProducerSettings
 from kep.schemas.codec import codec_for
 from kep.schemas.events import Event
-from kep.schemas.orders import OrderPlaced
 from kep.schemas.registry import LocalSchemaRegistry
 from kep.topology import KafkaSettings, TopicSpec, Topology
+from shop.orders import OrderPlaced
+from shop.samples import sample_events
 
 TARGET_RATIO = 0.8
 PARTITIONS = 6

@@ -5,6 +5,8 @@
 ... def bill(event: OrderPlaced, ctx: MessageContext) -> None: ...
 
 Handlers may be plain functions or ``async def``. A handler for an event type wins over a handler for a topic.
+The event type is a model class or its Avro full name (``event="acme.inventory.StockReserved"``), so a
+handler can take the model kep builds from the schema without naming a class.
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ class App:
         self._by_topic: dict[str, Handler] = {}
         self._by_event: dict[str, Handler] = {}
 
-    def handler(self, topic: str | None = None, *, event: type[Event] | None = None) -> Callable[[F], F]:
-        """Register a handler for a topic, or for an event type (on any of the app's topics)."""
+    def handler(
+        self, topic: str | None = None, *, event: type[Event] | str | None = None
+    ) -> Callable[[F], F]:
+        """Register a handler for a topic, or for an event type (a model or its Avro full name) on any of the
+        app's topics."""
         if (topic is None) == (event is None):
             raise AppError("handler(): give exactly one of a topic or event=EventType")
 
@@ -75,9 +80,10 @@ class App:
                 self._by_topic[topic] = handler
             else:
                 assert event is not None
-                if event.avro_name in self._by_event:
-                    raise AppError(f"event {event.avro_name} already has a handler")
-                self._by_event[event.avro_name] = handler
+                name = event if isinstance(event, str) else event.avro_name
+                if name in self._by_event:
+                    raise AppError(f"event {name} already has a handler")
+                self._by_event[name] = handler
             return fn
 
         return register
@@ -106,7 +112,7 @@ def load_app(target: str) -> App:
     """Import ``module:attribute`` and return the ``App`` it names; errors say what was wrong."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise AppError(f"{target!r}: expected 'module:attribute', e.g. 'kep.consumers.examples.billing:app'")
+        raise AppError(f"{target!r}: expected 'module:attribute', e.g. 'inventory.handlers:app'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

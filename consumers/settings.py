@@ -25,7 +25,7 @@ class ConsumerSettings(KepSettings):
     model_config = SettingsConfigDict(env_prefix="KEP_", frozen=True, extra="forbid")
 
     group: str | None = Field(default=None, description="Override the app's consumer group id.")
-    topology: Path | None = Field(default=None, description="Topology YAML (default: the shipped one).")
+    topology: Path | None = Field(default=None, description="Topology YAML (required: kep ships none).")
     schema_registry_url: str | None = Field(default=None, description="Confluent Schema Registry URL.")
     idempotency_store: str = Field(
         default="sqlite:///.kep/idempotency.db",

@@ -18,7 +18,7 @@ from kep.producers.errors import (
 )
 from kep.producers.jsonl import BadLine, read_events
 from kep.producers.producer import EventProducer
-from kep.producers.sample import iter_sample_events, sample_events
+from kep.producers.sample import SampleError, iter_sample_events, sample_event, sample_events
 from kep.producers.settings import ProducerSettings
 from kep.producers.traceparent import validate_traceparent
 
@@ -39,11 +39,13 @@ __all__ = [
     "ProducerError",
     "ProducerSettings",
     "RoutingError",
+    "SampleError",
     "UnknownTopicError",
     "WrongEventTypeError",
     "headers",
     "iter_sample_events",
     "read_events",
+    "sample_event",
     "sample_events",
     "validate_traceparent",
 ]

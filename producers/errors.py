@@ -14,7 +14,8 @@ Hierarchy::
         ├── BackpressureTimeoutError     the local queue stayed full for ``publish_block_timeout_s``
         ├── ProducerClosedError          publishing after ``close()``
         ├── DeliveryError                the broker did not acknowledge a record (``code``: Kafka's)
-        └── DeliveryTimeoutError         ``publish_and_wait`` got no acknowledgement in time
+        ├── DeliveryTimeoutError         ``publish_and_wait`` got no acknowledgement in time
+        └── SampleError                  generated sample values do not satisfy an event model
 
 Nothing in this hierarchy carries record values or secrets.
 """
@@ -117,3 +118,7 @@ class DeliveryError(ProducerError):
 
 class DeliveryTimeoutError(ProducerError, TimeoutError):
     """No acknowledgement arrived within the time ``publish_and_wait`` was given."""
+
+
+class SampleError(ProducerError):
+    """Generated sample values do not satisfy an event model (it should define ``kep_sample``)."""

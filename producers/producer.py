@@ -62,7 +62,7 @@ RawHeaders = Sequence[tuple[str, h.HeaderValue]] | Mapping[str, h.HeaderValue] |
 class EventProducer:
     """Publishes ``Event`` instances to the topics of a ``Topology``. Use as a context manager.
 
-    >>> with EventProducer(KafkaSettings(), load_topology()) as producer:   # doctest: +SKIP
+    >>> with EventProducer(KafkaSettings(), load_topology("topology.yaml")) as producer:   # doctest: +SKIP
     ...     producer.publish_and_wait(order)
     """
 
@@ -76,8 +76,9 @@ class EventProducer:
     ) -> None:
         if codec is None:
             from kep.schemas.codec import codec_for
+            from kep.topology.loader import schema_registry
 
-            codec = codec_for()
+            codec = codec_for(registry=schema_registry(topology))  # the topology's schemas and KEP_SCHEMAS
         self._settings = settings or ProducerSettings()
         self._topology = topology
         self._codec = codec

@@ -1,6 +1,7 @@
-"""kep schemas: Avro schemas, event models, wire formats and compatibility checks.
+"""kep schemas: a service's Avro schemas, event models (hand-written or built from the schemas), wire
+formats and compatibility checks.
 
-``schemas`` imports no other kep package. See ``docs/schemas.md``.
+``schemas`` imports no other kep package and ships no schemas of its own. See ``docs/schemas.md``.
 """
 
 from kep.schemas.codec import EventCodec, codec_for
@@ -34,14 +35,13 @@ from kep.schemas.errors import (
 )
 from kep.schemas.events import AvroRecord, Event, event_type_for, event_types
 from kep.schemas.fingerprint import canonical_form, fingerprint, fingerprint_hex, fingerprint_int
+from kep.schemas.generated import model_from_schema
 from kep.schemas.model_schema import AvroType, Float32, Int32, avro_schema, schema_drift
-from kep.schemas.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
-from kep.schemas.registry import DEFAULT_SCHEMA_DIR, LocalSchemaRegistry, SchemaVersion
+from kep.schemas.registry import SCHEMAS_ENV, LocalSchemaRegistry, SchemaVersion, schema_paths_from_env
 from kep.schemas.settings import SchemaRegistrySettings
 from kep.schemas.single_object import SingleObjectCodec
 
 __all__ = [
-    "DEFAULT_SCHEMA_DIR",
     "AvroRecord",
     "AvroType",
     "CompatibilityMode",
@@ -56,11 +56,8 @@ __all__ = [
     "Int32",
     "InvalidSchemaError",
     "KepError",
-    "LineItem",
     "LocalSchemaRegistry",
-    "OrderPlaced",
-    "PaymentCaptured",
-    "PaymentMethod",
+    "SCHEMAS_ENV",
     "SchemaError",
     "SchemaNotFoundError",
     "SchemaNotRegisteredError",
@@ -82,8 +79,10 @@ __all__ = [
     "fingerprint",
     "fingerprint_hex",
     "fingerprint_int",
+    "model_from_schema",
     "record_name_subject",
     "schema_drift",
+    "schema_paths_from_env",
     "schema_registry_client",
     "topic_name_subject",
     "topic_record_name_subject",

@@ -2,7 +2,7 @@
 
 Decoding builds models without validating again: the Avro reader already guarantees the data satisfies the
 reader schema, which equals the model's schema (``check_binding`` proves it once per schema, and a test keeps
-the shipped files equal to the models). That skips pydantic's validator (it adds ~45% to an OrderPlaced
+the shop example's files equal to its models). That skips pydantic's validator (it adds ~45% to an OrderPlaced
 decode) and ``model_construct`` too, which costs even more than validating for nested records. Encoding
 hands fastavro the model's own ``__dict__`` (copied only when a field needs converting), never
 ``model_dump()``.

@@ -18,8 +18,8 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from kep.schemas._binding import Builder, Dumper, builder, check_binding, dumper, plain_schema
 from kep.schemas._reader import compile_reader
 from kep.schemas._writer import RecordWriter, compile_writer
-from kep.schemas.errors import DecodeError, EncodeError, SchemaNotFoundError, UnknownSchemaError
-from kep.schemas.events import Event, event_type_for
+from kep.schemas.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError, UnknownSchemaError
+from kep.schemas.events import Event
 from kep.schemas.fingerprint import canonical_form
 from kep.schemas.registry import LocalSchemaRegistry, SchemaVersion
 
@@ -76,9 +76,11 @@ def event_reader(
     through fastavro."""
     try:
         reader = registry.latest(name)
-        event_type = event_type_for(name)
+        event_type = registry.model(name)
     except SchemaNotFoundError as exc:
         raise UnknownSchemaError(f"{source} is {name}, which cannot be read here: {exc}", raw=raw) from exc
+    except SchemaError as exc:  # the schema cannot be a kep event model (it names the field)
+        raise DecodeError(f"{source} is {name}, which kep cannot build a model for: {exc}", raw=raw) from exc
     check_binding(event_type, reader.schema, f"schema {name} v{reader.version} ({reader.path})")
     fast = compile_reader(writer, reader.schema, event_type, offset, name) if compiled else None
     if fast is not None:

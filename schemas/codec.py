@@ -46,10 +46,11 @@ def codec_for(
 ) -> EventCodec:
     """Single-object encoding when ``registry_url`` is None, else Confluent framing through that registry.
 
-    ``registry`` holds the local schemas (default: the packaged ones); ``settings`` how to talk to the schema
-    registry (subject strategy, auto-registration, credentials; default: ``KEP_SCHEMA_REGISTRY_*``). A
-    ``mock://`` URL uses the in-process mock registry of confluent-kafka, shared by every codec of the process
-    that names the same URL.
+    ``registry`` holds the local schemas (default: ``LocalSchemaRegistry.default()``, the paths in
+    ``KEP_SCHEMAS``; commands and workers pass the topology's, ``kep.topology.schema_registry``); ``settings``
+    how to talk to the schema registry (subject strategy, auto-registration, credentials; default:
+    ``KEP_SCHEMA_REGISTRY_*``). A ``mock://`` URL uses the in-process mock registry of confluent-kafka, shared by
+    every codec of the process that names the same URL.
     """
     if registry_url is None:
         from kep.schemas.single_object import SingleObjectCodec

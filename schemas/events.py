@@ -1,17 +1,20 @@
-"""``Event``: the pydantic base of every kep event, and the table of known event types.
+"""``Event``: the pydantic base of every kep event, and the table of hand-written event models.
 
-An event is a frozen pydantic model whose fields mirror its Avro record one to one (``schemas/avro`` holds
-the ``.avsc`` files; ``schemas.model_schema.avro_schema`` derives the schema a model implies, and a test keeps
-the two equal). Every event carries ``event_id`` (a UUID string, the idempotency key) and ``occurred_at``
-(UTC, stored as Avro ``timestamp-millis``, so it is cut to whole milliseconds on construction).
+An event is a frozen pydantic model whose fields mirror its Avro record one to one (the ``.avsc`` files a
+service keeps, found through ``LocalSchemaRegistry``; ``schemas.model_schema.avro_schema`` derives the
+schema a model implies, and codecs check the two are equal). Every event carries ``event_id`` (a UUID
+string, the idempotency key) and ``occurred_at`` (UTC, stored as Avro ``timestamp-millis``, so it is cut to
+whole milliseconds on construction).
 
-Concrete events set two class variables::
+A service need not write models: ``LocalSchemaRegistry.model(name)`` builds one from the schema
+(``schemas.generated``). A hand-written model sets two class variables::
 
-    class OrderPlaced(Event):
-        avro_name: ClassVar[str] = "kep.orders.OrderPlaced"
-        key_field: ClassVar[str | None] = "order_id"
+    class StockReserved(Event):
+        avro_name: ClassVar[str] = "acme.inventory.StockReserved"
+        key_field: ClassVar[str | None] = "sku"
 
-Defining such a class registers it: ``event_types()`` maps Avro full names to model classes.
+Defining such a class registers it: ``event_types()`` maps Avro full names to the hand-written models
+defined so far, and the registry prefers them to generated ones.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kep.schemas.errors import SchemaError, SchemaNotFoundError
 
-__all__ = ["AvroRecord", "Event", "event_type_for", "event_types"]
+__all__ = ["SOURCE_SCHEMA_ATTR", "AvroRecord", "Event", "event_type_for", "event_types"]
+
+#: Set on classes built from a schema (``schemas.generated``): that schema, which ``avro_schema`` returns.
+SOURCE_SCHEMA_ATTR = "__kep_schema__"
 
 _EVENT_TYPES: dict[str, type[Event]] = {}
 
@@ -74,8 +80,8 @@ class Event(AvroRecord):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         name = cls.__dict__.get("avro_name")
-        if name is None:
-            return  # an intermediate base, not a concrete event
+        if name is None or SOURCE_SCHEMA_ATTR in cls.__dict__:
+            return  # an intermediate base, or a model generated from a schema (the registry keeps those)
         key_field = cls.key_field
         if key_field is not None and key_field not in cls.model_fields:
             raise SchemaError(f"{cls.__qualname__}: key_field {key_field!r} is not a field of the model")
@@ -101,21 +107,22 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _load_shipped_events() -> None:
-    import kep.schemas.orders  # noqa: F401  (defining the models registers them)
-
-
 def event_types() -> dict[str, type[Event]]:
-    """Avro full name -> event model, for every event defined so far (the shipped ones always included)."""
-    _load_shipped_events()
+    """Avro full name -> hand-written event model, for every one defined (imported) so far."""
     return dict(_EVENT_TYPES)
 
 
 def event_type_for(name: str) -> type[Event]:
-    """The event model for an Avro full name; ``SchemaNotFoundError`` names what is known otherwise."""
-    _load_shipped_events()
+    """The hand-written model for an Avro full name; ``SchemaNotFoundError`` names what is known otherwise.
+
+    Models built from schemas come from ``LocalSchemaRegistry.model``, which also answers for names that
+    have no hand-written model.
+    """
     try:
         return _EVENT_TYPES[name]
     except KeyError:
         known = ", ".join(sorted(_EVENT_TYPES)) or "none"
-        raise SchemaNotFoundError(f"no event type named {name!r} (known: {known})") from None
+        raise SchemaNotFoundError(
+            f"no hand-written event model named {name!r} (defined: {known}); import the module that defines "
+            "it, or use the model the schema registry builds (LocalSchemaRegistry.model)"
+        ) from None

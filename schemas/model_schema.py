@@ -19,6 +19,7 @@ default becomes the Avro default (``default_factory`` values are per instance an
 
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from kep.schemas.errors import SchemaError
-from kep.schemas.events import AvroRecord, Event
+from kep.schemas.events import SOURCE_SCHEMA_ATTR, AvroRecord, Event
 from kep.schemas.fingerprint import canonical_form
 
 __all__ = ["AvroType", "Float32", "Int32", "avro_schema", "schema_drift"]
@@ -66,7 +67,13 @@ _TIMESTAMP_MILLIS = {"type": "long", "logicalType": "timestamp-millis"}
 
 
 def avro_schema(model: type[AvroRecord]) -> dict[str, Any]:
-    """The Avro record schema implied by ``model`` (an ``Event`` subclass or a nested ``AvroRecord``)."""
+    """The Avro record schema implied by ``model`` (an ``Event`` subclass or a nested ``AvroRecord``).
+
+    A model generated from a schema (``schemas.generated``) implies exactly that schema: a copy of it.
+    """
+    source: dict[str, Any] | None = model.__dict__.get(SOURCE_SCHEMA_ATTR)
+    if source is not None:
+        return copy.deepcopy(source)
     full_name = getattr(model, "avro_name", None) if issubclass(model, Event) else None
     if full_name is None:
         full_name = model.__name__

@@ -1,15 +1,26 @@
-"""``LocalSchemaRegistry``: the ``.avsc`` files of one directory, by name, version and fingerprint.
+"""``LocalSchemaRegistry``: a service's ``.avsc`` files, by name, version and fingerprint, and their models.
 
-Files are named ``<full name>.v<version>.avsc`` (``kep.orders.OrderPlaced.v2.avsc``); the name in the file
-name must be the schema's full name. Everything is read and parsed once, when the registry is created, so
-lookups on the hot path are dictionary hits. A file that does not parse, or whose name does not match its
-content, raises ``InvalidSchemaError`` naming the file and the reason.
+Files are named ``<full name>.v<version>.avsc`` (``acme.inventory.StockReserved.v2.avsc``); the name in the
+file name must be the schema's full name. A registry reads any number of sources, each a directory (every
+``*.avsc`` in it) or one file; kep itself ships no schemas. Where a service's schemas are:
+
+* the topology file's ``schemas:`` (a directory or a list, relative to the topology file), and
+* ``KEP_SCHEMAS``: paths separated by ``os.pathsep`` (``:`` on Linux), read by ``schema_paths_from_env``.
+
+``kep.topology.schema_registry(topology)`` combines the two, and every command and the worker use it.
+Everything is read and parsed once, when the registry is created, so lookups on the hot path are dictionary
+hits. A file that does not parse, whose name does not match its content, or that defines a version another
+file defines differently, raises ``InvalidSchemaError`` naming the file and the reason.
+
+``model(name)`` is the event model of a name: the hand-written one when a module defining it has been
+imported, else a model built from the newest schema (``schemas.generated``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,11 +30,18 @@ from typing import Any
 from fastavro import parse_schema
 
 from kep.schemas.errors import InvalidSchemaError, SchemaError, SchemaNotFoundError
+from kep.schemas.events import Event, event_types
 from kep.schemas.fingerprint import fingerprint, fingerprint_hex
+from kep.schemas.generated import model_from_schema
 
-__all__ = ["DEFAULT_SCHEMA_DIR", "LocalSchemaRegistry", "SchemaVersion"]
+__all__ = ["SCHEMAS_ENV", "LocalSchemaRegistry", "SchemaVersion", "schema_paths_from_env"]
 
-DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
+#: Environment variable naming schema directories or files, separated by ``os.pathsep``.
+SCHEMAS_ENV = "KEP_SCHEMAS"
+_NO_SOURCES = (
+    "no schema paths: list them under 'schemas:' in the topology file or in KEP_SCHEMAS "
+    "(directories of <full name>.v<version>.avsc files)"
+)
 _AVRO_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _FILE_NAME = re.compile(rf"^(?P<name>{_AVRO_NAME}(?:\.{_AVRO_NAME})*)\.v(?P<version>[1-9][0-9]*)$")
 
@@ -51,24 +69,46 @@ class SchemaVersion:
 
 
 class LocalSchemaRegistry:
-    """The schemas of one directory. ``LocalSchemaRegistry.default()`` is the packaged ``schemas/avro``."""
+    """The schemas of some directories and files: ``LocalSchemaRegistry("schemas", "more/x.v1.avsc")``.
 
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        if not self.directory.is_dir():
-            raise SchemaError(f"schema directory {self.directory} does not exist")
+    ``LocalSchemaRegistry.default()`` reads the paths in ``KEP_SCHEMAS``.
+    """
+
+    def __init__(self, *sources: str | Path) -> None:
+        self.sources: tuple[Path, ...] = tuple(dict.fromkeys(Path(source) for source in sources))
         self._by_name: dict[str, dict[int, SchemaVersion]] = {}
         self._by_fingerprint: dict[bytes, SchemaVersion] = {}
-        for path in sorted(self.directory.glob("*.avsc")):
+        files: dict[Path, None] = {}
+        for source in self.sources:
+            if source.is_dir():
+                files.update(dict.fromkeys(sorted(source.glob("*.avsc"))))
+            elif source.is_file():
+                files[source] = None
+            else:
+                raise SchemaError(f"schema path {source} does not exist (a directory of .avsc files, or one)")
+        for path in files:
             self._add(_load(path))
 
     @classmethod
     def default(cls) -> LocalSchemaRegistry:
-        """The packaged schemas, loaded once per process."""
-        return _default_registry()
+        """The schemas in ``KEP_SCHEMAS`` (none when it is unset), loaded once per value of the variable."""
+        return _registry_of(tuple(schema_paths_from_env()))
+
+    @property
+    def where(self) -> str:
+        """The sources, for messages: ``schemas, ../shared/schemas``; or why there are none."""
+        return ", ".join(str(source) for source in self.sources) if self.sources else _NO_SOURCES
 
     def _add(self, version: SchemaVersion) -> None:
         versions = self._by_name.setdefault(version.name, {})
+        known_version = versions.get(version.version)
+        if known_version is not None:
+            if known_version.schema == version.schema:
+                return  # the same file reached twice (a directory and a file in it, or a copy)
+            raise InvalidSchemaError(
+                f"{version.path}: {version.name} v{version.version} is also defined, differently, in "
+                f"{known_version.path}"
+            )
         versions[version.version] = version
         known = self._by_fingerprint.get(version.fingerprint)
         if known is None or known.version < version.version:
@@ -84,7 +124,8 @@ class LocalSchemaRegistry:
             yield from (self._by_name[name][v] for v in self.versions(name))
 
     def __repr__(self) -> str:
-        return f"LocalSchemaRegistry({str(self.directory)!r}, {len(self)} schemas)"
+        sources = ", ".join(repr(str(source)) for source in self.sources)
+        return f"LocalSchemaRegistry({sources}) ({len(self)} schemas)"
 
     def names(self) -> list[str]:
         """Full names of all schemas, sorted."""
@@ -107,7 +148,7 @@ class LocalSchemaRegistry:
         except KeyError:
             have = ", ".join(str(v) for v in sorted(versions))
             raise SchemaNotFoundError(
-                f"schema {name} has no version {version} in {self.directory} (versions: {have})"
+                f"schema {name} has no version {version} in {self.where} (versions: {have})"
             ) from None
 
     def by_fingerprint(self, fp: bytes) -> SchemaVersion:
@@ -116,22 +157,38 @@ class LocalSchemaRegistry:
             return self._by_fingerprint[bytes(fp)]
         except KeyError:
             raise SchemaNotFoundError(
-                f"no schema with fingerprint {bytes(fp).hex()} in {self.directory}"
+                f"no schema with fingerprint {bytes(fp).hex()} in {self.where}"
             ) from None
+
+    def model(self, name: str) -> type[Event]:
+        """The event model of ``name``: the hand-written one if defined, else one built from the newest schema.
+
+        ``SchemaNotFoundError`` when no schema has that name; ``SchemaError`` when the schema cannot be a kep
+        event (it names the field).
+        """
+        written = event_types().get(name)
+        if written is not None:
+            return written
+        newest = self.latest(name)
+        return model_from_schema(newest.schema, where=f"v{newest.version}, {newest.path}")
 
     def _versions_of(self, name: str) -> dict[int, SchemaVersion]:
         try:
             return self._by_name[name]
         except KeyError:
             known = ", ".join(self.names()) or "none"
-            raise SchemaNotFoundError(
-                f"no schema named {name!r} in {self.directory} (known: {known})"
-            ) from None
+            raise SchemaNotFoundError(f"no schema named {name!r} in {self.where} (known: {known})") from None
+
+
+def schema_paths_from_env(environ: dict[str, str] | None = None) -> list[Path]:
+    """The paths in ``KEP_SCHEMAS`` (``os.pathsep``-separated; empty entries are ignored)."""
+    value = (os.environ if environ is None else environ).get(SCHEMAS_ENV, "")
+    return [Path(part) for part in value.split(os.pathsep) if part.strip()]
 
 
 @functools.cache
-def _default_registry() -> LocalSchemaRegistry:
-    return LocalSchemaRegistry(DEFAULT_SCHEMA_DIR)
+def _registry_of(paths: tuple[Path, ...]) -> LocalSchemaRegistry:
+    return LocalSchemaRegistry(*paths)
 
 
 def _load(path: Path) -> SchemaVersion:

@@ -19,7 +19,7 @@ _HEADER = len(MAGIC) + 8
 
 
 class SingleObjectCodec:
-    """Encode and decode events as Avro single objects against a local registry (default: the packaged)."""
+    """Encode and decode events as Avro single objects against a local registry (default: ``KEP_SCHEMAS``)."""
 
     def __init__(self, registry: LocalSchemaRegistry | None = None) -> None:
         self.registry = registry if registry is not None else LocalSchemaRegistry.default()

@@ -6,7 +6,10 @@ the ``helm`` command. Standard library otherwise.
 
 For each ``ci/*-values.yaml`` scenario (case = file name without ``-values.yaml``; ``default`` holds no
 values) and each ``--case NAME=FILE``, it runs ``helm lint --strict`` with those values and
-renders the templates as ``helm template`` does (hooks included), then writes to OUT:
+renders the templates as ``helm template`` does (hooks included), then writes to OUT. With ``--base FILE``
+every case's values are laid over FILE's first (maps merged key by key, anything else replaced, as Helm
+merges ``-f base -f case``): the chart has no topology or handlers of its own, so its scenarios run over a
+service's values, the shop example's ``examples/shop/helm-values.yaml``.
 
   NAME.yaml       the manifests, each document preceded by ``# Source: <template>``
   NAME.NOTES.txt  the rendered NOTES.txt
@@ -15,7 +18,8 @@ renders the templates as ``helm template`` does (hooks included), then writes to
 ``lint`` lists Helm's findings ({"severity": 1 info | 2 warning | 3 error, "path", "error"}); ``error`` is the
 render failure (a ``fail`` in a template, a schema violation) or null.
 
-  .kep/helm-venv/bin/python scripts/helm_chart.py helm/kep build/helm [--case NAME=FILE ...] [--check]
+  .kep/helm-venv/bin/python scripts/helm_chart.py helm/kep build/helm [--base FILE] [--case NAME=FILE ...]
+      [--check]
 
 Exit status: 0; 1 with --check when a ci scenario has a lint warning or error or does not
 render; 2 on bad usage.
@@ -39,6 +43,17 @@ def _load_values(path: Path | None) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = helm.values_from_yaml(path.read_text())
     return values
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base``: maps merge key by key, any other value replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _manifests(rendered: dict[str, str]) -> tuple[str, str]:
@@ -67,7 +82,7 @@ def run_case(
         "error": None,
     }
     try:
-        values = _load_values(values_file)
+        values = _merged(_load_values(args.base), _load_values(values_file))
     except helm.HelmError as exc:
         result["error"] = f"values: {exc}"
         return result
@@ -93,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chart", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--case", action="append", default=[], metavar="NAME=FILE", help="extra values file")
+    parser.add_argument("--base", type=Path, help="values every case is laid over (a service's values)")
     parser.add_argument("--release", default="kep")
     parser.add_argument("--namespace", default="kep")
     parser.add_argument("--kube-version", default="v1.30.0")

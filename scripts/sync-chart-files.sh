@@ -3,7 +3,6 @@
 # inside the chart). tests/deploy fails while a copy differs from its source; run this after editing one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cp topology/topology.yaml helm/kep/files/topology.yaml
 cp consumers/observability/alerts.yml helm/kep/files/alerts.yml
 cp consumers/observability/dashboard.json helm/kep/files/dashboard.json
-echo "helm/kep/files: topology.yaml, alerts.yml and dashboard.json copied from their sources"
+echo "helm/kep/files: alerts.yml and dashboard.json copied from their sources"

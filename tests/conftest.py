@@ -1,14 +1,26 @@
-"""Session-wide fixtures: one broker per test run, shared by the xdist workers; unique names per test."""
+"""Session-wide fixtures: one broker per test run, shared by the xdist workers; unique names per test.
+
+Most tests use the shop example (``examples/shop``) as a service would: its package ``shop`` is importable
+(here and, through ``PYTHONPATH``, in the worker processes tests start) and its schemas are in
+``KEP_SCHEMAS``. Tests of what happens without them remove the variable.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.kafka import create_topic, kafka_cluster, unique
+from tests.support.shop import SHOP, SHOP_SCHEMAS
+
+if str(SHOP) not in sys.path:
+    sys.path.insert(0, str(SHOP))
+os.environ.setdefault("KEP_SCHEMAS", str(SHOP_SCHEMAS))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SHOP), os.environ.get("PYTHONPATH")) if p)
 
 _BROKER = "kep_broker_stack"
 

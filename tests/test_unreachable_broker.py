@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, Producer
 from kep.topology import ClusterUnreachableError, KafkaSettings, require_cluster
 from kep.topology._librdkafka_log import RateLimitFilter
 from tests.support.processes import ROOT
+from tests.support.shop import SHOP_TOPOLOGY
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.unit
@@ -35,7 +36,7 @@ COMMANDS = {
     "dlq ls": ["dlq", "ls"],
     "dlq show": ["dlq", "show", "orders.billing.dlq"],
     "dlq replay": ["dlq", "replay", "orders.billing.dlq"],
-    "run": ["run", "kep.consumers.examples.billing:app", "--metrics-port", "0"],
+    "run": ["run", "shop.billing:app", "--metrics-port", "0"],
 }
 BOUND_S = 30.0
 
@@ -69,6 +70,7 @@ def _run(argv: list[str], address: str) -> Outcome:
     """One command as the user would run it; killed ``BOUND_S`` + 30 s after it started."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEP_")}
     env["COLUMNS"] = "400"
+    env["KEP_TOPOLOGY"] = str(SHOP_TOPOLOGY)  # the shop example's, found on PYTHONPATH (tests/conftest.py)
     start = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "kep.cli.main", *argv, "-b", address],

@@ -1,9 +1,11 @@
 """What exists on the cluster: topics, consumer groups, retry and dead-letter topics, and reconciling them.
 
->>> from topology import load_topology
->>> topology = load_topology()  # $KEP_TOPOLOGY or the shipped example
+>>> from kep.topology import load_topology, schema_registry
+>>> topology = load_topology("examples/shop/topology.yaml")  # or $KEP_TOPOLOGY; kep ships no topology
 >>> [tier.topic for tier in topology.group("billing").retry_tiers("orders")]
 ['orders.billing.retry.1s', 'orders.billing.retry.10s', 'orders.billing.retry.1m']
+>>> schema_registry(topology).names()  # the topology's schemas: and $KEP_SCHEMAS
+['kep.orders.OrderPlaced', 'kep.orders.PaymentCaptured']
 """
 
 from kep.topology._actions import (
@@ -30,7 +32,13 @@ from kep.topology.errors import (
     RefusedChangeError,
     TopologyError,
 )
-from kep.topology.loader import check_schema_names, default_topology_path, load_topology, parse_topology
+from kep.topology.loader import (
+    check_schema_names,
+    default_topology_path,
+    load_topology,
+    parse_topology,
+    schema_registry,
+)
 from kep.topology.model import ConsumerGroupSpec, DerivedTopic, RetrySpec, RetryTier, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
 
@@ -68,4 +76,5 @@ __all__ = [
     "parse_topology",
     "plan",
     "require_cluster",
+    "schema_registry",
 ]

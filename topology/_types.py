@@ -41,7 +41,7 @@ def _kafka_name(value: str) -> str:
 
 def _avro_name(value: str) -> str:
     if not _AVRO_NAME.match(value):
-        raise ValueError(f"{value!r} is not an Avro full name like 'kep.orders.OrderPlaced'")
+        raise ValueError(f"{value!r} is not an Avro full name like 'acme.inventory.StockReserved'")
     return value
 
 

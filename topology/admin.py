@@ -1,7 +1,14 @@
 """Reconcile the cluster with a topology: ``plan`` compares, ``apply`` creates, grows and reconfigures.
 
-Idempotent: after ``apply``, a new ``plan`` is empty. kep never deletes topics, never removes partitions,
-never changes a replication factor and never unsets configs that the topology does not mention.
+Idempotent: after ``apply``, a new ``plan`` is empty. kep never deletes topics it did not just create, never
+removes partitions, never changes a replication factor and never unsets configs that the topology does not
+mention.
+
+All or nothing: ``apply`` checks every change before making any (refusals, a replication factor above the
+number of brokers, partition growth through the broker's own validate-only CreatePartitions), then creates
+topics, sets configs and grows partitions last (the one change Kafka cannot undo). When the broker refuses a
+change midway, what this ``apply`` did is undone (topics it created deleted, configs it set put back) and the
+error says so.
 
 >>> result = apply(plan(topology, settings), settings)
 """
@@ -101,24 +108,32 @@ def _same_config(key: str, current: str | None, desired: str) -> bool:
 
 
 def apply(plan: Plan, settings: KafkaSettings, *, timeout: float = 30.0) -> ApplyResult:
-    """Carry out ``plan``: create topics, then grow partitions, then set configs.
+    """Carry out ``plan``, all or nothing: check every change, then create topics, set configs, grow partitions.
 
-    Raises ``RefusedChangeError`` (before touching anything) when the plan has refusals,
-    ``PartitionGrowthUnsupportedError`` when the broker cannot add partitions, and ``ApplyError`` naming the
-    topic and the broker's error for any other failure (``completed`` lists what was done before it).
+    Raises, before changing anything, ``RefusedChangeError`` when the plan has refusals,
+    ``PartitionGrowthUnsupportedError`` when the broker cannot add partitions and ``ApplyError`` for any other
+    change the checks find the cluster would refuse. A change the broker refuses midway raises
+    ``ApplyError`` naming the topic and the broker's error, after undoing what this call did; ``completed``
+    lists what could not be undone (partitions already grown, a failed undo), normally nothing.
     """
     if plan.refusals:
         first = plan.refusals[0]
         lines = "; ".join(refusal.describe() for refusal in plan.refusals)
-        raise RefusedChangeError(f"refusing to apply the plan: {lines}", topic=first.topic)
+        raise RefusedChangeError(
+            f"refusing to apply the plan: {lines}; nothing was changed", topic=first.topic
+        )
     admin = _admin(settings)
-    done: list[Action] = []
     creates = [a for a in plan.actions if isinstance(a, CreateTopic)]
-    created, already = _create_topics(admin, creates, timeout, done)
     grows = [a for a in plan.actions if isinstance(a, IncreasePartitions)]
-    _grow_partitions(admin, grows, timeout, done)
     alters = [a for a in plan.actions if isinstance(a, AlterConfigs)]
-    _alter_configs(admin, alters, timeout, done)
+    _check_before_changing(admin, creates, grows, timeout)
+    done: list[Action] = []
+    try:
+        created, already = _create_topics(admin, creates, timeout, done)
+        _alter_configs(admin, alters, timeout, done)
+        _grow_partitions(admin, grows, timeout, done)
+    except ApplyError as exc:
+        raise _undone(admin, exc, done, timeout) from exc
     _await_visible(admin, [*created, *grows], alters, timeout)
     result = ApplyResult(done=tuple(done), already_existed=tuple(already))
     if result.changed or result.already_existed:
@@ -130,6 +145,125 @@ def apply(plan: Plan, settings: KafkaSettings, *, timeout: float = 30.0) -> Appl
             already_existed=list(result.already_existed),
         )
     return result
+
+
+def _check_before_changing(
+    admin: AdminClient, creates: Sequence[CreateTopic], grows: Sequence[IncreasePartitions], timeout: float
+) -> None:
+    """Raise, having changed nothing, for a change the cluster would refuse: a replication factor above the
+    number of brokers, or partitions the broker cannot add (its validate-only CreatePartitions says so)."""
+    if creates:
+        brokers = _broker_count(admin, creates, timeout)
+        too_wide = [a for a in creates if a.spec.replication_factor > brokers]
+        if too_wide:
+            listing = ", ".join(
+                f"{a.topic} (replication factor {a.spec.replication_factor})" for a in too_wide
+            )
+            raise ApplyError(
+                f"cannot create {listing}: the cluster has {brokers} broker(s); nothing was changed",
+                topic=too_wide[0].topic,
+            )
+    if not grows:
+        return
+    requests = [NewPartitions(a.topic, a.desired) for a in grows]
+    futures = admin.create_partitions(
+        requests, validate_only=True, operation_timeout=timeout, request_timeout=timeout
+    )
+    unsupported: list[IncreasePartitions] = []
+    failures: list[ApplyError] = []
+    for action in grows:
+        refused = _result(futures[action.topic], timeout)
+        if isinstance(refused, KafkaError) and refused.code() == KafkaError._UNSUPPORTED_FEATURE:
+            unsupported.append(action)
+        elif refused is not None:
+            what = f"the broker refuses to grow {action.topic} from {action.current} to {action.desired} partitions"
+            failures.append(_apply_error(what, refused, action.topic, ()))
+    if unsupported:
+        raise _growth_unsupported(unsupported, ())
+    if failures:
+        raise _nothing_changed(_combined(failures, ()))
+
+
+def _broker_count(admin: AdminClient, creates: Sequence[CreateTopic], timeout: float) -> int:
+    try:
+        return len(admin.list_topics(timeout=timeout).brokers)
+    except KafkaException as exc:
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else exc
+        names = ", ".join(a.topic for a in creates)
+        what = f"cannot create topic {names}" if len(creates) == 1 else f"cannot create topics {names}"
+        failed = _apply_error(what, reason, creates[0].topic, ())
+        raise _nothing_changed(failed, " (reading the cluster's brokers)") from exc
+
+
+def _nothing_changed(error: ApplyError, detail: str = "") -> ApplyError:
+    """``error`` saying that nothing was changed (``completed`` empty)."""
+    return type(error)(
+        f"{error}{detail}; nothing was changed", topic=error.topic, code=error.code, name=error.name,
+        retriable=error.retriable, completed=(),
+    )  # fmt: skip
+
+
+def _undone(admin: AdminClient, error: ApplyError, done: list[Action], timeout: float) -> ApplyError:
+    """``error``, after undoing ``done``: delete the topics created, put back the configs set. Partitions
+    cannot be removed, so grown ones (and anything whose undo failed) stay in ``completed``."""
+    if not done:
+        return _nothing_changed(error)
+    alters = [a for a in reversed(done) if isinstance(a, AlterConfigs)]
+    creates = [a for a in done if isinstance(a, CreateTopic)]
+    outcomes: list[tuple[Action, str, KafkaError | Exception | None]] = [
+        *((a, f"configs of {a.topic} put back", failed) for a, failed in _put_back(admin, alters, timeout)),
+        *((a, f"{a.topic} deleted", failed) for a, failed in _delete(admin, creates, timeout)),
+    ]
+    undone = [what for _, what, failed in outcomes if failed is None]
+    problems = [
+        f"not undone: {a.describe()}: {_reason(failed)}" for a, _, failed in outcomes if failed is not None
+    ]
+    grown = [a for a in done if isinstance(a, IncreasePartitions)]
+    left = [*(a for a, _, failed in outcomes if failed is not None), *grown]
+    message = f"{error}; undone: {', '.join(undone) or 'nothing'}"
+    if grown:
+        message += "; partitions cannot be removed: " + ", ".join(a.describe() for a in grown)
+    if problems:
+        message += "; " + "; ".join(problems)
+    log.warning("topology apply undone", error=str(error), undone=undone, left=[a.describe() for a in left])
+    return type(error)(
+        message, topic=error.topic, code=error.code, name=error.name, retriable=error.retriable,
+        completed=[a.describe() for a in left],
+    )  # fmt: skip
+
+
+def _put_back(
+    admin: AdminClient, alters: Sequence[AlterConfigs], timeout: float
+) -> list[tuple[AlterConfigs, KafkaError | Exception | None]]:
+    """Set each changed config back to its value before (delete it where it had none)."""
+    outcomes = []
+    for action in alters:
+        entries = [
+            ConfigEntry(c.key, c.current, incremental_operation=AlterConfigOpType.SET)
+            if c.current is not None
+            else ConfigEntry(c.key, None, incremental_operation=AlterConfigOpType.DELETE)
+            for c in action.changes
+        ]
+        resource = ConfigResource(ResourceType.TOPIC, action.topic, incremental_configs=entries)
+        futures = admin.incremental_alter_configs([resource], request_timeout=timeout)
+        outcomes.append((action, _result(next(iter(futures.values())), timeout)))
+    return outcomes
+
+
+def _delete(
+    admin: AdminClient, creates: Sequence[CreateTopic], timeout: float
+) -> list[tuple[CreateTopic, KafkaError | Exception | None]]:
+    """Delete the topics this apply created."""
+    if not creates:
+        return []
+    futures = admin.delete_topics(
+        [a.topic for a in creates], operation_timeout=timeout, request_timeout=timeout
+    )
+    return [(action, _result(futures[action.topic], timeout)) for action in creates]
+
+
+def _reason(error: KafkaError | Exception) -> str:
+    return f"{error.name()}: {error.str()}" if isinstance(error, KafkaError) else str(error)
 
 
 def _create_topics(
@@ -205,6 +339,8 @@ def _growth_unsupported(
             f"the broker cannot grow partitions: {why}; topics: {listing}; recreate them with the new "
             "counts or keep the current ones"
         )
+    if not done:
+        message += "; nothing was changed"
     return PartitionGrowthUnsupportedError(
         message,
         topic=actions[0].topic,

@@ -8,7 +8,7 @@ Hierarchy::
     └── AdminError                 reading or changing the cluster failed; ``code``/``name`` of the KafkaError
         ├── ClusterUnreachableError  the cluster does not answer at its bootstrap address (names it)
         ├── PlanError              the cluster state could not be read for a plan
-        └── ApplyError             a plan could not be carried out; names the topic
+        └── ApplyError             a plan could not be carried out (and what it did was undone); names the topic
             ├── RefusedChangeError                the plan shrinks partitions or changes a replication factor
             └── PartitionGrowthUnsupportedError   the broker cannot add partitions (no CreatePartitions)
 """
@@ -131,7 +131,9 @@ class PlanError(AdminError):
 
 
 class ApplyError(AdminError):
-    """An action of a plan failed. ``completed`` lists the actions carried out before it, in order."""
+    """An action of a plan failed, or would: ``apply`` checks before changing anything and undoes what it did
+    when the broker refuses a change midway. ``completed`` lists what stays done (normally nothing: partitions
+    already grown, or an undo that failed)."""
 
     def __init__(
         self,

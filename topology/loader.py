@@ -1,6 +1,8 @@
 """Load a topology from YAML. Every error names the file, the path inside it, the line and the reason.
 
-``load_topology()`` reads ``$KEP_TOPOLOGY`` when set, otherwise the shipped ``topology/topology.yaml``.
+``load_topology(path)`` reads ``path``, or ``$KEP_TOPOLOGY`` when no path is given; kep ships no topology, so
+with neither it raises ``TopologyError`` saying so. The topology's ``schemas:`` paths are resolved against
+the file's directory and must exist; ``schema_registry(topology)`` reads them together with ``KEP_SCHEMAS``.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,44 +17,77 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from kep.schemas.errors import SchemaError
+from kep.schemas.registry import LocalSchemaRegistry, schema_paths_from_env
 from kep.topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 
-__all__ = ["ENV_VAR", "check_schema_names", "default_topology_path", "load_topology", "parse_topology"]
+__all__ = [
+    "ENV_VAR",
+    "NO_TOPOLOGY",
+    "check_schema_names",
+    "default_topology_path",
+    "load_topology",
+    "parse_topology",
+    "schema_registry",
+]
 
 ENV_VAR = "KEP_TOPOLOGY"
+NO_TOPOLOGY = (
+    "no topology: pass --topology FILE or set KEP_TOPOLOGY (kep ships none; a topology lists your topics, "
+    "consumer groups and where your .avsc schemas are)"
+)
 _KNOWN_KEYS = sorted({f for m in (Topology, TopicSpec, ConsumerGroupSpec, RetrySpec) for f in m.model_fields})
 
 
-def default_topology_path() -> Path:
-    """``$KEP_TOPOLOGY`` when set, otherwise the example shipped in the package."""
+def default_topology_path() -> Path | None:
+    """``$KEP_TOPOLOGY`` when set, else None: there is no default topology."""
     configured = os.environ.get(ENV_VAR)
-    if configured:
-        return Path(configured)
-    return Path(str(resources.files("kep.topology").joinpath("topology.yaml")))
+    return Path(configured) if configured else None
 
 
 def load_topology(path: str | Path | None = None, *, check_schemas: bool = False) -> Topology:
-    """Read and validate a topology file (``None``: see ``default_topology_path``).
+    """Read and validate a topology file (``None``: ``$KEP_TOPOLOGY``; ``TopologyError`` when unset).
 
-    ``check_schemas`` also checks every ``value_schema`` against the local schema registry.
-    Raises ``TopologyError``.
+    Relative ``schemas:`` paths are resolved against the file's directory. ``check_schemas`` also checks every
+    ``value_schema`` against the topology's schemas and ``KEP_SCHEMAS``. Raises ``TopologyError``.
     """
     source = Path(path) if path is not None else default_topology_path()
+    if source is None:
+        raise TopologyError(NO_TOPOLOGY)
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TopologyError(f"{source}: no such topology file", source=str(source)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TopologyError(f"{source}: cannot read topology file: {exc}", source=str(source)) from exc
-    topology = parse_topology(text, source=str(source))
+    topology = parse_topology(text, source=str(source), base=source.parent)
     if check_schemas:
-        check_schema_names(topology, _registry_names(), source=str(source))
+        check_schema_names(
+            topology, schema_registry(topology, source=str(source)).names(), source=str(source)
+        )
     return topology
 
 
-def parse_topology(text: str, *, source: str = "<string>") -> Topology:
-    """Validate YAML text as a topology; ``source`` names it in errors."""
+def schema_registry(topology: Topology | None = None, *, source: str | None = None) -> LocalSchemaRegistry:
+    """The schemas of ``topology`` (its ``schemas:`` paths) and of ``KEP_SCHEMAS``, in that order.
+
+    A schema file that cannot be read or parsed is a ``TopologyError`` naming the file (``source`` names the
+    topology in it).
+    """
+    paths = [*(Path(p) for p in (topology.schemas if topology is not None else ())), *schema_paths_from_env()]
+    try:
+        return LocalSchemaRegistry(*paths)
+    except SchemaError as exc:
+        where = f"{source}: " if source else ""
+        raise TopologyError(f"{where}schemas: {exc}", source=source) from exc
+
+
+def parse_topology(text: str, *, source: str = "<string>", base: Path | None = None) -> Topology:
+    """Validate YAML text as a topology; ``source`` names it in errors.
+
+    With ``base``, relative ``schemas:`` paths are resolved against it and must exist.
+    """
     node = _compose(text, source)
     if node is None:
         empty = Problem("", "the file is empty; expected 'topics' and 'groups'")
@@ -67,15 +101,33 @@ def parse_topology(text: str, *, source: str = "<string>") -> Topology:
         problem = Problem("", reason, node.start_mark.line + 1)
         raise TopologyError.from_problems(source, [problem])
     try:
-        return Topology.model_validate(data)
+        topology = Topology.model_validate(data)
     except ValidationError as exc:
         raise TopologyError.from_problems(source, _problems(exc, node)) from exc
+    return topology if base is None else _with_schema_paths(topology, base, source, node)
+
+
+def _with_schema_paths(topology: Topology, base: Path, source: str, root: yaml.Node) -> Topology:
+    """``topology`` with its ``schemas:`` resolved against ``base``; each path must exist."""
+    resolved = [base / path for path in topology.schemas]
+    missing = [
+        Problem(
+            format_loc(("schemas", index) if len(resolved) > 1 else ("schemas",)),
+            f"{path} does not exist (schema paths are relative to the topology file)",
+            _line(root, ("schemas", index) if len(resolved) > 1 else ("schemas",)),
+        )
+        for index, path in enumerate(resolved)
+        if not path.exists()
+    ]
+    if missing:
+        raise TopologyError.from_problems(source, missing)
+    return topology.model_copy(update={"schemas": tuple(str(path) for path in resolved)})
 
 
 def check_schema_names(topology: Topology, known: Iterable[str], *, source: str | None = None) -> None:
     """Raise ``TopologyError`` naming each ``topics[i].value_schema[j]`` that is not in ``known``."""
     names = set(known)
-    listing = ", ".join(sorted(names)) or "none"
+    listing = ", ".join(sorted(names)) or "none: list schema paths under 'schemas:' or in KEP_SCHEMAS"
     problems = [
         Problem(format_loc(("topics", t, "value_schema", s)), f"unknown schema {name!r} (known: {listing})")
         for t, spec in enumerate(topology.topics)
@@ -84,12 +136,6 @@ def check_schema_names(topology: Topology, known: Iterable[str], *, source: str 
     ]
     if problems:
         raise TopologyError.from_problems(source, problems)
-
-
-def _registry_names() -> list[str]:
-    from kep.schemas.registry import LocalSchemaRegistry
-
-    return list(LocalSchemaRegistry.default().names())
 
 
 def _compose(text: str, source: str) -> yaml.Node | None:

@@ -138,14 +138,29 @@ class DerivedTopic(FrozenModel):
 class Topology(FrozenModel):
     """Declared topics, the consumer groups reading them, and configs for the derived topics.
 
+    ``schemas``: where the ``.avsc`` files of the topics' events are, directories or files (one path or a
+    list); ``load_topology`` resolves relative paths against the topology file's directory.
     ``retry_topic_configs`` and ``dead_letter_topic_configs`` are laid over the defaults
     (``cleanup.policy=delete``; retention 7 days for retry topics, 28 days for dead letters).
     """
 
+    schemas: tuple[str, ...] = ()
     topics: tuple[TopicSpec, ...] = ()
     groups: tuple[ConsumerGroupSpec, ...] = ()
     retry_topic_configs: TopicConfigs = Field(default_factory=dict)
     dead_letter_topic_configs: TopicConfigs = Field(default_factory=dict)
+
+    @field_validator("schemas", mode="before")
+    @classmethod
+    def _one_path_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("schemas")
+    @classmethod
+    def _no_empty_path(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not path.strip() for path in value):
+            raise ValueError("a schema path must not be empty")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:

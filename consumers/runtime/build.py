@@ -18,6 +18,7 @@ from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
 from kep.schemas.codec import codec_for
 from kep.schemas.settings import SchemaRegistrySettings
+from kep.topology.loader import schema_registry as local_schemas
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
@@ -48,7 +49,7 @@ def build_worker(
     processor = Processor(
         app=app,
         group=plan.group,
-        codec=codec_for(settings.schema_registry_url, settings=schema_registry),
+        codec=codec_for(settings.schema_registry_url, local_schemas(plan.topology), settings=schema_registry),
         store=store,
         failures=_router(app, plan, metrics),
         metrics=metrics,

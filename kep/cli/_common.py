@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 
+from kep.schemas.errors import KepError
 from kep.schemas.settings import settings_problems
 from kep.topology.cluster import require_cluster
 from kep.topology.errors import AdminError
@@ -39,7 +41,7 @@ BootstrapOption = Annotated[
 TopologyOption = Annotated[
     Path | None,
     typer.Option(
-        "--topology", "-t", envvar="KEP_TOPOLOGY", help="Topology YAML file (default: the shipped one)."
+        "--topology", "-t", envvar="KEP_TOPOLOGY", help="Topology YAML file (required: kep ships none)."
     ),
 ]
 
@@ -49,6 +51,34 @@ def caller_modules_importable() -> None:
     ``KEP_KAFKA_OAUTH_CB=mymodule:token`` find the caller's modules."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+ImportOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--import",
+        "-i",
+        help="Module defining hand-written event models (e.g. inventory.models), imported from the current "
+        "directory; repeatable. Without it, models are built from the .avsc schemas.",
+        show_default=False,
+    ),
+]
+
+
+def import_modules(modules: list[str] | None) -> None:
+    """Import the service's modules that define hand-written event models (defining a model registers it),
+    finding them from the current directory as ``kep run`` does; exit 2 naming a module that fails."""
+    if not modules:
+        return
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            fail(f"--import {name}: cannot import it: {exc}")
+        except KepError as exc:
+            fail(f"--import {name}: {exc}")
 
 
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:

@@ -13,7 +13,10 @@ from kep.broker import BrokerError, EmbeddedBroker
 def command(
     port: int = typer.Option(9092, "--port", "-p", help="Port on 127.0.0.1 to listen on."),
 ) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu) on loopback until Ctrl-C."""
+    """Run the embedded Kafka-protocol broker (Tansu) on loopback until Ctrl-C.
+
+    It comes with kep-kafka's optional extra 'embedded' (tests and demos only; not in the image).
+    """
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

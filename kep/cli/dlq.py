@@ -26,7 +26,7 @@ from kep.consumers.dlq import (
 from kep.consumers.dlq.show import iso_ms
 from kep.schemas.codec import codec_for
 from kep.schemas.errors import KepError
-from kep.topology.loader import load_topology
+from kep.topology.loader import default_topology_path, load_topology, schema_registry
 
 app = typer.Typer(help="Dead letters: list, show and replay.", no_args_is_help=True)
 
@@ -94,15 +94,21 @@ def show(
         str | None, typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL")
     ] = None,
     bootstrap_servers: BootstrapOption = None,
+    topology: TopologyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Dead letters with their decoded event (hex when undecodable), error, traceback and provenance."""
+    """Dead letters with their decoded event (hex when undecodable), error, traceback and provenance.
+
+    Events are decoded with the topology's schemas (``--topology`` or ``KEP_TOPOLOGY``) and ``KEP_SCHEMAS``.
+    """
     count = limit if limit is not None else (1 if offset is not None else 10)
     try:
+        source = topology or default_topology_path()
+        schemas = schema_registry(load_topology(source) if source is not None else None)
         records = fetch_records(
             cluster_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
         )
-        codec = codec_for(registry_url)
+        codec = codec_for(registry_url, schemas)
         try:
             views = [describe(record, codec) for record in records]
         finally:

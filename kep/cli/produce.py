@@ -1,4 +1,8 @@
-"""``kep produce TOPIC``: send generated sample events, or the events of a JSON-lines file, to a topic."""
+"""``kep produce TOPIC``: send generated sample events, or the events of a JSON-lines file, to a topic.
+
+The event types are the topic's ``value_schema``; their models come from the topology's schemas (and
+``KEP_SCHEMAS``): built from the ``.avsc``, or hand-written ones from the modules given with ``--import``.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +19,24 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, err_console, fail
+from kep.cli._common import (
+    BootstrapOption,
+    ImportOption,
+    TopologyOption,
+    cluster_settings,
+    console,
+    err_console,
+    fail,
+    import_modules,
+)
 from kep.producers import DeliveryError, DeliveryReport, EventProducer
 from kep.producers.jsonl import BadLine, read_events
-from kep.producers.sample import SampleKind, iter_sample_events
+from kep.producers.sample import iter_sample_events
 from kep.schemas.errors import KepError
-from kep.schemas.events import Event, event_type_for
+from kep.schemas.events import Event
+from kep.schemas.registry import LocalSchemaRegistry
 from kep.topology.model import TopicSpec
 
-_SAMPLE_KINDS: dict[str, SampleKind] = {
-    "kep.orders.OrderPlaced": "orders",
-    "kep.orders.PaymentCaptured": "payments",
-}
 _MAX_ERRORS_SHOWN = 5
 _MAX_BAD_LINES_SHOWN = 20
 
@@ -73,7 +83,9 @@ class _Pacer:
             self._poll(min(ahead, 0.2))
 
 
-def _event_models(spec: TopicSpec, event_type: str | None) -> list[type[Event]]:
+def _event_models(
+    spec: TopicSpec, event_type: str | None, registry: LocalSchemaRegistry
+) -> list[type[Event]]:
     carried = list(spec.value_schema)
     if event_type is not None:
         matches = [name for name in carried if name == event_type or name.rsplit(".", 1)[-1] == event_type]
@@ -85,21 +97,13 @@ def _event_models(spec: TopicSpec, event_type: str | None) -> list[type[Event]]:
     if not carried:
         fail(f"topic {spec.name!r} declares no value_schema, so kep does not know what to send to it")
     try:
-        return [event_type_for(name) for name in carried]
+        return [registry.model(name) for name in carried]
     except KepError as exc:
         fail(str(exc))
 
 
-def _sample_kind(models: list[type[Event]]) -> SampleKind:
-    kinds = {_SAMPLE_KINDS.get(model.avro_name) for model in models}
-    if None in kinds:
-        unknown = ", ".join(m.avro_name for m in models if m.avro_name not in _SAMPLE_KINDS)
-        fail(f"no sample generator for {unknown}; pass --file with JSON lines")
-    return "mixed" if len(kinds) > 1 else kinds.pop()  # type: ignore[return-value]
-
-
 def _generated(models: list[type[Event]], count: int, seed: int) -> Iterator[Event]:
-    for index, event in enumerate(iter_sample_events(seed, _sample_kind(models))):
+    for index, event in enumerate(iter_sample_events(models, seed)):
         if index >= count:
             return
         yield event
@@ -203,6 +207,7 @@ def command(
         str | None,
         typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent schema registry."),
     ] = None,
+    imports: ImportOption = None,
 ) -> None:
     """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.
 
@@ -211,15 +216,17 @@ def command(
     line is bad.
     """
     from kep.schemas.codec import codec_for
-    from kep.topology import load_topology
+    from kep.topology import load_topology, schema_registry
 
+    import_modules(imports)
     try:
         topology = load_topology(topology_file)
         spec = topology.topic(topic)
-        codec = codec_for(registry_url)
+        registry = schema_registry(topology)
+        codec = codec_for(registry_url, registry)
     except KepError as exc:
         fail(str(exc))
-    models = _event_models(spec, event_type)
+    models = _event_models(spec, event_type, registry)
     bad = _BadLines()
     if file is not None:
         if not file.is_file():

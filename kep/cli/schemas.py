@@ -1,4 +1,9 @@
-"""``kep schemas``: list the Avro schemas, check their compatibility, export a model's schema."""
+"""``kep schemas``: list a service's Avro schemas, check their compatibility and models, export a model's schema.
+
+The schemas are the ``--dir`` paths when given, else the topology's ``schemas:`` (``--topology`` or
+``KEP_TOPOLOGY``) and ``KEP_SCHEMAS``. ``--import MODULE`` imports the modules that define hand-written models
+(from the current directory), so ``check`` compares them with their schemas and ``export`` finds them.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,20 @@ import typer
 from rich import box
 from rich.table import Table
 
-from kep.cli._common import console, err_console, fail
+from kep.cli._common import ImportOption, TopologyOption, console, err_console, fail, import_modules
 from kep.schemas.compat import VersionCheck, check_registry
-from kep.schemas.errors import SchemaError
+from kep.schemas.errors import KepError, SchemaError
 from kep.schemas.events import event_type_for, event_types
+from kep.schemas.generated import model_from_schema
 from kep.schemas.model_schema import avro_schema, schema_drift
 from kep.schemas.registry import LocalSchemaRegistry
+from kep.topology.loader import default_topology_path, load_topology, schema_registry
+from kep.topology.model import Topology
 
-app = typer.Typer(help="Avro schemas: list them, check compatibility between versions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Avro schemas: list them, check compatibility between versions and models, export a model's schema.",
+    no_args_is_help=True,
+)
 
 
 class Mode(StrEnum):
@@ -28,28 +39,52 @@ class Mode(StrEnum):
 
 
 DirOption = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "--dir",
         "-d",
-        help="Directory of <name>.v<version>.avsc files (default: the packaged schemas).",
+        help="Directory (or file) of <name>.v<version>.avsc schemas; repeatable. Default: the topology's "
+        "schemas: and KEP_SCHEMAS.",
         show_default=False,
-        file_okay=False,
     ),
 ]
 
 
-def _registry(directory: Path | None) -> LocalSchemaRegistry:
+def _registry(directories: list[Path] | None, topology: Path | None) -> LocalSchemaRegistry:
+    """``--dir`` paths, else the topology's schemas (when there is a topology) and ``KEP_SCHEMAS``."""
+    return _schemas(directories, topology)[0]
+
+
+def _schemas(
+    directories: list[Path] | None, topology: Path | None
+) -> tuple[LocalSchemaRegistry, Topology | None]:
+    """The registry (as ``_registry``) and the topology, when there is one."""
+    spec = None
     try:
-        return LocalSchemaRegistry(directory) if directory else LocalSchemaRegistry.default()
-    except SchemaError as exc:
+        source = topology or default_topology_path()
+        if source is not None:
+            spec = load_topology(source)
+        if directories:
+            registry = LocalSchemaRegistry(*directories)
+        else:
+            registry = schema_registry(spec, source=str(source) if source else None)
+    except KepError as exc:
         fail(str(exc))
+    if not registry.sources:
+        fail(
+            "no schemas: pass --dir DIR, set KEP_SCHEMAS, or give a topology (--topology or KEP_TOPOLOGY) "
+            "whose 'schemas:' lists them"
+        )
+    return registry, spec
 
 
 @app.command("list")
-def list_schemas(directory: DirOption = None) -> None:
+def list_schemas(
+    directory: DirOption = None, topology: TopologyOption = None, imports: ImportOption = None
+) -> None:
     """Every schema: its versions, their CRC-64-AVRO fingerprints and the event model it maps to."""
-    registry = _registry(directory)
+    registry = _registry(directory, topology)
+    import_modules(imports)
     models = event_types()
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("name", style="bold", no_wrap=True)
@@ -60,8 +95,9 @@ def list_schemas(directory: DirOption = None) -> None:
         versions = registry.versions(name)
         prints = "\n".join(f"v{v} {registry.get(name, v).fingerprint_hex}" for v in versions)
         model = models.get(name)
-        table.add_row(name, ", ".join(str(v) for v in versions), prints, model.__name__ if model else "-")
-    console.print(f"Avro schemas in {registry.directory}", highlight=False, soft_wrap=True)
+        shown = f"{model.__module__}.{model.__qualname__}" if model else "(built from the schema)"
+        table.add_row(name, ", ".join(str(v) for v in versions), prints, shown)
+    console.print(f"Avro schemas in {registry.where}", highlight=False, soft_wrap=True)
     console.print(table)
 
 
@@ -72,15 +108,23 @@ def check(
         typer.Option("--mode", "-m", case_sensitive=False, help="Compatibility between consecutive versions"),
     ] = Mode.backward,
     directory: DirOption = None,
+    topology: TopologyOption = None,
+    imports: ImportOption = None,
     models: Annotated[
         bool,
-        typer.Option("--models/--no-models", help="Also check each event model against its newest schema."),
+        typer.Option(
+            "--models/--no-models",
+            help="Also check each hand-written model against its newest schema, and that kep can build a model "
+            "of every other event type the topology's topics carry.",
+        ),
     ] = True,
 ) -> None:
     """Check consecutive versions of every schema; exit 1 naming the schema, versions and field that break."""
-    registry = _registry(directory)
+    registry, spec = _schemas(directory, topology)
+    import_modules(imports)
     checks = check_registry(registry, mode.value.upper())
-    drift = _model_drift(registry) if models else []
+    events = {name for topic in spec.topics for name in topic.value_schema} if spec is not None else set()
+    drift = _model_drift(registry, events) if models else []
     for result in checks:
         _print_check(result)
     failed = [result for result in checks if not result.ok]
@@ -89,7 +133,7 @@ def check(
     if failed or drift:
         err_console.print(
             f"[red]error:[/red] {len(failed)} of {len(checks)} version pair(s) break {mode.value.upper()} "
-            f"compatibility; {len(drift)} model(s) differ from their newest schema",
+            f"compatibility; {len(drift)} model problem(s)",
             highlight=False,
             soft_wrap=True,
         )
@@ -103,8 +147,13 @@ def check(
 
 
 @app.command("export")
-def export(name: Annotated[str, typer.Argument(help="Avro full name, e.g. kep.orders.OrderPlaced.")]) -> None:
-    """Print the schema an event model implies (save it as the next .avsc version when the model changes)."""
+def export(
+    name: Annotated[str, typer.Argument(help="Avro full name, e.g. acme.inventory.StockReserved.")],
+    imports: ImportOption = None,
+) -> None:
+    """Print the schema a hand-written event model implies (save it as the next .avsc version when the model
+    changes). Import the module defining the model with --import."""
+    import_modules(imports)
     try:
         model = event_type_for(name)
     except SchemaError as exc:
@@ -122,14 +171,22 @@ def _print_check(result: VersionCheck) -> None:
         err_console.print(f"       {item}", highlight=False, soft_wrap=True)
 
 
-def _model_drift(registry: LocalSchemaRegistry) -> list[str]:
+def _model_drift(registry: LocalSchemaRegistry, events: set[str]) -> list[str]:
+    """Hand-written models that differ from their newest schema; event types (``events``, the names the
+    topology's topics carry) without a hand-written model that kep cannot build a model of."""
     lines = []
-    for name, model in sorted(event_types().items()):
-        if name not in registry.names():
-            continue
+    written = event_types()
+    for name in registry.names():
         newest = registry.latest(name)
-        reason = schema_drift(model, newest.schema)
-        if reason is not None:
-            where = f"{name} v{newest.version} ({newest.path})"
-            lines.append(f"{where}: {reason} ({model.__module__}.{model.__name__})")
+        where = f"{name} v{newest.version} ({newest.path})"
+        model = written.get(name)
+        if model is not None:
+            reason = schema_drift(model, newest.schema)
+            if reason is not None:
+                lines.append(f"{where}: {reason} ({model.__module__}.{model.__name__})")
+        elif name in events:
+            try:
+                model_from_schema(newest.schema)
+            except SchemaError as exc:
+                lines.append(f"{where}: no event model can be built from it: {exc}")
     return lines

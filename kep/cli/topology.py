@@ -18,12 +18,13 @@ from kep.topology import (
     Topology,
     TopologyError,
     apply,
-    check_schema_names,
     default_topology_path,
     format_duration,
     load_topology,
     plan,
+    schema_registry,
 )
+from kep.topology.loader import NO_TOPOLOGY
 
 app = typer.Typer(
     help="Topics, consumer groups and their retry and dead-letter topics: validate, show, plan, apply.",
@@ -31,10 +32,15 @@ app = typer.Typer(
 )
 
 
-def _load(path: Path | None) -> tuple[Topology, Path]:
+def _load(path: Path | None, *, check_schemas: bool = True) -> tuple[Topology, Path]:
+    """The topology at ``path`` (or ``$KEP_TOPOLOGY``); exit 2 naming the problem when there is none or it is
+    not valid. ``check_schemas``: every ``value_schema`` must name a schema of the topology's ``schemas:`` or
+    ``KEP_SCHEMAS``, as ``validate`` checks (``plan`` and ``apply`` check exactly the same)."""
     source = path or default_topology_path()
+    if source is None:
+        fail(NO_TOPOLOGY, 2)
     try:
-        return load_topology(source), source
+        return load_topology(source, check_schemas=check_schemas), source
     except TopologyError as exc:
         fail(str(exc), 2)
 
@@ -43,20 +49,12 @@ def _load(path: Path | None) -> tuple[Topology, Path]:
 def validate_command(topology: TopologyOption = None) -> None:
     """Check the topology file offline: syntax, types, names, durations, references and schema names."""
     spec, source = _load(topology)
-    try:
-        from kep.schemas.registry import LocalSchemaRegistry
-    except ImportError:  # pragma: no cover - the schemas package ships with kep
-        checked = "schema names not checked (no local schema registry)"
-    else:
-        try:
-            check_schema_names(spec, LocalSchemaRegistry.default().names(), source=str(source))
-        except TopologyError as exc:
-            fail(str(exc), 2)
-        checked = "schema names checked"
+    registry = schema_registry(spec)  # already read once by _load: valid
     derived = len(spec.derived_topics())
     console.print(
         f"{source}: valid: {len(spec.topics)} topics, {len(spec.groups)} groups, "
-        f"{derived} retry and dead-letter topics; {checked}",
+        f"{derived} retry and dead-letter topics; schema names checked against {len(registry.names())} "
+        f"schema(s) in {registry.where}",
         highlight=False,
     )
 
@@ -64,7 +62,7 @@ def validate_command(topology: TopologyOption = None) -> None:
 @app.command("show")
 def show_command(topology: TopologyOption = None) -> None:
     """List every topic the topology implies, including derived retry and dead-letter topics."""
-    spec, _ = _load(topology)
+    spec, _ = _load(topology, check_schemas=False)
     table = Table(title="topics", title_justify="left")
     table.add_column("topic", no_wrap=True)
     for column in ("kind", "partitions", "rf", "group", "delay"):

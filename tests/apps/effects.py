@@ -15,7 +15,7 @@ from typing import Any
 
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
 
 TOPIC = os.environ.get("KEP_TEST_TOPIC", "orders")
 EFFECTS = os.environ.get("KEP_TEST_EFFECTS", "effects")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kep.producers.producer import EventProducer
-from kep.schemas.orders import LineItem, OrderPlaced
+from shop.orders import LineItem, OrderPlaced
 from tests.support.processes import effects_worker
 from tests.support.runtime import applied_topology
 from tests.support.wait import wait_until

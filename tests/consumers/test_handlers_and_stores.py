@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,11 @@ from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency.base import ClaimState
 from kep.consumers.idempotency.memory import MemoryStore
 from kep.consumers.runtime.build import build_worker
-from kep.schemas.orders import OrderPlaced
-from tests.support.runtime import applied_topology, produce_orders, running, settings
+from kep.producers import EventProducer
+from kep.topology import KafkaSettings, admin, load_topology, schema_registry
+from shop.orders import OrderPlaced
+from tests.support.kafka import unique
+from tests.support.runtime import Setup, applied_topology, produce_orders, running, settings
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,6 +42,49 @@ def test_async_handlers_run_on_the_event_loop(kafka: str) -> None:
     with running(app, setup):
         wait_until(lambda: len(seen) == len(events), timeout=30, message="async handler ran for every event")
     assert sorted(seen) == sorted(e.event_id for e in events)
+
+
+def test_a_worker_reads_the_topology_schemas_into_models_built_from_them(
+    kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")  # only the topology's own schemas:
+    (tmp_path / "events").mkdir()
+    schema = {
+        "type": "record", "name": "StockReserved", "namespace": "acme.tests.stock",
+        "fields": [
+            {"name": "event_id", "type": "string"},
+            {"name": "occurred_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "sku", "type": "string"},
+            {"name": "quantity", "type": "int"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "events" / "acme.tests.stock.StockReserved.v1.avsc").write_text(json.dumps(schema))
+    topic, group = unique("stock"), unique("grp")
+    (tmp_path / "topology.yaml").write_text(
+        f"schemas: events\ntopics:\n  - {{name: {topic}, partitions: 2, value_schema: acme.tests.stock.StockReserved,"
+        f" key_field: sku}}\ngroups:\n  - {{name: {group}, topics: [{topic}]}}\n"
+    )
+    topology = load_topology(tmp_path / "topology.yaml", check_schemas=True)
+    kafka_settings = KafkaSettings(bootstrap_servers=kafka)
+    admin.apply(admin.plan(topology, kafka_settings), kafka_settings)
+    model = schema_registry(topology).model("acme.tests.stock.StockReserved")
+    events = [model(sku=f"S-{n % 3}", quantity=n) for n in range(12)]
+    with EventProducer(kafka_settings, topology) as producer:
+        for event in events:
+            producer.publish(event)
+        assert producer.flush(30) == 0
+    app = App(group)
+    seen: list[Any] = []
+
+    @app.handler(event="acme.tests.stock.StockReserved")
+    def reserve(event: Any, ctx: MessageContext) -> None:
+        seen.append(event)
+
+    setup = Setup(kafka_settings, topology, topic, group)
+    with running(app, setup):
+        wait_until(lambda: len(seen) == len(events), timeout=30, message="every reservation handled")
+    assert {type(event) for event in seen} == {model}
+    assert sorted(e.quantity for e in seen) == list(range(12))
 
 
 def test_a_static_member_consumes(kafka: str) -> None:

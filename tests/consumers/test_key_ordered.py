@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.producers.producer import EventProducer
-from kep.schemas.orders import LineItem, OrderPlaced
+from shop.orders import LineItem, OrderPlaced
 from tests.support.runtime import applied_topology, running
 from tests.support.wait import wait_until
 

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.producers import headers as h
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
 from tests.support.kafka import read_records
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until

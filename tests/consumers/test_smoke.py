@@ -4,7 +4,7 @@ import pytest
 
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.consumers.metrics import MetricsServer
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
 from tests.support.kafka import read_records
 from tests.support.runtime import applied_topology, produce_orders, running
 from tests.support.wait import wait_until

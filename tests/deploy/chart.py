@@ -21,7 +21,9 @@ SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").g
 NO_PYTHON = 3  # scripts/helm-venv.sh: no Python >= 3.10 to run helm-python-sdk
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_BILLING = {"name": "billing", "handler": "kep.consumers.examples.billing:app"}
+#: The service every scenario renders over: the shop example (its image, topology file and billing group).
+BASE_VALUES = REPO / "examples" / "shop" / "helm-values.yaml"
+_BILLING = {"name": "billing", "handler": "shop.billing:app"}
 
 # Values the tests render besides the ci/ scenarios: the render must fail, or show one behaviour.
 EXTRA_CASES: dict[str, dict[str, Any]] = {
@@ -38,7 +40,13 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
     "duplicate-groups": {"consumerGroups": [_BILLING, _BILLING]},
     "unknown-key": {"worker": {"replica": 3}},
     "config-sets-managed-key": {"worker": {"config": {"drain_timeout_s": 5}}},
-    "topology-changed": {"topology": {"content": "topics:\n  - name: orders\n    partitions: 12\n"}},
+    # The topology as YAML in the values instead of a file in the image: the chart keeps it in ConfigMaps.
+    "topology-changed": {
+        "topology": {"file": "", "content": "topics:\n  - name: orders\n    partitions: 12\n"}
+    },
+    "topology-file-moved": {"topology": {"file": "/srv/shop/other-topology.yaml"}},
+    "topology-both": {"topology": {"content": "topics: []\n"}},
+    "no-topology": {"topology": {"file": ""}},
     # Two groups: billing on KEDA's prometheus trigger without a PodDisruptionBudget, shipping on KEDA's kafka
     # trigger (no credentials) with the default budget.
     "two-groups": {
@@ -50,7 +58,7 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
             },
             {
                 "name": "shipping",
-                "handler": "kep.consumers.examples.shipping:app",
+                "handler": "shop.shipping:app",
                 "autoscaling": {
                     "keda": {
                         "enabled": True,
@@ -129,7 +137,15 @@ def render_chart(python: Path, out: Path) -> Rendered:
         path.write_text(yaml.safe_dump(values, sort_keys=False))
         args += ["--case", f"{name}={path}"]
     proc = subprocess.run(
-        [str(python), str(REPO / "scripts" / "helm_chart.py"), str(CHART), str(out), *args],
+        [
+            str(python),
+            str(REPO / "scripts" / "helm_chart.py"),
+            str(CHART),
+            str(out),
+            "--base",
+            str(BASE_VALUES),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -28,8 +28,8 @@ def test_each_consumer_group_runs_kep_run_in_its_own_deployment(chart: Rendered)
     deployments = {d["metadata"]["name"]: d for d in chart.kinds("two-groups", "Deployment")}
     assert set(deployments) == {"kep-billing", "kep-shipping", "kep-lag-exporter"}
     for group, handler in (
-        ("billing", "kep.consumers.examples.billing:app"),
-        ("shipping", "kep.consumers.examples.shipping:app"),
+        ("billing", "shop.billing:app"),
+        ("shipping", "shop.shipping:app"),
     ):
         (container,) = pod_spec(deployments[f"kep-{group}"])["containers"]
         assert container["args"][:2] == ["run", handler]
@@ -155,8 +155,8 @@ def test_two_groups_with_one_name_fail_the_render(chart: Rendered) -> None:
 
 
 def test_topology_is_applied_by_a_pre_install_and_pre_upgrade_hook_job(chart: Rendered) -> None:
-    job = chart.one("default", "Job", "kep-topology-apply")
-    hook_config = chart.one("default", "ConfigMap", "kep-topology-apply")
+    job = chart.one("topology-changed", "Job", "kep-topology-apply")
+    hook_config = chart.one("topology-changed", "ConfigMap", "kep-topology-apply")
     for hook in (job, hook_config):
         assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     weight = int(hook_config["metadata"]["annotations"]["helm.sh/hook-weight"])
@@ -167,10 +167,31 @@ def test_topology_is_applied_by_a_pre_install_and_pre_upgrade_hook_job(chart: Re
     assert container["args"] == ["topology", "apply", "--topology", "/etc/kep/topology/topology.yaml"]
     (volume,) = [v for v in spec["volumes"] if v["name"] == "topology"]
     assert volume["configMap"]["name"] == "kep-topology-apply"
-    workers_copy = chart.one("default", "ConfigMap", "kep-topology")
+    workers_copy = chart.one("topology-changed", "ConfigMap", "kep-topology")
     assert hook_config["data"] == workers_copy["data"]
     assert "helm.sh/hook" not in workers_copy["metadata"].get("annotations", {})
     assert not chart.kinds("minimal", "Job")
+
+
+def test_a_topology_file_in_the_image_is_applied_and_read_from_there(chart: Rendered) -> None:
+    (container,) = pod_spec(chart.one("default", "Job", "kep-topology-apply"))["containers"]
+    assert container["image"] == "kep-shop:0.1.0"
+    assert container["args"] == ["topology", "apply", "--topology", "/srv/shop/topology.yaml"]
+    (worker,) = pod_spec(chart.one("default", "Deployment", "kep-billing"))["containers"]
+    assert {"name": "KEP_TOPOLOGY", "value": "/srv/shop/topology.yaml"} in worker["env"]
+    for workload in (
+        chart.one("default", "Job", "kep-topology-apply"),
+        chart.one("default", "Deployment", "kep-billing"),
+    ):
+        assert "topology" not in {v["name"] for v in pod_spec(workload)["volumes"]}
+    assert not [c for c in chart.kinds("default", "ConfigMap") if "topology" in c["metadata"]["name"]]
+
+
+def test_the_chart_has_no_topology_of_its_own(chart: Rendered) -> None:
+    missing = chart.error("no-topology")
+    assert missing is not None and "the chart needs your topology; set topology.file" in missing
+    both = chart.error("topology-both")
+    assert both is not None and "set topology.file (a path in your image) or topology.content" in both
 
 
 def _checksum(chart: Rendered, case: str) -> str:
@@ -182,6 +203,7 @@ def _checksum(chart: Rendered, case: str) -> str:
 def test_changing_the_topology_rolls_the_workers(chart: Rendered) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", _checksum(chart, "default"))
     assert _checksum(chart, "topology-changed") != _checksum(chart, "default")
+    assert _checksum(chart, "topology-file-moved") != _checksum(chart, "default")
     assert chart.one("topology-changed", "ConfigMap", "kep-topology")["data"]["topology.yaml"].startswith(
         "topics:"
     )
@@ -309,10 +331,9 @@ def test_the_minimal_scenario_renders_only_what_a_worker_needs(chart: Rendered) 
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in chart.docs("minimal"))
     assert kinds == [
         ("ConfigMap", "kep-billing-config"),
-        ("ConfigMap", "kep-topology"),
         ("Deployment", "kep-billing"),
         ("Service", "kep-billing"),
-    ]
+    ]  # the topology is a file in the image
     workload = pod_spec(chart.one("minimal", "Deployment", "kep-billing"))
     assert workload["serviceAccountName"] == "default" and "topologySpreadConstraints" not in workload
 

@@ -81,7 +81,7 @@ def test_the_stack_runs_each_kep_role_from_the_one_image(compose: dict[str, Any]
     assert commands == {
         "topology": ["topology", "apply"],
         "producer": ["produce", "orders"],
-        "billing": ["run", "kep.consumers.examples.billing:app"],
+        "billing": ["run", "shop.billing:app"],
         "lag-exporter": ["lag-exporter", "--port"],
     }
     images = {s["image"] for s in _kep(compose).values()}
@@ -119,6 +119,17 @@ def test_bind_mounts_exist_in_the_repository(compose: dict[str, Any]) -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (REPO / source).exists(), f"{name}: {source}"
+
+
+def test_the_kep_containers_run_the_mounted_shop_example(compose: dict[str, Any]) -> None:
+    for name, service in _kep(compose).items():
+        target = _mount_target(service, "./examples/shop")
+        assert service["working_dir"] == target, name
+        environment = service["environment"]
+        assert environment["PYTHONPATH"] == target, name
+        topology = environment["KEP_TOPOLOGY"]
+        assert topology.startswith(f"{target}/"), name
+        assert (REPO / "examples" / "shop" / topology.removeprefix(f"{target}/")).is_file(), name
 
 
 def _mount_target(service: dict[str, Any], source: str) -> str:

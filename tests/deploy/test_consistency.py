@@ -1,5 +1,5 @@
 """The chart, the compose stack and the image agree with the code: commands, options, settings, ports, paths,
-metric names and the embedded copies of the topology, alert rules and dashboard."""
+metric names and the embedded copies of the alert rules and dashboard."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from tests.deploy.kep_cli import SETTINGS_ENV, check_argv, option_default, optio
 pytestmark = pytest.mark.unit
 
 EMBEDDED = {
-    "files/topology.yaml": "topology/topology.yaml",
     "files/alerts.yml": "consumers/observability/alerts.yml",
     "files/dashboard.json": "consumers/observability/dashboard.json",
 }
@@ -37,7 +36,7 @@ def _kep_containers(chart: Rendered) -> list[tuple[str, dict[str, Any]]]:
         (scenario, container)
         for scenario in SCENARIOS
         for _workload, container in containers(chart.docs(scenario))
-        if container["image"].split("@")[0].rsplit(":", 1)[0] == "kep"
+        if container["image"].split("@")[0].rsplit(":", 1)[0] in ("kep", "kep-shop")  # kep, or FROM kep
     ]
 
 
@@ -74,9 +73,9 @@ def test_every_kep_command_the_chart_and_compose_run_is_accepted_by_the_cli(
 
 
 def test_the_cli_check_catches_unknown_commands_options_and_bad_values() -> None:
-    assert check_argv(["run", "kep.consumers.examples.billing:app", "--metrics-port", "9400"]).problems == []
-    assert check_argv(["run", "kep.consumers.examples.billing:app", "--no-such-option"]).problems
-    assert check_argv(["run", "kep.consumers.examples.billing:app", "--metrics-port", "nine"]).problems
+    assert check_argv(["run", "shop.billing:app", "--metrics-port", "9400"]).problems == []
+    assert check_argv(["run", "shop.billing:app", "--no-such-option"]).problems
+    assert check_argv(["run", "shop.billing:app", "--metrics-port", "nine"]).problems
     assert check_argv(["topology", "aply"]).problems
     assert check_argv(["run"]).problems
 
@@ -85,7 +84,7 @@ def test_every_handler_the_chart_and_compose_run_is_an_importable_app(
     chart: Rendered, compose: dict[str, Any]
 ) -> None:
     targets = {argv[1] for _where, argv in _invocations(chart, compose) if argv[0] == "run"}
-    assert "kep.consumers.examples.billing:app" in targets
+    assert "shop.billing:app" in targets
     for target in sorted(targets):
         module, _, attribute = target.partition(":")
         assert getattr(importlib.import_module(module), attribute, None) is not None, target
@@ -201,8 +200,6 @@ def test_the_rendered_rules_and_dashboard_are_the_source_files(chart: Rendered) 
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard["data"]["kep.json"] == (REPO / EMBEDDED["files/dashboard.json"]).read_text()
     json.loads(dashboard["data"]["kep.json"])
-    topology = chart.one("default", "ConfigMap", "kep-topology")["data"]["topology.yaml"]
-    assert topology == (REPO / EMBEDDED["files/topology.yaml"]).read_text()
 
 
 def _promtool_check_rules(groups: list[dict[str, Any]], path: Path) -> subprocess.CompletedProcess[str]:

@@ -121,8 +121,14 @@ def test_build_context_holds_the_sources_and_nothing_private(tmp_path: Path) -> 
     context = _build_context(tmp_path)
     present = {p.relative_to(context).parts[0] for p in context.rglob("*")}
     assert set(PACKAGES) | {"pyproject.toml"} <= present
-    assert not present & {".git", ".venv", "tests", "helm", "docs", ".kep", "bench"}
+    assert not present & {".git", ".venv", "tests", "helm", "docs", ".kep", "bench", "examples"}
     assert not list(context.rglob("__pycache__"))
+
+
+def test_the_image_leaves_out_the_embedded_broker() -> None:
+    (builder, *_rest) = dockerfile.parse(REPO / "Dockerfile")
+    (extras,) = [arg.partition("=")[2] for arg in builder.all("ARG") if arg.startswith("KEP_EXTRAS=")]
+    assert extras.split(",") == ["redis", "postgres", "registry"]  # not "embedded": a 40 MB test broker
 
 
 def test_builder_stage_builds_a_wheel_with_every_module_and_data_file(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from kep.cli.main import app
 from kep.consumers.retry.headers import Provenance
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import LineItem, OrderPlaced
+from shop.orders import LineItem, OrderPlaced
 from tests.support.kafka import create_topic
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -23,9 +23,9 @@ from kep.consumers.metrics import Health, MetricsServer, PartitionState, WorkerM
 from tests.metrics.observability import alert_exprs, dashboard_exprs, names_in
 from tests.metrics.support import Answer, StaticSource, make_every_hot_path_call
 from tests.support.kafka import unique
+from tests.support.shop import SHOP
 from tests.support.wait import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKER_PREFIXES = ("kep_consumer_", "kep_messages_", "kep_handler_", "kep_commit_")
 EXPORTER_PREFIXES = ("kep_group_", "kep_partition_", "kep_exporter_")
 _TYPE = re.compile(r"^# TYPE (\S+) (\S+)$")
@@ -146,11 +146,10 @@ def test_every_exporter_metric_the_dashboard_and_rules_use_has_series_on_a_live_
 def test_a_running_kep_worker_exports_every_worker_metric_the_dashboard_and_rules_use(
     kafka: str, tmp_path: Path
 ) -> None:
-    if not (ROOT / "consumers" / "examples" / "billing.py").exists():
-        pytest.skip("consumers/examples/billing.py is not there yet: no worker to run")
     kep = [sys.executable, "-m", "kep.cli.main"]
     env = {
         **os.environ,
+        "KEP_TOPOLOGY": "topology.yaml",  # the shop example's, run from its directory as a service runs kep
         "KEP_KAFKA_BOOTSTRAP_SERVERS": kafka,
         "KEP_SESSION_TIMEOUT_MS": "6000",
         "KEP_HEARTBEAT_INTERVAL_MS": "1000",
@@ -158,16 +157,16 @@ def test_a_running_kep_worker_exports_every_worker_metric_the_dashboard_and_rule
         "KEP_LOG_FORMAT": "json",
     }
     applied = subprocess.run(
-        [*kep, "topology", "apply"], env=env, capture_output=True, text=True, timeout=120
+        [*kep, "topology", "apply"], env=env, cwd=SHOP, capture_output=True, text=True, timeout=120
     )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     port = _free_port()
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen(
-            [*kep, "run", "kep.consumers.examples.billing:app", "--metrics-port", str(port)],
+            [*kep, "run", "shop.billing:app", "--metrics-port", str(port)],
             env=env,
-            cwd=ROOT,
+            cwd=SHOP,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )

@@ -19,9 +19,9 @@ from kep.producers import (
     DeliveryReport,
     EventProducer,
     ProducerSettings,
-    sample_events,
 )
 from kep.topology import KafkaSettings
+from shop.samples import sample_events
 from tests.producers._support import ORDER, topology_of
 from tests.support.kafka import create_topic, read_topic
 
@@ -107,7 +107,8 @@ def test_full_queue_on_a_stalled_broker_raises_backpressure_timeout(own_broker: 
 
 _SIGTERM_SCRIPT = """
 import os, signal, sys, time
-from kep.producers import EventProducer, ProducerSettings, sample_events
+from kep.producers import EventProducer, ProducerSettings
+from shop.samples import sample_events
 from tests.producers._support import ORDER, topology_of
 from kep.topology import KafkaSettings
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from kep.cli.main import app
 from kep.cli.produce import _Pacer
 from kep.producers import headers as h
-from kep.producers import sample_events
+from shop.samples import sample_events
 from tests.support.kafka import read_topic
 
 runner = CliRunner()
@@ -109,3 +109,58 @@ def test_pacer_waits_until_each_event_is_due() -> None:
     unlimited = _Pacer(0, poll, clock=lambda: now[0])
     unlimited.wait_turn(10**6, stop)
     assert now[0] == pytest.approx(100.2)
+
+
+SHIPMENT = {
+    "type": "record",
+    "name": "ParcelShipped",
+    "namespace": "acme.logistics",
+    "fields": [
+        {"name": "event_id", "type": "string"},
+        {"name": "occurred_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "parcel_id", "type": "string"},
+        {"name": "weight_grams", "type": "int"},
+        {"name": "carrier", "type": {"type": "enum", "name": "Carrier", "symbols": ["POST", "COURIER"]}},
+        {"name": "stops", "type": {"type": "array", "items": "string"}},
+        {"name": "note", "type": ["null", "string"], "default": None},
+    ],
+}
+
+
+def _service(tmp_path: Path, topic: str) -> Path:
+    """A service's own schema (no hand-written model anywhere) and a topology pointing at it."""
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "acme.logistics.ParcelShipped.v1.avsc").write_text(json.dumps(SHIPMENT))
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"schemas: schemas\ntopics:\n  - name: {topic}\n    partitions: 2\n"
+        "    value_schema: acme.logistics.ParcelShipped\n    key_field: parcel_id\n"
+    )
+    return path
+
+
+@pytest.mark.integration
+def test_produce_generates_samples_of_any_schema_and_reads_json_lines_of_it(
+    kafka: str, topic_factory: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")
+    topic = topic_factory(partitions=2, prefix="parcels")
+    topology = _service(tmp_path, topic)
+    generated = runner.invoke(app, ["produce", topic, "-n", "7", "-b", kafka, "-t", str(topology)])
+    assert generated.exit_code == 0, generated.output
+    lines = tmp_path / "parcels.jsonl"
+    lines.write_text(
+        _jsonl([
+            {"parcel_id": "p-1", "weight_grams": 900, "carrier": "POST", "stops": ["Lyon"]},
+            {"parcel_id": "p-2", "weight_grams": "heavy", "carrier": "POST", "stops": []},
+            {"parcel_id": "p-3", "weight_grams": 5, "carrier": "COURIER", "stops": [], "note": "fragile"},
+        ])
+    )  # fmt: skip
+    from_file = runner.invoke(app, ["produce", topic, "-f", str(lines), "-b", kafka, "-t", str(topology)])
+    assert from_file.exit_code == 1
+    assert f"{lines}:2: field weight_grams:" in " ".join(from_file.output.split())
+
+    records = read_topic(kafka, topic, expected=9)
+    assert {h.header_str(r.headers(), h.EVENT_TYPE) for r in records} == {"acme.logistics.ParcelShipped"}
+    keys = {r.key().decode() for r in records}
+    assert {"p-1", "p-3"} <= keys and {f"parcel_id-{n}" for n in range(7)} <= keys

@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from kep.producers import DeliveryError, DeliveryReport, EventProducer, sample_events
+from kep.producers import DeliveryError, DeliveryReport, EventProducer
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import OrderPlaced, PaymentCaptured
 from kep.topology import KafkaSettings
+from shop.orders import OrderPlaced, PaymentCaptured
+from shop.samples import sample_events
 from tests.producers._support import ORDER, PAYMENT, java_partition, topology_of
 from tests.support.kafka import read_topic
 

@@ -15,11 +15,11 @@ from kep.producers import (
     ProducerClosedError,
     UnknownTopicError,
     WrongEventTypeError,
-    sample_events,
 )
 from kep.producers import headers as h
-from kep.schemas.orders import OrderPlaced, PaymentCaptured
 from kep.topology import KafkaSettings
+from shop.orders import OrderPlaced, PaymentCaptured
+from shop.samples import sample_events
 from tests.producers._support import ORDER, PAYMENT, topology_of
 from tests.support.kafka import read_topic
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from kep.schemas import DEFAULT_SCHEMA_DIR, LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
+from shop.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
+from tests.support.shop import SHOP_SCHEMAS
 
 SchemaDir = Callable[[dict[str, Any]], Path]
 
@@ -44,7 +45,7 @@ def payment() -> PaymentCaptured:
 
 def shipped(file_name: str) -> dict[str, Any]:
     """A deep copy of one packaged .avsc file."""
-    data: dict[str, Any] = json.loads((DEFAULT_SCHEMA_DIR / file_name).read_text())
+    data: dict[str, Any] = json.loads((SHOP_SCHEMAS / file_name).read_text())
     return copy.deepcopy(data)
 
 

@@ -14,7 +14,6 @@ from kep.schemas import (
     ConfluentCodec,
     Event,
     LocalSchemaRegistry,
-    OrderPlaced,
     SingleObjectCodec,
     avro_schema,
     event_type_for,
@@ -24,6 +23,7 @@ from kep.schemas._binding import dumper
 from kep.schemas._plans import event_reader
 from kep.schemas._reader import compile_reader
 from kep.schemas.confluent import schema_registry_client
+from shop.orders import OrderPlaced
 from tests.schemas.conftest import SchemaDir, reference_body
 from tests.schemas.everything import Colour, Everything, random_everything
 from tests.schemas.readers import (
@@ -111,7 +111,7 @@ def test_a_recursive_record_is_read() -> None:
 
 
 def test_shipped_events_decode_as_the_fastavro_path_decodes_them() -> None:
-    from kep.producers.sample import sample_events
+    from shop.samples import sample_events
 
     registry = LocalSchemaRegistry.default()
     codec = SingleObjectCodec()
@@ -133,7 +133,7 @@ def test_shipped_events_decode_as_the_fastavro_path_decodes_them() -> None:
 
 
 def test_the_confluent_codec_reads_with_compiled_readers_too() -> None:
-    from kep.producers.sample import sample_events
+    from shop.samples import sample_events
 
     client = schema_registry_client(f"mock://compiled-{uuid.uuid4().hex}")
     writer, reader = ConfluentCodec(client), ConfluentCodec(client)

@@ -196,7 +196,7 @@ def _decodes_or_raises_decode_error(read: Callable[[bytes], Any], data: bytes, r
 
 
 def test_random_damage_to_shipped_events_decodes_or_is_a_decode_error() -> None:
-    from kep.producers.sample import sample_events
+    from shop.samples import sample_events
 
     codec = SingleObjectCodec()
     registry = LocalSchemaRegistry.default()
@@ -220,7 +220,7 @@ def test_random_damage_to_shipped_events_decodes_or_is_a_decode_error() -> None:
 
 
 def test_every_truncation_of_a_shipped_event_is_a_decode_error() -> None:
-    from kep.producers.sample import sample_events
+    from shop.samples import sample_events
 
     codec = SingleObjectCodec()
     for event in sample_events(6, seed=9, kind="mixed"):

@@ -11,19 +11,11 @@ from typing import Any, ClassVar
 import pytest
 from fastavro import parse_schema
 
-from kep.schemas import (
-    AvroRecord,
-    EncodeError,
-    Event,
-    LineItem,
-    LocalSchemaRegistry,
-    OrderPlaced,
-    SingleObjectCodec,
-    avro_schema,
-)
+from kep.schemas import AvroRecord, EncodeError, Event, LocalSchemaRegistry, SingleObjectCodec, avro_schema
 from kep.schemas._binding import dumper, plain_schema
 from kep.schemas._plans import fastavro_writer
 from kep.schemas._writer import compile_writer
+from shop.orders import LineItem, OrderPlaced
 from tests.schemas.conftest import SchemaDir, reference_body
 from tests.schemas.everything import BOUNDARIES, Everything, random_everything
 
@@ -59,7 +51,7 @@ def test_every_int_and_long_boundary_is_written_as_fastavro_writes_it() -> None:
 
 
 def test_the_shipped_events_are_written_as_fastavro_writes_them(order: OrderPlaced) -> None:
-    from kep.producers.sample import sample_events
+    from shop.samples import sample_events
 
     codec = SingleObjectCodec()
     newest = LocalSchemaRegistry.default().latest("kep.orders.OrderPlaced")

@@ -14,8 +14,6 @@ from kep.schemas import (
     EventCodec,
     IncompatibleSchemaError,
     LocalSchemaRegistry,
-    OrderPlaced,
-    PaymentCaptured,
     SchemaError,
     SchemaRegistryUnavailableError,
     SubjectStrategy,
@@ -26,6 +24,7 @@ from kep.schemas import (
     topic_name_subject,
     topic_record_name_subject,
 )
+from shop.orders import OrderPlaced, PaymentCaptured
 from tests.schemas.conftest import reference_body, v1_record
 
 if TYPE_CHECKING:

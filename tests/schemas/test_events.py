@@ -7,16 +7,8 @@ from typing import ClassVar
 import pytest
 from pydantic import ValidationError
 
-from kep.schemas import (
-    Event,
-    LineItem,
-    OrderPlaced,
-    PaymentCaptured,
-    SchemaError,
-    SchemaNotFoundError,
-    event_type_for,
-    event_types,
-)
+from kep.schemas import Event, SchemaError, SchemaNotFoundError, event_type_for, event_types
+from shop.orders import LineItem, OrderPlaced, PaymentCaptured
 
 pytestmark = pytest.mark.unit
 
@@ -87,7 +79,7 @@ def test_event_types_maps_avro_names_to_models() -> None:
 
 def test_unknown_event_type_names_what_is_known() -> None:
     with pytest.raises(
-        SchemaNotFoundError, match=r"kep\.orders\.Refunded.*known: .*kep\.orders\.OrderPlaced"
+        SchemaNotFoundError, match=r"kep\.orders\.Refunded.*defined: .*kep\.orders\.OrderPlaced"
     ):
         event_type_for("kep.orders.Refunded")
 

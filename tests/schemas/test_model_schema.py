@@ -16,13 +16,14 @@ from kep.schemas import (
     Float32,
     Int32,
     LocalSchemaRegistry,
-    OrderPlaced,
     SchemaError,
     avro_schema,
     event_type_for,
     event_types,
     schema_drift,
 )
+from shop.orders import OrderPlaced
+from tests.support.shop import SHOP_SCHEMAS
 
 pytestmark = pytest.mark.unit
 
@@ -33,11 +34,9 @@ def test_newest_shipped_schema_is_exactly_what_the_model_implies(name: str) -> N
     assert avro_schema(event_type_for(name)) == newest.schema, f"{newest.path} and the model have drifted"
 
 
-def test_every_shipped_schema_has_a_model_and_every_shipped_model_a_schema() -> None:
-    shipped_models = {
-        name for name, model in event_types().items() if model.__module__ == "kep.schemas.orders"
-    }
-    assert set(LocalSchemaRegistry.default().names()) == shipped_models
+def test_every_shop_schema_has_a_model_and_every_shop_model_a_schema() -> None:
+    shop_models = {name for name, model in event_types().items() if model.__module__ == "shop.orders"}
+    assert set(LocalSchemaRegistry(SHOP_SCHEMAS).names()) == shop_models
 
 
 def test_a_field_added_to_the_model_only_is_drift() -> None:

@@ -1,39 +1,73 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from kep.schemas import (
-    DEFAULT_SCHEMA_DIR,
-    InvalidSchemaError,
-    LocalSchemaRegistry,
-    SchemaError,
-    SchemaNotFoundError,
-    fingerprint,
-)
+from kep.schemas import InvalidSchemaError, LocalSchemaRegistry, SchemaError, SchemaNotFoundError, fingerprint
 from tests.schemas.conftest import SchemaDir, shipped
+from tests.support.shop import SHOP_SCHEMAS
 
 pytestmark = pytest.mark.unit
 
 ORDER = "kep.orders.OrderPlaced"
 
 
-def test_default_registry_holds_the_shipped_schemas() -> None:
+def test_default_registry_reads_the_paths_in_kep_schemas(
+    monkeypatch: pytest.MonkeyPatch, schema_dir: SchemaDir
+) -> None:
+    other = schema_dir({"kep.orders.PaymentCaptured.v1.avsc": shipped("kep.orders.PaymentCaptured.v1.avsc")})
+    monkeypatch.setenv(
+        "KEP_SCHEMAS", os.pathsep.join([str(SHOP_SCHEMAS / f"{ORDER}.v1.avsc"), "", str(other)])
+    )
     registry = LocalSchemaRegistry.default()
-    assert registry is LocalSchemaRegistry.default()  # loaded once
-    assert registry.directory == DEFAULT_SCHEMA_DIR
+    assert registry is LocalSchemaRegistry.default()  # loaded once per value
+    assert registry.sources == (SHOP_SCHEMAS / f"{ORDER}.v1.avsc", other)
     assert registry.names() == ["kep.orders.OrderPlaced", "kep.orders.PaymentCaptured"]
+    assert registry.versions(ORDER) == [1]
+    monkeypatch.setenv("KEP_SCHEMAS", str(SHOP_SCHEMAS))
+    assert LocalSchemaRegistry.default().versions(ORDER) == [1, 2]
+    assert len(LocalSchemaRegistry.default()) == 3
+
+
+def test_kep_ships_no_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")
+    registry = LocalSchemaRegistry.default()
+    assert registry.sources == () and len(registry) == 0
+    with pytest.raises(
+        SchemaNotFoundError, match=r"no schema named 'kep\.orders\.OrderPlaced' in no schema paths: "
+    ):
+        registry.latest(ORDER)
+    assert "'schemas:' in the topology file or in KEP_SCHEMAS" in registry.where
+
+
+def test_several_sources_are_read_together(schema_dir: SchemaDir) -> None:
+    v1 = schema_dir({f"{ORDER}.v1.avsc": shipped(f"{ORDER}.v1.avsc")})
+    v2 = schema_dir({f"{ORDER}.v2.avsc": shipped(f"{ORDER}.v2.avsc"), "README.md": "not a schema"})
+    registry = LocalSchemaRegistry(v1, v2 / f"{ORDER}.v2.avsc", v2)
     assert registry.versions(ORDER) == [1, 2]
-    assert registry.latest(ORDER).version == 2
-    assert len(registry) == 3
+    assert registry.where == f"{v1}, {v2 / f'{ORDER}.v2.avsc'}, {v2}"
+
+
+def test_the_same_version_defined_differently_in_two_sources_is_refused(schema_dir: SchemaDir) -> None:
+    first = schema_dir({f"{ORDER}.v1.avsc": shipped(f"{ORDER}.v1.avsc")})
+    changed = {**shipped(f"{ORDER}.v1.avsc"), "doc": "another text"}
+    second = schema_dir({f"{ORDER}.v1.avsc": changed})
+    with pytest.raises(
+        InvalidSchemaError,
+        match=rf"{second}/{ORDER}\.v1\.avsc: .* v1 is also defined, differently, in {first}",
+    ):
+        LocalSchemaRegistry(first, second)
+    same = schema_dir({f"{ORDER}.v1.avsc": shipped(f"{ORDER}.v1.avsc")})
+    assert LocalSchemaRegistry(first, same).versions(ORDER) == [1]  # an identical copy is harmless
 
 
 def test_schema_version_carries_name_version_schema_and_fingerprint() -> None:
-    registry = LocalSchemaRegistry.default()
+    registry = LocalSchemaRegistry(SHOP_SCHEMAS)
     v1 = registry.get(ORDER, 1)
     assert (v1.name, v1.version) == (ORDER, 1)
-    assert v1.path == DEFAULT_SCHEMA_DIR / "kep.orders.OrderPlaced.v1.avsc"
+    assert v1.path == SHOP_SCHEMAS / "kep.orders.OrderPlaced.v1.avsc"
     assert v1.schema == shipped("kep.orders.OrderPlaced.v1.avsc")
     assert v1.parsed["name"] == ORDER and v1.parsed["__fastavro_parsed"]
     assert v1.fingerprint == fingerprint(v1.schema) and len(v1.fingerprint) == 8
@@ -42,7 +76,7 @@ def test_schema_version_carries_name_version_schema_and_fingerprint() -> None:
 
 
 def test_unknown_name_version_or_fingerprint_is_schema_not_found() -> None:
-    registry = LocalSchemaRegistry.default()
+    registry = LocalSchemaRegistry(SHOP_SCHEMAS)
     with pytest.raises(SchemaNotFoundError, match=r"no schema named 'kep\.orders\.Nope'.*known: kep\.orders"):
         registry.latest("kep.orders.Nope")
     with pytest.raises(SchemaNotFoundError, match=r"OrderPlaced has no version 9 .*versions: 1, 2"):
@@ -108,8 +142,8 @@ def test_top_level_must_be_a_named_type(schema_dir: SchemaDir) -> None:
         LocalSchemaRegistry(schema_dir({"a.b.Thing.v1.avsc": '"string"'}))
 
 
-def test_missing_directory_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="does not exist"):
+def test_missing_path_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match=f"schema path {tmp_path / 'nope'} does not exist"):
         LocalSchemaRegistry(tmp_path / "nope")
 
 

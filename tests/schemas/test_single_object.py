@@ -11,17 +11,14 @@ from kep.schemas import (
     EncodeError,
     Event,
     EventCodec,
-    LineItem,
     LocalSchemaRegistry,
-    OrderPlaced,
-    PaymentCaptured,
-    PaymentMethod,
     SchemaError,
     SchemaNotFoundError,
     SingleObjectCodec,
     UnknownSchemaError,
     codec_for,
 )
+from shop.orders import LineItem, OrderPlaced, PaymentCaptured, PaymentMethod
 from tests.schemas.conftest import SchemaDir, reference_body, shipped, v1_record
 
 pytestmark = pytest.mark.unit
@@ -141,7 +138,7 @@ def test_unknown_fingerprint_is_unknown_schema_error(codec: SingleObjectCodec, o
     assert isinstance(caught.value, DecodeError)
 
 
-def test_schema_without_a_model_is_unknown(schema_dir: SchemaDir) -> None:
+def test_schema_that_cannot_be_an_event_is_a_decode_error_naming_it(schema_dir: SchemaDir) -> None:
     thing = {
         "type": "record",
         "name": "Thing",
@@ -151,10 +148,34 @@ def test_schema_without_a_model_is_unknown(schema_dir: SchemaDir) -> None:
     registry = LocalSchemaRegistry(schema_dir({"kep.tests.Thing.v1.avsc": thing}))
     data = b"\xc3\x01" + registry.latest("kep.tests.Thing").fingerprint + b"\x02"
     with pytest.raises(
-        UnknownSchemaError, match=r"fingerprint .* is kep\.tests\.Thing.*no event type"
+        DecodeError,
+        match=r"fingerprint .* is kep\.tests\.Thing, which kep cannot build a model for: .*event_id",
     ) as caught:
         SingleObjectCodec(registry).decode(data)
     assert caught.value.raw == data
+
+
+def test_schema_without_a_hand_written_model_decodes_into_a_model_built_from_it(
+    schema_dir: SchemaDir,
+) -> None:
+    stock = {
+        "type": "record",
+        "name": "StockReserved",
+        "namespace": "acme.inventory",
+        "fields": [
+            {"name": "event_id", "type": "string"},
+            {"name": "occurred_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "sku", "type": "string"},
+            {"name": "quantity", "type": "int"},
+        ],
+    }
+    registry = LocalSchemaRegistry(schema_dir({"acme.inventory.StockReserved.v1.avsc": stock}))
+    model = registry.model("acme.inventory.StockReserved")
+    codec = SingleObjectCodec(registry)
+
+    event = codec.decode(codec.encode(model(sku="A-1", quantity=2)))
+
+    assert type(event) is model and (event.sku, event.quantity) == ("A-1", 2)  # type: ignore[attr-defined]
 
 
 def test_a_registry_whose_newest_schema_is_not_the_model_is_refused(
@@ -162,7 +183,7 @@ def test_a_registry_whose_newest_schema_is_not_the_model_is_refused(
 ) -> None:
     only_v1 = LocalSchemaRegistry(schema_dir({f"{ORDER}.v1.avsc": shipped(f"{ORDER}.v1.avsc")}))
     with pytest.raises(
-        SchemaError, match=r"OrderPlaced v1 .* does not match the model kep\.schemas\.orders\.OrderPlaced"
+        SchemaError, match=r"OrderPlaced v1 .* does not match the model shop\.orders\.OrderPlaced"
     ):
         SingleObjectCodec(only_v1).encode(order)
     data = SingleObjectCodec().encode(order)  # v2 bytes: unknown to that registry

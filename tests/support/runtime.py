@@ -13,11 +13,11 @@ from kep.consumers.runtime.build import build_worker
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
 from kep.producers.producer import EventProducer
-from kep.producers.sample import sample_events
-from kep.schemas.orders import OrderPlaced
 from kep.topology import admin
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
+from shop.orders import OrderPlaced
+from shop.samples import sample_events
 from tests.support.kafka import unique
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "fetch_wait_max_ms": 10}

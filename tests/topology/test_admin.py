@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from kep.broker import free_port
@@ -22,7 +24,9 @@ from kep.topology import (
     apply,
     plan,
 )
+from kep.topology.admin import _admin as _admin_of
 from tests.support.kafka import create_topic
+from tests.support.wait import wait_until
 from tests.topology.conftest import TopologyFile
 
 pytestmark = pytest.mark.integration
@@ -163,7 +167,7 @@ def test_growing_partitions_on_a_broker_without_create_partitions_is_a_clear_err
     assert str(info.value) == (
         f"the broker cannot grow partitions: topic {orders} has 2 and the topology asks for 4, "
         "but the broker does not support CreatePartitions (_UNSUPPORTED_FEATURE); "
-        "recreate the topic with the new count or keep 2"
+        "recreate the topic with the new count or keep 2; nothing was changed"
     )
     assert (info.value.topic, info.value.code, info.value.name) == (
         orders,
@@ -229,3 +233,91 @@ def test_failed_create_is_an_apply_error_naming_topic_and_kafka_error() -> None:
 
     assert info.value.topic == "never-created"
     assert info.value.name is not None and info.value.name in str(info.value)
+
+
+def _exists(admin: AdminClient, topic: str) -> bool:
+    return topic in admin.list_topics(timeout=10).topics
+
+
+def test_a_growth_the_broker_refuses_leaves_the_whole_plan_unapplied(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient, broker_is_tansu: bool
+) -> None:
+    apply(plan(topology_file.write(orders_partitions=2), settings), settings)
+    dlq = f"{topology_file.orders}.billing.dlq"
+    admin.delete_topics([dlq])[dlq].result(10)
+    wait_until(lambda: not _exists(admin, dlq), timeout=10, message=f"{dlq} deleted")
+    planned = plan(topology_file.write(orders_partitions=4, retention_ms=60_000), settings)
+    assert CreateTopic in {type(a) for a in planned.actions} and AlterConfigs in {
+        type(a) for a in planned.actions
+    }
+    # The embedded broker cannot grow partitions at all; Apache Kafka refuses a growth to the current count.
+    refused = () if broker_is_tansu else (IncreasePartitions(topology_file.payments, 2, 2),)
+
+    with pytest.raises(ApplyError, match="nothing was changed") as info:
+        apply(Plan(actions=(*planned.actions, *refused)), settings)
+
+    assert info.value.completed == ()
+    assert not _exists(admin, dlq), "created although the plan was refused"
+    assert configs(admin, topology_file.orders)["retention.ms"] == "3600000"
+    assert partitions(admin, topology_file.orders) == 2
+    assert partitions(admin, topology_file.payments) == 2
+
+
+def test_a_replication_factor_above_the_brokers_creates_nothing(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient
+) -> None:
+    brokers = len(admin.list_topics(timeout=10).brokers)
+    planned = plan(topology_file.write(replication_factor=brokers + 1), settings)
+    with pytest.raises(
+        ApplyError,
+        match=rf"replication factor {brokers + 1}\).*the cluster has {brokers} broker\(s\); nothing",
+    ):
+        apply(planned, settings)
+    assert not [name for name in topology_file.all_names() if _exists(admin, name)]
+
+
+class _RefusingAdmin:
+    """An AdminClient whose incremental_alter_configs of one topic is refused, as a broker policy would."""
+
+    def __init__(self, real: AdminClient, topic: str) -> None:
+        self._real, self._topic = real, topic
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def incremental_alter_configs(self, resources: list[ConfigResource], **kwargs: object) -> object:
+        if any(r.name == self._topic for r in resources):
+            refused: Future[None] = Future()
+            refused.set_exception(
+                KafkaException(KafkaError(KafkaError.POLICY_VIOLATION, "refused by the test"))
+            )
+            return {r: refused for r in resources}
+        return self._real.incremental_alter_configs(resources, **kwargs)
+
+
+def test_a_change_the_broker_refuses_midway_is_undone(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(plan(topology_file.write(), settings), settings)
+    new = f"{topology_file.orders}.extra"
+    changes = (
+        CreateTopic(TopicSpec(name=new, partitions=1)),
+        AlterConfigs(topology_file.orders, (ConfigChange("retention.ms", "3600000", "60000"),)),
+        AlterConfigs(topology_file.payments, (ConfigChange("retention.ms", None, "60000"),)),
+    )
+    real = _admin_of(settings)
+    monkeypatch.setattr(
+        "kep.topology.admin._admin", lambda _settings: _RefusingAdmin(real, topology_file.payments)
+    )
+
+    with pytest.raises(ApplyError) as info:
+        apply(Plan(actions=changes), settings)
+
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot alter configs of {topology_file.payments}: POLICY_VIOLATION: refused by the test"
+    )
+    assert f"undone: configs of {topology_file.orders} put back, {new} deleted" in message
+    assert info.value.completed == () and info.value.topic == topology_file.payments
+    wait_until(lambda: not _exists(admin, new), timeout=10, message=f"{new} deleted")
+    assert configs(admin, topology_file.orders)["retention.ms"] == "3600000"

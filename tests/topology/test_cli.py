@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from kep.cli.main import app
+from tests.support.shop import SHOP_SCHEMAS, SHOP_TOPOLOGY
 from tests.topology.conftest import TopologyFile
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -20,11 +22,25 @@ def kep(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.unit
-def test_validate_accepts_the_shipped_topology(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
-    code, output = kep("topology", "validate")
+def test_validate_accepts_the_shop_topology(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")
+    code, output = kep("topology", "validate", "-t", str(SHOP_TOPOLOGY))
     assert code == 0, output
-    assert "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked" in output
+    assert (
+        "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked against 2 schema(s) "
+        f"in {SHOP_SCHEMAS}" in output
+    )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["validate", "show", "plan", "apply"])
+def test_without_a_topology_every_command_says_so_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
+    code, output = kep("topology", command, *(["-b", "127.0.0.1:1"] if command in ("plan", "apply") else []))
+    assert code == 2, output
+    assert "error: no topology: pass --topology FILE or set KEP_TOPOLOGY" in " ".join(output.split())
 
 
 @pytest.mark.unit
@@ -100,3 +116,18 @@ def test_plan_with_a_refused_change_exits_1(topology_file: TopologyFile, kafka: 
     code, output = kep("topology", "apply", "-t", path, "-b", kafka)
     assert code == 1
     assert "error: refusing to apply the plan" in output
+
+
+@pytest.mark.integration
+def test_apply_validates_as_validate_does_and_creates_nothing_for_an_unknown_schema(
+    tmp_path: Path, kafka: str
+) -> None:
+    topic = f"orders-{tmp_path.name[-12:]}".replace("_", "-")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"topics:\n  - {{name: {topic}, partitions: 1, value_schema: kep.orders.Nope}}\n")
+    validated = kep("topology", "validate", "-t", str(bad))
+    for command in ("plan", "apply"):
+        code, output = kep("topology", command, "-t", str(bad), "-b", kafka)
+        assert (code, output) == validated, command
+    assert "topics[0].value_schema[0]: unknown schema 'kep.orders.Nope'" in validated[1]
+    assert topic not in AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).topics

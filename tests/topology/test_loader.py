@@ -10,7 +10,9 @@ from kep.topology import (
     default_topology_path,
     load_topology,
     parse_topology,
+    schema_registry,
 )
+from tests.support.shop import SHOP_SCHEMAS, SHOP_TOPOLOGY
 
 pytestmark = pytest.mark.unit
 
@@ -151,21 +153,25 @@ def test_topology_error_is_a_kep_error() -> None:
     assert issubclass(TopologyError, KepError)
 
 
-def test_default_is_the_environment_variable_then_the_shipped_file(
+def test_the_default_is_the_environment_variable_and_there_is_no_shipped_topology(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
-    assert default_topology_path().name == "topology.yaml"
-    assert {t.name for t in load_topology().topics} == {"orders", "payments"}
+    assert default_topology_path() is None
+    with pytest.raises(
+        TopologyError, match=r"^no topology: pass --topology FILE or set KEP_TOPOLOGY \(kep ships none"
+    ):
+        load_topology()
     custom = write(tmp_path, GOOD.replace("name: orders", "name: custom").replace("[orders", "[custom"))
     monkeypatch.setenv("KEP_TOPOLOGY", str(custom))
     assert default_topology_path() == custom
     assert load_topology().topics[0].name == "custom"
 
 
-def test_the_shipped_topology_is_the_orders_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KEP_TOPOLOGY", raising=False)
-    topology = load_topology(check_schemas=True)
+def test_the_shop_topology_is_the_orders_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")  # its own schemas: are enough
+    topology = load_topology(SHOP_TOPOLOGY, check_schemas=True)
+    assert topology.schemas == (str(SHOP_SCHEMAS),)
     orders, payments = topology.topic("orders"), topology.topic("payments")
     assert (orders.partitions, orders.value_schema, orders.key_field) == (
         6,
@@ -183,6 +189,65 @@ def test_the_shipped_topology_is_the_orders_example(monkeypatch: pytest.MonkeyPa
         "payments.shipping.retry.5s",
         "payments.shipping.retry.1m",
     ]
+
+
+def test_schema_paths_are_relative_to_the_topology_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEP_SCHEMAS")
+    service = tmp_path / "service"
+    (service / "events").mkdir(parents=True)
+    (service / "more").mkdir()
+    for path in SHOP_SCHEMAS.glob("kep.orders.OrderPlaced.*"):
+        (service / "events" / path.name).write_text(path.read_text())
+    payment = SHOP_SCHEMAS / "kep.orders.PaymentCaptured.v1.avsc"
+    (service / "more" / payment.name).write_text(payment.read_text())
+    text = GOOD.replace(
+        "partitions: 3\ngroups", "partitions: 3\n    value_schema: kep.orders.PaymentCaptured\ngroups"
+    )
+    single = write(service, "schemas: events\n" + text, "one.yaml")
+    with pytest.raises(
+        TopologyError,
+        match=r"unknown schema 'kep\.orders\.PaymentCaptured' \(known: kep\.orders\.OrderPlaced\)",
+    ):
+        load_topology(single, check_schemas=True)
+    write(service, f"schemas: [events, more/{payment.name}]\n" + text, "two.yaml")
+    monkeypatch.chdir(tmp_path)  # resolved against the file, not the working directory
+    topology = load_topology(Path("service/two.yaml"), check_schemas=True)
+    assert topology.schemas == ("service/events", f"service/more/{payment.name}")
+    assert schema_registry(topology).names() == ["kep.orders.OrderPlaced", "kep.orders.PaymentCaptured"]
+
+
+def test_kep_schemas_adds_to_the_topology_schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD)  # no schemas: of its own
+    monkeypatch.delenv("KEP_SCHEMAS")
+    with pytest.raises(
+        TopologyError,
+        match=r"unknown schema 'kep\.orders\.OrderPlaced' \(known: none: list schema paths under 'schemas:' "
+        r"or in KEP_SCHEMAS\)",
+    ):
+        load_topology(path, check_schemas=True)
+    monkeypatch.setenv("KEP_SCHEMAS", str(SHOP_SCHEMAS))
+    assert load_topology(path, check_schemas=True).schemas == ()
+
+
+def test_a_missing_schema_path_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "schemas: [events, nowhere]\n" + GOOD)
+    (tmp_path / "events").mkdir()
+    with pytest.raises(
+        TopologyError, match=rf"{path}:1: schemas\[1\]: {tmp_path / 'nowhere'} does not exist"
+    ):
+        load_topology(path)
+    with pytest.raises(TopologyError, match=r"<string>:1: schemas: a schema path must not be empty"):
+        parse_topology('schemas: [""]\n' + GOOD)
+
+
+def test_an_invalid_schema_file_is_a_topology_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "a.b.C.v1.avsc").write_text("{")
+    path = write(tmp_path, "schemas: events\n" + GOOD)
+    with pytest.raises(TopologyError, match=r"schemas: .*a\.b\.C\.v1\.avsc: not valid JSON"):
+        load_topology(path, check_schemas=True)
 
 
 def test_unknown_schema_names_are_reported_with_their_path(tmp_path: Path) -> None:

@@ -96,13 +96,25 @@ kep/consumer-group: {{ . }}
 {{- printf "%s-%s" (include "kep.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The topology YAML: topology.content, or the chart's copy of the shipped topology. */}}
+{{/*
+The topology: topology.content (YAML the chart puts in a ConfigMap), or, when topology.file is set, the path
+of the topology inside the service's image (next to its schemas and handlers). The chart has no default:
+it deploys the user's topology or nothing. Used as the input of checksums.
+*/}}
 {{- define "kep.topology" -}}
-{{- $content := .Values.topology.content | default (.Files.Get "files/topology.yaml") }}
-{{- if not (trim $content) }}
-{{- fail "topology: topology.content is empty and the chart has no files/topology.yaml" }}
+{{- $t := .Values.topology }}
+{{- if and $t.file (trim $t.content) }}
+{{- fail "topology: set topology.file (a path in your image) or topology.content (the YAML), not both" }}
 {{- end }}
-{{- $content }}
+{{- if not (or $t.file (trim $t.content)) }}
+{{- fail "topology: the chart needs your topology; set topology.file to its path in your service's image (with its schemas and handlers, see docs/deploy.md), or topology.content to the YAML (--set-file topology.content=topology.yaml)" }}
+{{- end }}
+{{- if $t.file }}file: {{ $t.file }}{{ else }}{{ $t.content }}{{ end }}
+{{- end }}
+
+{{/* The path the workers and the apply Job read the topology from (KEP_TOPOLOGY, --topology). */}}
+{{- define "kep.topologyPath" -}}
+{{- .Values.topology.file | default "/etc/kep/topology/topology.yaml" }}
 {{- end }}
 
 {{/*

@@ -72,9 +72,11 @@ spec:
         {{- include "kep.commonVolumeMounts" $root | nindent 8 }}
         - name: data
           mountPath: /var/lib/kep
+        {{- if not $root.Values.topology.file }}
         - name: topology
           mountPath: /etc/kep/topology
           readOnly: true
+        {{- end }}
         - name: config
           mountPath: /etc/kep/worker
           readOnly: true
@@ -84,9 +86,11 @@ spec:
     - name: data
       emptyDir: {}
     {{- end }}
+    {{- if not $root.Values.topology.file }}
     - name: topology
       configMap:
         name: {{ include "kep.topologyName" $root }}
+    {{- end }}
     - name: config
       configMap:
         name: {{ printf "%s-config" .name | trunc 63 | trimSuffix "-" }}
@@ -117,7 +121,7 @@ static membership. Argument: dict "root" $ "worker" W.
 {{- $w := .worker }}
 {{- include "kep.kafkaEnv" $root }}
 - name: KEP_TOPOLOGY
-  value: /etc/kep/topology/topology.yaml
+  value: {{ include "kep.topologyPath" $root }}
 - name: KEP_DRAIN_TIMEOUT_S
   value: {{ $w.drainTimeoutSeconds | quote }}
 - name: KEP_IDEMPOTENCY_STORE

@@ -1,18 +1,25 @@
-"""The example domain, namespace ``kep.orders``: an order is placed, then its payment is captured.
+"""The shop's events, namespace ``kep.orders``: an order is placed, then its payment is captured.
 
-Each model mirrors the newest ``.avsc`` of its name in ``schemas/avro`` (a test keeps them equal). Both events
-are keyed by ``order_id``, so everything about one order lands on one partition, in order.
+Hand-written models, for their validation rules (a currency is three capital letters, an order has at least
+one line). A service may skip this file: ``LocalSchemaRegistry.model(name)`` builds a model from the schema.
+Each model mirrors the newest ``.avsc`` of its name in ``../schemas`` (``kep schemas check --import
+shop.orders`` and the codecs check it). Both events are keyed by ``order_id``, so everything about one order
+lands on one partition, in order.
+
+``kep_sample`` is what ``kep produce`` and ``kep demo`` call for sample events of a type that defines it
+(otherwise they generate values from the Avro types, which these validation rules would refuse).
 """
 
 from __future__ import annotations
 
+import random
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import Field
 
-from kep.schemas.events import AvroRecord, Event
-from kep.schemas.model_schema import Int32
+from kep.schemas import AvroRecord, Event, Int32
 
 __all__ = ["LineItem", "OrderPlaced", "PaymentCaptured", "PaymentMethod"]
 
@@ -38,6 +45,13 @@ class OrderPlaced(Event):
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR.")
     channel: str = Field("web", description="Where the order was placed: web, mobile or store. Added in v2.")
 
+    @classmethod
+    def kep_sample(cls, rng: random.Random, number: int, at: datetime) -> OrderPlaced:
+        """A realistic sample order (``kep produce``, ``kep demo``)."""
+        from shop.samples import order
+
+        return order(rng, number, 0, at)
+
 
 class PaymentMethod(StrEnum):
     """How a payment was made."""
@@ -59,3 +73,10 @@ class PaymentCaptured(Event):
     amount_cents: int = Field(ge=0, description="Amount captured, in cents.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR.")
     method: PaymentMethod = Field(description="How it was paid.")
+
+    @classmethod
+    def kep_sample(cls, rng: random.Random, number: int, at: datetime) -> PaymentCaptured:
+        """The payment of a realistic sample order (``kep produce``, ``kep demo``)."""
+        from shop.samples import order, payment
+
+        return payment(rng, order(rng, number, 0, at), at)

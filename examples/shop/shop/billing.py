@@ -1,8 +1,8 @@
-"""The ``billing`` group of the shipped topology: bills every placed order.
+"""The ``billing`` group of the shop's topology: bills every placed order.
 
-Run it: ``kep run kep.consumers.examples.billing:app``. Set ``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one first
-attempt in ten fail, and watch those orders go through the first retry topic (``orders.billing.retry.1s``) and
-succeed there.
+Run it from ``examples/shop``: ``kep run shop.billing:app -t topology.yaml``. Set
+``KEP_EXAMPLE_FAILURE_RATE=0.1`` to make one first attempt in ten fail, and watch those orders go through the
+first retry topic (``orders.billing.retry.1s``) and succeed there.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import random
 
 import structlog
 
-from kep.consumers.app import App
-from kep.consumers.context import MessageContext
-from kep.schemas.orders import OrderPlaced
+from kep.consumers import App, MessageContext
+from shop.orders import OrderPlaced
 
 log = structlog.get_logger(__name__)
 app = App("billing", topics=["orders"])

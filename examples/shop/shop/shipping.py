@@ -1,16 +1,16 @@
-"""The ``shipping`` group of the shipped topology: ships an order once it is placed and its payment captured.
+"""The ``shipping`` group of the shop's topology: ships an order once it is placed and its payment captured.
 
-Run it: ``kep run kep.consumers.examples.shipping:app``. It keeps the state of each order in memory, which is
-enough for a demonstration; a real app would keep it in its database, written through ``ctx.transaction()``.
+Run it from ``examples/shop``: ``kep run shop.shipping:app -t topology.yaml``. It keeps the state of each
+order in memory, which is enough for a demonstration; a real app would keep it in its database, written
+through ``ctx.transaction()``.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from kep.consumers.app import App
-from kep.consumers.context import MessageContext
-from kep.schemas.orders import OrderPlaced, PaymentCaptured
+from kep.consumers import App, MessageContext
+from shop.orders import OrderPlaced, PaymentCaptured
 
 log = structlog.get_logger(__name__)
 app = App("shipping", topics=["orders", "payments"])

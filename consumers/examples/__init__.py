@@ -1,1 +1,0 @@
-"""Example consumer group apps, runnable with ``kep run consumers.examples.<module>:app``."""
