@@ -15,14 +15,13 @@ from kep.schemas import (
     DecodeError,
     IncompatibleSchemaError,
     LocalSchemaRegistry,
-    OrderPlaced,
-    PaymentCaptured,
     SchemaNotRegisteredError,
     SchemaRegistrySettings,
     SchemaRegistryUnavailableError,
     UnknownSchemaError,
 )
 from kep.schemas import codec_for as kep_codec_for
+from shop.orders import OrderPlaced, PaymentCaptured
 from tests.support.schema_registry import RegistryServer
 
 pytestmark = pytest.mark.unit

@@ -15,8 +15,8 @@ from kep.consumers.runtime.plan import WorkerPlan
 from kep.consumers.settings import ConsumerSettings, load_settings
 from kep.producers import EventProducer
 from kep.producers.settings import ProducerSettings
-from kep.schemas import LineItem, OrderPlaced
 from kep.topology import KafkaSettings, TopicSpec, Topology
+from shop.orders import LineItem, OrderPlaced
 from tests.topology import _tokens
 
 pytestmark = pytest.mark.unit
