@@ -14,8 +14,10 @@ from typing import Any
 from confluent_kafka import (
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
+    IsolationLevel,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
@@ -131,29 +133,65 @@ def committed_offsets(
     return out
 
 
-def log_starts(
-    admin: AdminClient, keys: Iterable[TopicPartitionKey], timeout_s: float
+def _list_offsets(
+    admin: AdminClient,
+    keys: Iterable[TopicPartitionKey],
+    spec: Any,
+    what: str,
+    timeout_s: float,
+    isolation: IsolationLevel | None = None,
 ) -> dict[TopicPartitionKey, int]:
-    """The first offset still in the log (ListOffsets earliest, right on any broker); failures are absent."""
-    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-    request = {TopicPartition(t, p): earliest for t, p in set(keys)}
+    request = {TopicPartition(t, p): spec for t, p in set(keys)}
     if not request:
         return {}
-    futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(request, request_timeout=timeout_s)
+    extra = {} if isolation is None else {"isolation_level": isolation}
+    futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(
+        request, request_timeout=timeout_s, **extra
+    )
     out: dict[TopicPartitionKey, int] = {}
     for tp, future in futures.items():
         try:
-            info = _result(future, f"the log start of {tp.topic}[{tp.partition}]", timeout_s)
+            info = _result(future, f"the {what} of {tp.topic}[{tp.partition}]", timeout_s)
         except LagReadError:
             continue
         out[(tp.topic, tp.partition)] = int(info.offset)
     return out
 
 
-def partition_counts(admin: AdminClient, timeout_s: float) -> dict[str, int]:
-    """Partition count of every topic in the cluster metadata."""
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise LagReadError(f"cannot read the cluster metadata: {_reason(exc)}") from exc
-    return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+def log_starts(
+    admin: AdminClient, keys: Iterable[TopicPartitionKey], timeout_s: float
+) -> dict[TopicPartitionKey, int]:
+    """The first offset still in the log (ListOffsets earliest, right on any broker); failures are absent.
+
+    librdkafka sends one ListOffsets request per partition leader."""
+    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    return _list_offsets(admin, keys, earliest, "log start", timeout_s)
+
+
+def log_ends(
+    admin: AdminClient, keys: Iterable[TopicPartitionKey], read_committed: bool, timeout_s: float
+) -> dict[TopicPartitionKey, int]:
+    """ListOffsets latest at an isolation level: the last stable offset under read_committed, else the high
+    watermark. One request per partition leader; failures are absent. Wrong on the embedded broker (it
+    answers the start of the last batch + 1): ``LagProbe`` checks it against a fetch before trusting it."""
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+    return _list_offsets(admin, keys, latest, "log end", timeout_s, isolation)
+
+
+def partition_counts(admin: AdminClient, topics: Iterable[str], timeout_s: float) -> dict[str, int]:
+    """Partition count of each of ``topics`` (a metadata request naming them, not the whole cluster).
+
+    Topics that do not exist (deleted) or could not be described are absent."""
+    names = sorted(set(topics))
+    if not names:
+        return {}
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout_s)
+    out: dict[str, int] = {}
+    for name, future in futures.items():
+        try:
+            description = _result(future, f"topic {name!r}", timeout_s)
+        except LagReadError:
+            continue
+        out[name] = len(description.partitions)
+    return out

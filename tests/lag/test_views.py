@@ -98,9 +98,11 @@ def test_groups_routes_answer_503_before_a_poll_then_a_list_a_detail_and_404() -
         "topic": "orders",
         "partition": 1,
         "committed": None,
+        "log_start": None,
         "log_end": 4,
         "lag_messages": 4,
         "lag_seconds": 3.0,
+        "below_log_start": False,
         "status": "OK",
     }
 
