@@ -133,14 +133,13 @@ def committed_offsets(
     return out
 
 
-def _list_offsets(
+def _send_list_offsets(
     admin: AdminClient,
     keys: Iterable[TopicPartitionKey],
     spec: Any,
-    what: str,
     timeout_s: float,
     isolation: IsolationLevel | None = None,
-) -> dict[TopicPartitionKey, int]:
+) -> Mapping[TopicPartition, Future[Any]]:
     request = {TopicPartition(t, p): spec for t, p in set(keys)}
     if not request:
         return {}
@@ -148,6 +147,12 @@ def _list_offsets(
     futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(
         request, request_timeout=timeout_s, **extra
     )
+    return futures
+
+
+def _collect_offsets(
+    futures: Mapping[TopicPartition, Future[Any]], what: str, timeout_s: float
+) -> dict[TopicPartitionKey, int]:
     out: dict[TopicPartitionKey, int] = {}
     for tp, future in futures.items():
         try:
@@ -158,14 +163,8 @@ def _list_offsets(
     return out
 
 
-def log_starts(
-    admin: AdminClient, keys: Iterable[TopicPartitionKey], timeout_s: float
-) -> dict[TopicPartitionKey, int]:
-    """The first offset still in the log (ListOffsets earliest, right on any broker); failures are absent.
-
-    librdkafka sends one ListOffsets request per partition leader."""
-    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-    return _list_offsets(admin, keys, earliest, "log start", timeout_s)
+def _isolation(read_committed: bool) -> IsolationLevel:
+    return IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
 
 
 def log_ends(
@@ -175,8 +174,29 @@ def log_ends(
     watermark. One request per partition leader; failures are absent. Wrong on the embedded broker (it
     answers the start of the last batch + 1): ``LagProbe`` checks it against a fetch before trusting it."""
     latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
-    return _list_offsets(admin, keys, latest, "log end", timeout_s, isolation)
+    futures = _send_list_offsets(admin, keys, latest, timeout_s, _isolation(read_committed))
+    return _collect_offsets(futures, "log end", timeout_s)
+
+
+def log_starts_and_ends(
+    admin: AdminClient, keys: Iterable[TopicPartitionKey], read_committed: bool | None, timeout_s: float
+) -> tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, int] | None]:
+    """The log starts (ListOffsets earliest, right on any broker) and ``log_ends``, both requests in flight
+    together (librdkafka sends one per partition leader); failures are absent; no ends when
+    ``read_committed`` is ``None``."""
+    wanted = set(keys)
+    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    starts = _send_list_offsets(admin, wanted, earliest, timeout_s)
+    ends = (
+        None
+        if read_committed is None
+        else _send_list_offsets(admin, wanted, latest, timeout_s, _isolation(read_committed))
+    )
+    return (
+        _collect_offsets(starts, "log start", timeout_s),
+        None if ends is None else _collect_offsets(ends, "log end", timeout_s),
+    )
 
 
 def partition_counts(admin: AdminClient, topics: Iterable[str], timeout_s: float) -> dict[str, int]:

@@ -229,17 +229,26 @@ class LagProbe:
         with self._lock:
             if self._closed:
                 raise LagError("the lag probe is closed")
-            deadline = time.monotonic() + self.timeout_s
-            keys = {key for positions in rounds for key in positions}
-            offsets = _Offsets(
-                starts=_admin.log_starts(self._admin, keys, self.timeout_s),
-                ends=None
-                if self._fetch_log_ends
-                else _admin.log_ends(self._admin, keys, self._read_committed, self.timeout_s),
+            started = time.monotonic()
+            keys = self._existing({key for positions in rounds for key in positions})
+            starts, ends = _admin.log_starts_and_ends(
+                self._admin, keys, None if self._fetch_log_ends else self._read_committed, self.timeout_s
             )
-            answers = [self._round(positions, offsets, deadline) for positions in rounds]
+            offsets = _Offsets(starts, ends)
+            # the reads get what is left of the timeout, and at least half of it after slow admin requests
+            deadline = max(started + self.timeout_s, time.monotonic() + self.timeout_s / 2)
+            answers = [
+                self._round({k: o for k, o in positions.items() if k in keys}, offsets, deadline)
+                for positions in rounds
+            ]
             self._scans = offsets.scans  # keep what the positions asked now found; forget the rest
             return answers
+
+    def _existing(self, keys: set[TopicPartitionKey]) -> set[TopicPartitionKey]:
+        """The partitions that exist (one metadata request naming their topics): ListOffsets for an unknown
+        topic or partition would wait out the whole request timeout."""
+        counts = _admin.partition_counts(self._admin, {t for t, _ in keys}, self.timeout_s)
+        return {(t, p) for t, p in keys if p < counts.get(t, 0)}
 
     @property
     def _read_committed(self) -> bool:
