@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict, SettingsError
 
 from kep.consumers.errors import ConfigError
@@ -15,6 +15,12 @@ from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
 AssignmentStrategy = Literal["cooperative-sticky", "range", "roundrobin"]
+GroupProtocol = Literal["classic", "consumer"]
+RemoteAssignor = Literal["uniform", "range"]
+CLASSIC_ONLY_KEYS = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
+"""librdkafka keys of the classic group protocol: with ``group.protocol=consumer`` it refuses to create a consumer
+that sets them (the broker holds the session timeout and heartbeat interval; ``group.remote.assignor`` replaces
+the assignment strategy)."""
 LogFormat = Literal["auto", "console", "json"]
 _S = TypeVar("_S", bound=KepSettings)
 
@@ -47,7 +53,17 @@ class ConsumerSettings(KepSettings):
     session_timeout_ms: int = Field(default=45000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3000, ge=100)
     max_poll_interval_ms: int = Field(default=300000, ge=1000)
-    assignment_strategy: AssignmentStrategy = "cooperative-sticky"
+    assignment_strategy: AssignmentStrategy = Field(
+        default="cooperative-sticky", description="Client-side assignor (group_protocol=classic)."
+    )
+    group_protocol: GroupProtocol = Field(
+        default="classic",
+        description="classic, or consumer (KIP-848, Kafka 4.0+: the broker assigns; session timeout and "
+        "heartbeat interval are the broker's group.consumer.* settings).",
+    )
+    group_remote_assignor: RemoteAssignor | None = Field(
+        default=None, description="Broker-side assignor with group_protocol=consumer (default: the broker's)."
+    )
     group_instance_id: str | None = Field(default=None, description="Static membership id (one per pod).")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     fetch_wait_max_ms: int = Field(default=100, ge=0)
@@ -62,6 +78,30 @@ class ConsumerSettings(KepSettings):
     health_ttl_s: float = Field(default=30.0, gt=0)
     log_format: LogFormat = "auto"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _assignor_needs_the_consumer_protocol(self) -> ConsumerSettings:
+        if self.group_remote_assignor is not None and self.group_protocol != "consumer":
+            raise ValueError(
+                "group_remote_assignor needs group_protocol=consumer "
+                "(the classic protocol assigns on the client: assignment_strategy)"
+            )
+        return self
+
+    def group_config(self) -> dict[str, Any]:
+        """The librdkafka keys of group membership for ``group_protocol``: the classic protocol's session
+        timeout, heartbeat interval and assignment strategy, or ``group.protocol=consumer`` (and the remote
+        assignor) without them."""
+        if self.group_protocol == "consumer":
+            conf: dict[str, Any] = {"group.protocol": "consumer"}
+            if self.group_remote_assignor is not None:
+                conf["group.remote.assignor"] = self.group_remote_assignor
+            return conf
+        return {
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": self.heartbeat_interval_ms,
+            "partition.assignment.strategy": self.assignment_strategy,
+        }
 
 
 def load_settings(

@@ -8,6 +8,7 @@ from typing import Literal
 from kep.topology.model import TopicSpec
 
 __all__ = [
+    "KEY_REMAPPING",
     "Action",
     "AlterConfigs",
     "ApplyResult",
@@ -32,10 +33,9 @@ class CreateTopic:
     def describe(self) -> str:
         configs = ", ".join(f"{k}={v}" for k, v in sorted(self.spec.configs.items()))
         extra = f"; {configs}" if configs else ""
-        return (
-            f"create {self.topic} ({self.spec.partitions} partitions, "
-            f"replication factor {self.spec.replication_factor}{extra})"
-        )
+        rf = self.spec.replication_factor
+        replication = "the broker's default" if rf is None else str(rf)
+        return f"create {self.topic} ({self.spec.partitions} partitions, replication factor {replication}{extra})"
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,15 @@ class IncreasePartitions:
     desired: int
 
     def describe(self) -> str:
-        return f"grow {self.topic} from {self.current} to {self.desired} partitions"
+        return f"grow {self.topic} from {self.current} to {self.desired} partitions ({KEY_REMAPPING})"
+
+
+KEY_REMAPPING = (
+    "keys move to other partitions: records of a key written before and after the change are not in order "
+    "with each other"
+)
+"""The warning that goes with every partition growth: the default partitioner maps a key to
+``murmur2(key) % partitions``, so a key's partition changes with the count."""
 
 
 @dataclass(frozen=True)

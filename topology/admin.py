@@ -2,7 +2,8 @@
 
 Idempotent: after ``apply``, a new ``plan`` is empty. kep never deletes topics it did not just create, never
 removes partitions, never changes a replication factor and never unsets configs that the topology does not
-mention.
+mention. A topic without a replication factor is created with the broker's default (``-1``) and its factor is
+never compared. Metadata requests name the topology's topics (``describe_topics``), never the whole cluster.
 
 All or nothing: ``apply`` checks every change before making any (refusals, a replication factor above the
 number of brokers, partition growth through the broker's own validate-only CreatePartitions), then creates
@@ -22,11 +23,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # the package has no __all__
     AdminClient,
     AlterConfigOpType,
-    ClusterMetadata,
     ConfigEntry,
     ConfigResource,
     NewPartitions,
@@ -35,6 +35,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # the package
 )
 
 from kep.topology._actions import (
+    KEY_REMAPPING,
     Action,
     AlterConfigs,
     ApplyResult,
@@ -59,15 +60,15 @@ _GRACE_SECONDS = 2.0
 def plan(topology: Topology, settings: KafkaSettings, *, timeout: float = 15.0) -> Plan:
     """Compare ``topology.all_topic_specs()`` with the cluster; ``PlanError`` when it cannot be read."""
     admin = _admin(settings)
-    metadata = _metadata(admin, settings, timeout)
     desired = topology.all_topic_specs()
-    existing = [spec for spec in desired if spec.name in metadata.topics]
+    topics = _describe_topics(admin, settings, [spec.name for spec in desired], timeout)
+    existing = [spec for spec in desired if spec.name in topics]
     current_configs = _describe_configs(admin, [spec.name for spec in existing], timeout)
     actions: list[Action] = []
     refusals: list[Refusal] = []
     unchanged: list[str] = []
     for spec in desired:
-        topic = metadata.topics.get(spec.name)
+        topic = topics.get(spec.name)
         if topic is None:
             actions.append(CreateTopic(spec))
             continue
@@ -80,14 +81,15 @@ def plan(topology: Topology, settings: KafkaSettings, *, timeout: float = 15.0) 
 
 
 def _compare(spec: TopicSpec, topic: Any, configs: dict[str, str | None]) -> list[Action | Refusal]:
+    """``topic``: a ``TopicDescription`` (``partitions`` is a list of ``TopicPartitionInfo``)."""
     found: list[Action | Refusal] = []
     partitions = len(topic.partitions)
     if partitions > spec.partitions:
         found.append(Refusal(spec.name, "shrink_partitions", partitions, spec.partitions))
     elif partitions < spec.partitions:
         found.append(IncreasePartitions(spec.name, partitions, spec.partitions))
-    replicas = {len(p.replicas) for p in topic.partitions.values()}
-    if replicas and spec.replication_factor not in replicas:
+    replicas = {len(p.replicas) for p in topic.partitions}
+    if spec.replication_factor is not None and replicas and spec.replication_factor not in replicas:
         found.append(Refusal(spec.name, "replication_factor", max(replicas), spec.replication_factor))
     changes = tuple(
         ConfigChange(key, configs.get(key), value)
@@ -275,7 +277,7 @@ def _create_topics(
         NewTopic(
             a.spec.name,
             num_partitions=a.spec.partitions,
-            replication_factor=a.spec.replication_factor,
+            replication_factor=-1 if a.spec.replication_factor is None else a.spec.replication_factor,
             config=dict(a.spec.configs),
         )
         for a in creates
@@ -303,6 +305,14 @@ def _grow_partitions(
 ) -> None:
     if not grows:
         return
+    for a in grows:
+        log.warning(
+            "growing partitions",
+            topic=a.topic,
+            partitions_from=a.current,
+            partitions_to=a.desired,
+            warning=KEY_REMAPPING,
+        )
     requests = [NewPartitions(a.topic, a.desired) for a in grows]
     futures = admin.create_partitions(requests, operation_timeout=timeout, request_timeout=timeout)
     unsupported: list[IncreasePartitions] = []
@@ -375,7 +385,7 @@ def _await_visible(
     want = {a.topic: (a.spec.partitions if isinstance(a, CreateTopic) else a.desired) for a in sized}
     deadline = time.monotonic() + timeout
     while want and time.monotonic() < deadline:
-        topics = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+        topics = _visible_topics(admin, want, max(0.1, deadline - time.monotonic()))
         want = {name: n for name, n in want.items() if name not in topics or len(topics[name].partitions) < n}
         if want:
             time.sleep(0.05)  # metadata propagates within milliseconds on one broker
@@ -397,18 +407,42 @@ def _admin(settings: KafkaSettings) -> AdminClient:
     return AdminClient(settings.as_librdkafka_dict())
 
 
-def _metadata(admin: AdminClient, settings: KafkaSettings, timeout: float) -> ClusterMetadata:
-    try:
-        return admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        reason = f"{error.name()}: {error.str()}" if error is not None else str(exc)
+def _describe_topics(
+    admin: AdminClient, settings: KafkaSettings, names: Sequence[str], timeout: float
+) -> dict[str, Any]:
+    """``TopicDescription`` of each of ``names`` that exists (one metadata request naming them); a
+    ``PlanError`` when the cluster cannot be read."""
+    if not names:
+        return {}
+    futures = admin.describe_topics(TopicCollection(list(names)), request_timeout=timeout)
+    out: dict[str, Any] = {}
+    for name, future in futures.items():
+        description, error = _outcome(future, timeout)
+        if error is None:
+            out[name] = description
+            continue
+        kafka = error if isinstance(error, KafkaError) else None
+        if kafka is not None and kafka.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            continue
+        reason = f"{kafka.name()}: {kafka.str()}" if kafka is not None else str(error)
         raise PlanError(
             f"cannot read topics from {settings.bootstrap_servers}: {reason}",
-            code=error.code() if error is not None else None,
-            name=error.name() if error is not None else None,
-            retriable=bool(error.retriable()) if error is not None else False,
-        ) from exc
+            code=kafka.code() if kafka is not None else None,
+            name=kafka.name() if kafka is not None else None,
+            retriable=bool(kafka.retriable()) if kafka is not None else False,
+        )
+    return out
+
+
+def _visible_topics(admin: AdminClient, names: Iterable[str], timeout: float) -> dict[str, Any]:
+    """The descriptions of ``names`` the cluster reports now (errors and missing topics left out)."""
+    futures = admin.describe_topics(TopicCollection(list(names)), request_timeout=timeout)
+    out: dict[str, Any] = {}
+    for name, future in futures.items():
+        description, error = _outcome(future, timeout)
+        if error is None:
+            out[name] = description
+    return out
 
 
 def _describe_configs(

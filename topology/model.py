@@ -27,10 +27,16 @@ class TopicSpec(FrozenModel):
 
     name: KafkaName
     partitions: int = Field(ge=1, le=100_000)  # librdkafka refuses more
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    """Copies of each partition; ``None`` (or ``-1`` in YAML): the broker's ``default.replication.factor``."""
     configs: TopicConfigs = Field(default_factory=dict)
     value_schema: tuple[AvroName, ...] = ()
     key_field: FieldName | None = None
+
+    @field_validator("replication_factor", mode="before")
+    @classmethod
+    def _broker_default(cls, value: object) -> object:
+        return None if value == -1 else value
 
     @field_validator("value_schema", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Consumer lag you can trust: log ends read from the log, lag in seconds, Burrow-style status, the exporter.
+"""Consumer lag you can trust: records left (not offsets), lag in seconds, Burrow-style status, the exporter.
 
 >>> with LagProbe(KafkaSettings()) as probe:
 ...     probe.probe({("orders", 0): probe.committed_offsets("billing")[("orders", 0)]})

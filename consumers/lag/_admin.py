@@ -14,8 +14,10 @@ from typing import Any
 from confluent_kafka import (
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
+    IsolationLevel,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
@@ -131,29 +133,85 @@ def committed_offsets(
     return out
 
 
-def log_starts(
-    admin: AdminClient, keys: Iterable[TopicPartitionKey], timeout_s: float
-) -> dict[TopicPartitionKey, int]:
-    """The first offset still in the log (ListOffsets earliest, right on any broker); failures are absent."""
-    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-    request = {TopicPartition(t, p): earliest for t, p in set(keys)}
+def _send_list_offsets(
+    admin: AdminClient,
+    keys: Iterable[TopicPartitionKey],
+    spec: Any,
+    timeout_s: float,
+    isolation: IsolationLevel | None = None,
+) -> Mapping[TopicPartition, Future[Any]]:
+    request = {TopicPartition(t, p): spec for t, p in set(keys)}
     if not request:
         return {}
-    futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(request, request_timeout=timeout_s)
+    extra = {} if isolation is None else {"isolation_level": isolation}
+    futures: Mapping[TopicPartition, Future[Any]] = admin.list_offsets(
+        request, request_timeout=timeout_s, **extra
+    )
+    return futures
+
+
+def _collect_offsets(
+    futures: Mapping[TopicPartition, Future[Any]], what: str, timeout_s: float
+) -> dict[TopicPartitionKey, int]:
     out: dict[TopicPartitionKey, int] = {}
     for tp, future in futures.items():
         try:
-            info = _result(future, f"the log start of {tp.topic}[{tp.partition}]", timeout_s)
+            info = _result(future, f"the {what} of {tp.topic}[{tp.partition}]", timeout_s)
         except LagReadError:
             continue
         out[(tp.topic, tp.partition)] = int(info.offset)
     return out
 
 
-def partition_counts(admin: AdminClient, timeout_s: float) -> dict[str, int]:
-    """Partition count of every topic in the cluster metadata."""
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise LagReadError(f"cannot read the cluster metadata: {_reason(exc)}") from exc
-    return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+def _isolation(read_committed: bool) -> IsolationLevel:
+    return IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+
+
+def log_ends(
+    admin: AdminClient, keys: Iterable[TopicPartitionKey], read_committed: bool, timeout_s: float
+) -> dict[TopicPartitionKey, int]:
+    """ListOffsets latest at an isolation level: the last stable offset under read_committed, else the high
+    watermark. One request per partition leader; failures are absent. Wrong on the embedded broker (it
+    answers the start of the last batch + 1): ``LagProbe`` checks it against a fetch before trusting it."""
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = _send_list_offsets(admin, keys, latest, timeout_s, _isolation(read_committed))
+    return _collect_offsets(futures, "log end", timeout_s)
+
+
+def log_starts_and_ends(
+    admin: AdminClient, keys: Iterable[TopicPartitionKey], read_committed: bool | None, timeout_s: float
+) -> tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, int] | None]:
+    """The log starts (ListOffsets earliest, right on any broker) and ``log_ends``, both requests in flight
+    together (librdkafka sends one per partition leader); failures are absent; no ends when
+    ``read_committed`` is ``None``."""
+    wanted = set(keys)
+    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    starts = _send_list_offsets(admin, wanted, earliest, timeout_s)
+    ends = (
+        None
+        if read_committed is None
+        else _send_list_offsets(admin, wanted, latest, timeout_s, _isolation(read_committed))
+    )
+    return (
+        _collect_offsets(starts, "log start", timeout_s),
+        None if ends is None else _collect_offsets(ends, "log end", timeout_s),
+    )
+
+
+def partition_counts(admin: AdminClient, topics: Iterable[str], timeout_s: float) -> dict[str, int]:
+    """Partition count of each of ``topics`` (a metadata request naming them, not the whole cluster).
+
+    Topics that do not exist (deleted) or could not be described are absent."""
+    names = sorted(set(topics))
+    if not names:
+        return {}
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout_s)
+    out: dict[str, int] = {}
+    for name, future in futures.items():
+        try:
+            description = _result(future, f"topic {name!r}", timeout_s)
+        except LagReadError:
+            continue
+        out[name] = len(description.partitions)
+    return out

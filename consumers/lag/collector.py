@@ -25,6 +25,7 @@ GROUP_LAG_MESSAGES_SUM: Final = "kep_group_lag_messages_sum"
 GROUP_MAX_LAG_SECONDS: Final = "kep_group_max_lag_seconds"
 GROUP_COMMITTED_OFFSET: Final = "kep_group_committed_offset"
 GROUP_LOG_END_OFFSET: Final = "kep_group_log_end_offset"
+GROUP_COMMITTED_BELOW_LOG_START: Final = "kep_group_committed_below_log_start"
 GROUP_MEMBERS: Final = "kep_group_members"
 GROUP_STATUS: Final = "kep_group_status"
 PARTITION_STATUS: Final = "kep_partition_status"
@@ -41,6 +42,7 @@ LAG_METRIC_NAMES: Final[frozenset[str]] = frozenset(
         GROUP_MAX_LAG_SECONDS,
         GROUP_COMMITTED_OFFSET,
         GROUP_LOG_END_OFFSET,
+        GROUP_COMMITTED_BELOW_LOG_START,
         GROUP_MEMBERS,
         GROUP_STATUS,
         PARTITION_STATUS,
@@ -77,12 +79,16 @@ class _Families:
         def part(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, labels=[*_PARTITION, *extra])
 
-        self.lag = part(GROUP_LAG_MESSAGES, "Log end offset minus the group's position (committed offset).")
+        self.lag = part(GROUP_LAG_MESSAGES, "Records left between the group's position and the log end.")
         self.lag_seconds = part(GROUP_LAG_SECONDS, "Age of the oldest unprocessed record; 0 when caught up.")
         self.committed = part(
             GROUP_COMMITTED_OFFSET, "The group's committed offset (absent without a commit)."
         )
-        self.log_end = part(GROUP_LOG_END_OFFSET, "Log end offset (high watermark), read from the log.")
+        self.log_end = part(GROUP_LOG_END_OFFSET, "Log end offset at the group's isolation level.")
+        self.below_start = part(
+            GROUP_COMMITTED_BELOW_LOG_START,
+            "1 where the committed offset is below the log start (records deleted unprocessed), else 0.",
+        )
         self.partition_status = part(
             PARTITION_STATUS, "1, labelled with the partition's current status.", ("status",)
         )
@@ -113,6 +119,8 @@ class _Families:
                 self.lag_seconds.add_metric(labels, p.lag_seconds)
             if p.committed is not None:
                 self.committed.add_metric(labels, p.committed)
+                if p.log_end is not None:
+                    self.below_start.add_metric(labels, 1.0 if p.below_log_start else 0.0)
             if p.log_end is not None:
                 self.log_end.add_metric(labels, p.log_end)
             self.partition_status.add_metric([*labels, p.status.value], 1.0)
@@ -132,6 +140,7 @@ class _Families:
             self.max_seconds,
             self.committed,
             self.log_end,
+            self.below_start,
             self.members,
             self.group_status,
             self.partition_status,

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from kep.consumers.lag.collector import LagCollector, PollState
 from kep.consumers.lag.errors import LagError
 from kep.consumers.lag.monitor import LagMonitor
+from kep.consumers.lag.probe import IsolationLevel
 from kep.consumers.lag.routes import PREFIX, groups_handler
 from kep.consumers.lag.snapshot import LagSnapshot
 from kep.consumers.metrics import Health, MetricsServer, RouteHandler
@@ -65,6 +66,7 @@ class LagExporter:
         poll_interval_s: float = 10.0,
         window_s: float = 120.0,
         probe_timeout_s: float = 5.0,
+        isolation_level: IsolationLevel | None = None,
         health_ttl_s: float | None = None,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -86,6 +88,7 @@ class LagExporter:
             group_filter=group_filter,
             window_s=window_s,
             timeout_s=probe_timeout_s,
+            isolation_level=isolation_level,
             clock=clock,
             wall_clock=wall_clock,
         )

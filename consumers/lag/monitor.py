@@ -5,9 +5,11 @@ The one code path behind both the exporter and ``kep lag``. A poll:
 1. lists the consumer groups and keeps those whose id matches ``group_filter`` in full (``re.fullmatch``);
 2. describes them (state, members, member assignments) and reads their committed offsets;
 3. takes every partition of every topic the group has a committed offset on or is assigned (a partition with
-   no commit resumes from the log start, as with ``auto.offset.reset=earliest``);
-4. asks ``LagProbe`` for the log end and the next record's timestamp at each position, one probe call per
-   distinct position of a partition (two groups at the same offset share an answer);
+   no commit resumes from the log start, as with ``auto.offset.reset=earliest``), with a metadata request
+   naming those topics;
+4. asks ``LagProbe`` for the log end, the records left and the next record's timestamp at each position:
+   one round per distinct position of a partition (two groups at the same offset share an answer), the
+   rounds sharing one ListOffsets request per leader;
 5. feeds a ``StatusTracker`` and returns the snapshot with partition and group statuses.
 """
 
@@ -24,7 +26,13 @@ from confluent_kafka.admin import AdminClient
 
 from kep.consumers.lag import _admin
 from kep.consumers.lag.errors import LagError, LagReadError
-from kep.consumers.lag.probe import NO_OFFSET, PROBE_GROUP_PREFIX, LagProbe, PartitionProbe
+from kep.consumers.lag.probe import (
+    NO_OFFSET,
+    PROBE_GROUP_PREFIX,
+    IsolationLevel,
+    LagProbe,
+    PartitionProbe,
+)
 from kep.consumers.lag.snapshot import GroupLag, LagSnapshot, PartitionLag
 from kep.consumers.lag.status import Status, StatusTracker
 from kep.topology.settings import KafkaSettings
@@ -84,6 +92,7 @@ class LagMonitor:
         group_filter: str | re.Pattern[str] | None = None,
         window_s: float = 120.0,
         timeout_s: float = 5.0,
+        isolation_level: IsolationLevel | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -93,7 +102,7 @@ class LagMonitor:
         self._wall = wall_clock
         self._tracker: StatusTracker[GroupPartitionKey] = StatusTracker(window_s, clock)
         self._admin = AdminClient(kafka.as_librdkafka_dict())
-        self._probe = LagProbe(kafka, timeout_s=timeout_s, admin=self._admin)
+        self._probe = LagProbe(kafka, timeout_s=timeout_s, admin=self._admin, isolation_level=isolation_level)
 
     @property
     def window_s(self) -> float:
@@ -106,7 +115,11 @@ class LagMonitor:
         groups = self.groups()
         infos = _admin.describe_groups(self._admin, groups, self.timeout_s)
         committed = _admin.committed_offsets(self._admin, groups, self.timeout_s)
-        counts = _admin.partition_counts(self._admin, self.timeout_s) if groups else {}
+        topics = {t for offsets in committed.values() if isinstance(offsets, dict) for t, _ in offsets}
+        topics |= {
+            t for info in infos.values() if isinstance(info, _admin.GroupInfo) for t, _ in info.assigned
+        }
+        counts = _admin.partition_counts(self._admin, topics, self.timeout_s)
         views = [self._view(g, infos.get(g), committed[g], counts) for g in groups]
         # Partitions of topics missing from the metadata (deleted) are not probed: they are ERR at once.
         readable = {v.group: {k: c for k, c in v.wanted.items() if k[0] in counts} for v in views}
@@ -159,8 +172,9 @@ class LagMonitor:
 
     def _probe_all(self, wanted: Mapping[str, Wanted]) -> dict[tuple[str, int, int], PartitionProbe]:
         answers: dict[tuple[str, int, int], PartitionProbe] = {}
-        for positions in probe_rounds(wanted):
-            for (topic, partition), answer in self._probe.probe(positions).items():
+        rounds = probe_rounds(wanted)
+        for positions, answered in zip(rounds, self._probe.probe_all(rounds), strict=True):
+            for (topic, partition), answer in answered.items():
                 answers[(topic, partition, positions[(topic, partition)])] = answer
         return answers
 
@@ -182,7 +196,11 @@ class LagMonitor:
             part = _partition_lag(topic, partition, committed, answer, now)
             key = (view.group, topic, partition)
             self._tracker.observe(
-                key, committed=committed, log_end=part.log_end, log_start=part.position or 0
+                key,
+                committed=committed,
+                log_end=part.log_end,
+                log_start=part.position or 0,
+                lag=part.lag_messages,
             )
             statuses[(topic, partition)] = self._tracker.status(key, consumers_active=active)
             partitions.append(part)
@@ -211,8 +229,18 @@ def _partition_lag(
     if answer is None:
         return PartitionLag(topic, partition, committed, committed, None, None, None, Status.ERR)
     position = answer.position if answer.position is not None else (committed or 0)
-    lag = max(0, answer.log_end - position)
+    lag = answer.lag_messages if answer.lag_messages is not None else max(0, answer.log_end - position)
     seconds = 0.0
     if lag > 0 and answer.next_timestamp_ms is not None:
         seconds = max(0.0, now - answer.next_timestamp_ms / 1000.0)
-    return PartitionLag(topic, partition, committed, position, answer.log_end, lag, seconds)
+    return PartitionLag(
+        topic,
+        partition,
+        committed,
+        position,
+        answer.log_end,
+        lag,
+        seconds,
+        log_start=answer.log_start,
+        below_log_start=answer.below_log_start,
+    )

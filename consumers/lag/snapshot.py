@@ -3,10 +3,12 @@
 Definitions (see ``docs/lag.md``):
 
 * ``committed``: the group's committed offset, the next record it will process; ``None`` when it has none.
-* ``position``: where the group resumes: ``committed``, or the log start when there is no commit.
-* ``log_end``: the high watermark, read from the log by ``LagProbe``; ``None`` when it could not be read.
-* ``lag_messages = log_end - position`` (at least 0).
-* ``lag_seconds``: age of the record at ``position`` when the poll ran; 0 when caught up or empty.
+* ``position``: where the group resumes: ``committed``, or the log start when there is no commit or the
+  commit is below the log start (``below_log_start``: retention deleted records the group never processed).
+* ``log_end``: the log end at the group's isolation level (``LagProbe``); ``None`` when it could not be read.
+* ``lag_messages``: the records left from ``position`` to ``log_end`` (transaction markers, aborted records
+  under ``read_committed`` and compacted-away offsets not counted; see ``LagProbe``).
+* ``lag_seconds``: age of the next record to process when the poll ran; 0 when caught up or empty.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ class PartitionLag:
     lag_messages: int | None
     lag_seconds: float | None
     status: Status = Status.OK
+    log_start: int | None = None
+    below_log_start: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "topic": self.topic,
             "partition": self.partition,
             "committed": self.committed,
+            "log_start": self.log_start,
             "log_end": self.log_end,
             "lag_messages": self.lag_messages,
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+            "below_log_start": self.below_log_start,
             "status": self.status.value,
         }
 

@@ -6,7 +6,8 @@ samples". Definitions, for one partition, evaluated at ``now`` with a window of 
 
 * the *span* is the readable samples from the *anchor* (the newest readable sample taken at or before
   ``now - W``) to the newest one; the window is *complete* when an anchor exists;
-* ``lag`` of a sample is ``log_end - committed`` (``log_end - log_start`` with no commit), never below 0.
+* ``lag`` of a sample is the lag the probe measured (records left, markers and aborted records not counted)
+  or, without one, ``log_end - committed`` (``log_end - log_start`` with no commit), never below 0.
 
 Rules, first match wins:
 
@@ -66,13 +67,15 @@ class Sample:
     """One observation of a partition at ``at`` (seconds on the evaluator's clock).
 
     ``committed`` is ``None`` when the group has no committed offset; it then resumes from ``log_start``.
-    ``log_end`` is ``None`` when the partition could not be read.
+    ``log_end`` is ``None`` when the partition could not be read. ``measured`` is the lag the probe measured,
+    when it did.
     """
 
     at: float
     committed: int | None
     log_end: int | None
     log_start: int = 0
+    measured: int | None = None
 
     @property
     def readable(self) -> bool:
@@ -80,9 +83,12 @@ class Sample:
 
     @property
     def lag(self) -> int | None:
-        """``log_end - committed`` (or ``- log_start`` with no commit), at least 0; ``None`` if unreadable."""
+        """``measured``, else ``log_end - committed`` (or ``- log_start`` with no commit), at least 0;
+        ``None`` if unreadable."""
         if self.log_end is None:
             return None
+        if self.measured is not None:
+            return max(0, self.measured)
         base = self.committed if self.committed is not None else self.log_start
         return max(0, self.log_end - base)
 
@@ -177,12 +183,20 @@ class StatusTracker(Generic[K]):
         self._clock = clock
         self._windows: dict[K, PartitionWindow] = {}
 
-    def observe(self, key: K, *, committed: int | None, log_end: int | None, log_start: int = 0) -> None:
-        """Record a sample of ``key`` now; ``log_end=None`` records a failed read."""
+    def observe(
+        self,
+        key: K,
+        *,
+        committed: int | None,
+        log_end: int | None,
+        log_start: int = 0,
+        lag: int | None = None,
+    ) -> None:
+        """Record a sample of ``key`` now; ``log_end=None`` records a failed read; ``lag``: as measured."""
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = PartitionWindow(self.window_s)
-        window.add(Sample(self._clock(), committed, log_end, log_start))
+        window.add(Sample(self._clock(), committed, log_end, log_start, lag))
 
     def status(self, key: K, *, consumers_active: bool | None = None) -> Status:
         window = self._windows.get(key)

@@ -5,8 +5,9 @@
 for lag in seconds and for the log end of paused partitions (which librdkafka stops refreshing), a probe
 through ``ProbeCache`` (rate-limited, bounded wait). Definitions (also in ``docs/metrics.md``):
 
-* lag (messages) = log end - committed; with no commit yet, log end - log start (from the state, else the
-  probe's answer, else 0);
+* lag (messages) = the records left that the probe measured at the committed offset (transaction markers and
+  aborted records not counted) while its answer is for the current commit; otherwise log end - committed;
+  with no commit yet, log end - log start (from the state, else the probe's answer, else 0);
 * processed lag = log end - processed (falls back to committed, then log start);
 * lag (seconds) = now - timestamp of the record at the committed offset; 0 when caught up or empty;
 * log end = the larger of the fetch high watermark and the probe's answer (log ends only grow).
@@ -55,6 +56,18 @@ def _base_offset(state: PartitionState, result: ProbeResult | None) -> int:
         return state.log_start
     position = getattr(result, "position", None)
     return position if isinstance(position, int) and position >= 0 else 0
+
+
+def _measured_lag(base: int, result: ProbeResult | None) -> int | None:
+    """The probe's lag when its answer is for ``base``: read from there, or from the log start because
+    ``base`` is below it (the answer may be for an older commit: then ``None``)."""
+    lag = getattr(result, "lag_messages", None)
+    position = getattr(result, "position", None)
+    if not isinstance(lag, int) or not isinstance(position, int):
+        return None
+    if position == base or (getattr(result, "below_log_start", False) and base < position):
+        return lag
+    return None
 
 
 def _log_end(state: PartitionState, result: ProbeResult | None) -> int | None:
@@ -222,7 +235,8 @@ class WorkerStateCollector(Collector):
             if end is None:
                 continue
             base = _base_offset(s, result)
-            lag = max(0, end - base)
+            measured = _measured_lag(base, result)
+            lag = measured if measured is not None else max(0, end - base)
             done = s.processed if s.processed is not None else base
             f.log_end.add_metric(labels, end)
             f.lag.add_metric(labels, lag)

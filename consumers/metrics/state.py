@@ -49,7 +49,9 @@ class WorkerStateSource(Protocol):
 class ProbeResult(Protocol):
     """The answer for one partition: the true log end, and the timestamp (ms since the epoch) of the record at
     the probed position, ``None`` when the position is at the log end (caught up). An answer may also carry
-    ``position`` (where the probe read from: the log start when asked for ``NO_COMMIT_POSITION``)."""
+    ``position`` (where the probe read from: the log start when asked for ``NO_COMMIT_POSITION`` or below it),
+    ``lag_messages`` (the records left from there, markers and aborted records not counted) and
+    ``below_log_start``."""
 
     @property
     def log_end(self) -> int: ...

@@ -59,7 +59,8 @@ def build_worker(
     if probe and settings.metrics_enabled:
         from kep.consumers.lag.probe import LagProbe
 
-        lag_probe = LagProbe(kafka)
+        # the probe reads at the worker's own isolation level, so markers and aborted records are not lag
+        lag_probe = LagProbe(kafka, isolation_level=plan.consumer_config().get("isolation.level"))
         worker.on_close(lag_probe.close)
         metrics.bind(worker, lag_probe.probe)
     else:

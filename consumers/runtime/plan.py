@@ -6,14 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from kep.consumers.app import App
 from kep.consumers.errors import AppError
-from kep.consumers.settings import ConsumerSettings
+from kep.consumers.settings import CLASSIC_ONLY_KEYS, ConsumerSettings
 from kep.producers.producer import EventProducer
 from kep.topology.errors import TopologyError
 from kep.topology.loader import load_topology
 from kep.topology.model import ConsumerGroupSpec, Topology
 from kep.topology.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -45,15 +49,17 @@ class WorkerPlan:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": s.auto_offset_reset,
-                "session.timeout.ms": s.session_timeout_ms,
-                "heartbeat.interval.ms": s.heartbeat_interval_ms,
                 "max.poll.interval.ms": s.max_poll_interval_ms,
-                "partition.assignment.strategy": s.assignment_strategy,
                 "fetch.wait.max.ms": s.fetch_wait_max_ms,
                 "queued.max.messages.kbytes": s.prefetch_max_kbytes,
                 "allow.auto.create.topics": False,
             }
         )
+        if s.group_protocol == "consumer":  # librdkafka refuses a consumer with classic-only keys
+            dropped = [key for key in CLASSIC_ONLY_KEYS if conf.pop(key, None) is not None]
+            if dropped:
+                log.warning("classic group protocol keys ignored with group_protocol=consumer", keys=dropped)
+        conf.update(s.group_config())
         if s.group_instance_id:
             conf["group.instance.id"] = s.group_instance_id
         return conf

@@ -38,6 +38,14 @@ BootstrapOption = Annotated[
         show_default=False,
     ),
 ]
+IsolationOption = Annotated[
+    str,
+    typer.Option(
+        "--isolation-level",
+        envvar="KEP_LAG_ISOLATION_LEVEL",
+        help="The groups' isolation level: read_committed (librdkafka's default) or read_uncommitted.",
+    ),
+]
 TopologyOption = Annotated[
     Path | None,
     typer.Option(

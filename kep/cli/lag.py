@@ -18,8 +18,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, cluster_settings, console, fail
-from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
+from kep.cli._common import BootstrapOption, IsolationOption, cluster_settings, console, fail
+from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, PartitionLag, Status
+from kep.consumers.lag.probe import ISOLATION_LEVELS, IsolationLevel
 from kep.logs import configure_logging
 
 STYLES = {
@@ -57,6 +58,21 @@ def _group_line(group: GroupLag) -> Text:
     return line
 
 
+def _committed(p: PartitionLag) -> str:
+    """The committed offset; below the log start also the start it is measured from."""
+    if p.below_log_start and p.committed is not None:
+        return f"{p.committed} (<{p.log_start})"
+    return _cell(p.committed)
+
+
+def isolation_level(value: str) -> IsolationLevel:
+    """The ``--isolation-level`` value, or exit 2 naming the choices."""
+    for level in ISOLATION_LEVELS:
+        if value == level:
+            return level
+    fail(f"--isolation-level must be one of {', '.join(ISOLATION_LEVELS)}, got {value!r}")
+
+
 def _table(snapshot: LagSnapshot) -> Table:
     table = Table(*COLUMNS, box=None, pad_edge=False, header_style="bold")
     for column in table.columns[2:7]:
@@ -67,7 +83,7 @@ def _table(snapshot: LagSnapshot) -> Table:
                 group.group,
                 p.topic,
                 str(p.partition),
-                _cell(p.committed),
+                _committed(p),
                 _cell(p.log_end),
                 _cell(p.lag_messages),
                 _cell(p.lag_seconds, digits=1),
@@ -120,11 +136,14 @@ def command(
         float, typer.Option("--window", min=0.1, help="Status window in seconds (with --watch).")
     ] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    isolation: IsolationOption = "read_committed",
 ) -> None:
     """Show consumer-group lag: offsets, lag in messages and seconds, Burrow-style status."""
     configure_logging("console", "WARNING")  # warnings go to stderr; stdout stays the table or the JSON
     try:
-        with LagMonitor(cluster_settings(bootstrap_servers), group_filter=group, window_s=window) as monitor:
+        kafka = cluster_settings(bootstrap_servers)
+        level = isolation_level(isolation)
+        with LagMonitor(kafka, group_filter=group, window_s=window, isolation_level=level) as monitor:
             if watch:
                 _watch(monitor, interval, as_json)
                 return

@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.cli._common import BootstrapOption, IsolationOption, console, fail, kafka_settings
+from kep.cli.lag import isolation_level
 from kep.consumers.lag import LagError, LagExporter
 from kep.consumers.metrics import MetricsServerError
 from kep.logs import configure_logging
@@ -28,6 +29,7 @@ def command(
     ] = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")] = 10.0,
     window: Annotated[float, typer.Option("--window", min=0.1, help="Status window in seconds.")] = 120.0,
+    isolation: IsolationOption = "read_committed",
     log_format: Annotated[
         str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
     ] = "auto",
@@ -38,7 +40,11 @@ def command(
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         exporter = LagExporter(
-            kafka_settings(bootstrap_servers), group_filter=group, poll_interval_s=interval, window_s=window
+            kafka_settings(bootstrap_servers),
+            group_filter=group,
+            poll_interval_s=interval,
+            window_s=window,
+            isolation_level=isolation_level(isolation),
         )
     except LagError as exc:
         fail(str(exc))

@@ -24,6 +24,7 @@ from kep.topology import (
     plan,
     schema_registry,
 )
+from kep.topology._actions import KEY_REMAPPING
 from kep.topology.loader import NO_TOPOLOGY
 
 app = typer.Typer(
@@ -68,10 +69,10 @@ def show_command(topology: TopologyOption = None) -> None:
     for column in ("kind", "partitions", "rf", "group", "delay"):
         table.add_column(column, no_wrap=True)
     for topic in spec.topics:
-        table.add_row(topic.name, "topic", str(topic.partitions), str(topic.replication_factor), "", "")
+        table.add_row(topic.name, "topic", str(topic.partitions), _rf(topic), "", "")
     for derived in spec.derived_topics():
         delay = format_duration(derived.tier.delay_seconds) if derived.tier else ""
-        item, replication = derived.spec, str(derived.spec.replication_factor)
+        item, replication = derived.spec, _rf(derived.spec)
         table.add_row(item.name, derived.kind, str(item.partitions), replication, derived.group, delay)
     console.print(table)
     for group in spec.groups:
@@ -82,6 +83,11 @@ def show_command(topology: TopologyOption = None) -> None:
                 f"dead letters {'on' if retry.dead_letter else 'off'}",
                 highlight=False,
             )
+
+
+def _rf(topic: TopicSpec) -> str:
+    """The replication factor, or ``default`` (the broker's ``default.replication.factor``)."""
+    return "default" if topic.replication_factor is None else str(topic.replication_factor)
 
 
 def _configs(topic: TopicSpec) -> str:
@@ -139,11 +145,13 @@ def _print_plan(result: Plan) -> None:
     table.add_column("details", overflow="fold", ratio=1)
     for action in result.actions:
         if isinstance(action, CreateTopic):
-            details = f"{action.spec.partitions} partitions, replication {action.spec.replication_factor}"
+            details = f"{action.spec.partitions} partitions, replication {_rf(action.spec)}"
             configs = _configs(action.spec)
             table.add_row("create", action.topic, f"{details}; {configs}" if configs else details)
         elif isinstance(action, IncreasePartitions):
-            table.add_row("grow", action.topic, f"partitions {action.current} -> {action.desired}")
+            table.add_row(
+                "grow", action.topic, f"partitions {action.current} -> {action.desired}; {KEY_REMAPPING}"
+            )
         elif isinstance(action, AlterConfigs):
             table.add_row("alter", action.topic, ", ".join(c.describe() for c in action.changes))
     for refusal in result.refusals:

@@ -111,3 +111,38 @@ def test_schema_registry_settings_come_from_their_section_below_the_environment(
     with pytest.raises(ConfigError) as info:
         load_schema_registry_settings(config)
     assert "schema_registry.subject_strategy" in str(info.value) and "hunter2" not in str(info.value)
+
+
+def _consumer_config(**overrides: object) -> dict[str, object]:
+    from kep.consumers.runtime.plan import WorkerPlan
+    from kep.consumers.settings import ConsumerSettings
+    from kep.topology.model import Topology
+    from kep.topology.settings import KafkaSettings
+
+    settings = ConsumerSettings(**overrides)  # type: ignore[arg-type]
+    plan = WorkerPlan("g", settings, KafkaSettings(), Topology(), None, ("t",), {})
+    return plan.consumer_config()
+
+
+def test_the_consumer_group_protocol_sends_no_classic_only_key_and_librdkafka_accepts_it() -> None:
+    from confluent_kafka import Consumer
+
+    conf = _consumer_config(
+        group_protocol="consumer", group_remote_assignor="uniform", session_timeout_ms=6000
+    )
+    assert conf["group.protocol"] == "consumer" and conf["group.remote.assignor"] == "uniform"
+    assert not {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"} & set(conf)
+    Consumer(conf).close()  # librdkafka refuses to create a consumer=protocol consumer with classic keys
+
+
+def test_the_classic_protocol_is_the_default_and_keeps_its_keys() -> None:
+    conf = _consumer_config(session_timeout_ms=6000)
+    assert "group.protocol" not in conf
+    assert (
+        conf["session.timeout.ms"] == 6000 and conf["partition.assignment.strategy"] == "cooperative-sticky"
+    )
+
+
+def test_a_remote_assignor_needs_the_consumer_protocol(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="group_remote_assignor needs group_protocol=consumer"):
+        load_settings(None, group_remote_assignor="range")

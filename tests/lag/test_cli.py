@@ -86,6 +86,18 @@ def test_kep_lag_rejects_an_invalid_group_regex(kafka: str) -> None:
     assert "invalid group filter" in result.stderr
 
 
+def test_kep_lag_takes_the_isolation_level_and_refuses_an_unknown_one(
+    kafka: str, topic: str, group_id: str
+) -> None:
+    args = ["lag", "-b", kafka, "--group", group_id, "--json", "--isolation-level", "read_uncommitted"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["groups"][0]["lag_messages"] == N - K
+    refused = runner.invoke(app, ["lag", "-b", kafka, "--isolation-level", "dirty"])
+    assert refused.exit_code == 2
+    assert "--isolation-level must be one of read_committed, read_uncommitted, got 'dirty'" in refused.stderr
+
+
 def test_kep_lag_watch_refreshes_until_ctrl_c_and_exits_zero(kafka: str, topic: str, group_id: str) -> None:
     args = ["lag", "-b", kafka, "--group", group_id, "--watch", "--json", "--interval", "0.2"]
     with kep_process(*args, stderr=subprocess.DEVNULL) as proc:

@@ -98,9 +98,11 @@ def test_groups_routes_answer_503_before_a_poll_then_a_list_a_detail_and_404() -
         "topic": "orders",
         "partition": 1,
         "committed": None,
+        "log_start": None,
         "log_end": 4,
         "lag_messages": 4,
         "lag_seconds": 3.0,
+        "below_log_start": False,
         "status": "OK",
     }
 
@@ -134,3 +136,20 @@ def test_distinct_positions_of_a_partition_go_to_separate_probe_calls_and_equal_
     asked = sorted((key, offset) for r in rounds for key, offset in r.items())
     assert asked == [(("t", 0), 5), (("t", 0), 9), (("t", 1), NO_OFFSET), (("t", 1), 2), (("u", 0), 1)]
     assert probe_rounds({}) == []
+
+
+def test_the_probe_consumer_never_takes_group_membership_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connection settings made for a KIP-848 worker (``group.protocol=consumer``) beside classic keys would
+    make librdkafka refuse the probe's consumer; it never joins a group, so it takes none of them."""
+    from kep.consumers.lag import LagProbe
+    from kep.topology.settings import KafkaSettings
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")
+    extra = {
+        "group.protocol": "consumer",
+        "session.timeout.ms": 6000,
+        "partition.assignment.strategy": "range",
+    }
+    plain = kafka.as_librdkafka_dict()
+    monkeypatch.setattr(KafkaSettings, "as_librdkafka_dict", lambda self: {**plain, **extra})
+    LagProbe(kafka).close()

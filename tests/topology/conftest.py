@@ -58,6 +58,14 @@ class TopologyFile:
         self.path.write_text(textwrap.dedent(text))
         return load_topology(self.path)
 
+    def write_without_replication_factor(self) -> Topology:
+        """The template without any ``replication_factor``: the broker's default applies."""
+        self.write()
+        self.path.write_text(self.path.read_text().replace("    replication_factor: 1\n", ""))
+        topology = load_topology(self.path)
+        assert all(t.replication_factor is None for t in topology.topics)
+        return topology
+
     def all_names(self) -> list[str]:
         o, p = self.orders, self.payments
         return [

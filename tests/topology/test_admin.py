@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
+import structlog
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from kep.broker import free_port
 from kep.topology import (
@@ -24,6 +31,7 @@ from kep.topology import (
     apply,
     plan,
 )
+from kep.topology._actions import KEY_REMAPPING
 from kep.topology.admin import _admin as _admin_of
 from tests.support.kafka import create_topic
 from tests.support.wait import wait_until
@@ -33,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 
 def partitions(admin: AdminClient, topic: str) -> int:
-    return len(admin.list_topics(timeout=10).topics[topic].partitions)
+    return len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
 
 
 def configs(admin: AdminClient, topic: str) -> dict[str, str | None]:
@@ -193,13 +201,74 @@ def test_growing_partitions_adds_them(
         pytest.skip("the embedded broker has no CreatePartitions; see the clear-error test")
     apply(plan(topology_file.write(orders_partitions=2), settings), settings)
     grown = topology_file.write(orders_partitions=4)
+    planned = plan(grown, settings)
+    growth = IncreasePartitions(topology_file.orders, 2, 4)
+    assert growth in planned.actions
+    assert growth.describe() == f"grow {topology_file.orders} from 2 to 4 partitions ({KEY_REMAPPING})"
 
-    result = apply(plan(grown, settings), settings)
+    with structlog.testing.capture_logs() as logs:
+        result = apply(planned, settings)
 
     assert topology_file.orders in result.grown
     assert partitions(admin, topology_file.orders) == 4
     assert partitions(admin, f"{topology_file.orders}.billing.dlq") == 4
     assert plan(grown, settings).is_empty
+    warned = {e["topic"] for e in logs if e["event"] == "growing partitions" and e["log_level"] == "warning"}
+    assert topology_file.orders in warned and all(
+        e.get("warning") == KEY_REMAPPING for e in logs if "warning" in e
+    )
+
+
+def test_the_replication_factor_defaults_to_the_brokers_and_is_compared_only_when_set(
+    topology_file: TopologyFile, settings: KafkaSettings, admin: AdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: dict[str, int] = {}
+    create_topics = AdminClient.create_topics
+
+    def recording(self: AdminClient, new_topics: list[NewTopic], **kwargs: Any) -> Any:
+        sent.update({t.topic: t.replication_factor for t in new_topics})
+        return create_topics(self, new_topics, **kwargs)
+
+    monkeypatch.setattr(AdminClient, "create_topics", recording)
+    unset = topology_file.write_without_replication_factor()
+    assert unset.topics[0].replication_factor is None
+
+    created = apply(plan(unset, settings), settings)
+
+    assert set(created.created) == set(topology_file.all_names())
+    assert set(sent.values()) == {-1}, "the broker's default.replication.factor, not 1"
+    described = admin.describe_topics(TopicCollection([topology_file.orders]))[topology_file.orders].result(
+        10
+    )
+    assert {len(p.replicas) for p in described.partitions} == {1}  # this broker's default
+    assert plan(unset, settings).is_empty  # nothing to compare against
+    refused = plan(topology_file.write(replication_factor=2), settings).refusals
+    assert {(r.topic, r.current, r.desired) for r in refused if r.kind == "replication_factor"} >= {
+        (topology_file.orders, 1, 2)
+    }
+
+
+def test_plan_and_apply_name_their_topics_in_metadata_requests(
+    topology_file: TopologyFile, settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    described: list[list[str]] = []
+    describe_topics = AdminClient.describe_topics
+
+    def whole_cluster(self: AdminClient, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a metadata request for the whole cluster")
+
+    def recording(self: AdminClient, topics: TopicCollection, **kwargs: Any) -> Any:
+        described.append(sorted(topics.topic_names))
+        return describe_topics(self, topics, **kwargs)
+
+    monkeypatch.setattr(AdminClient, "list_topics", whole_cluster)
+    monkeypatch.setattr(AdminClient, "describe_topics", recording)
+    topology = topology_file.write()
+
+    apply(plan(topology, settings), settings)
+    assert plan(topology, settings).is_empty
+
+    assert described and all(set(names) <= set(topology_file.all_names()) for names in described)
 
 
 def test_topic_created_between_plan_and_apply_is_tolerated(

@@ -250,7 +250,11 @@ def test_all_topic_specs_adds_derived_topics_like_their_source() -> None:
         "payments.shipping.retry.30s",
     ]
     retry, dlq = specs["orders.billing.retry.10s"], specs["orders.billing.dlq"]
-    assert (retry.partitions, retry.replication_factor, dlq.partitions) == (6, 1, 6)
+    assert (retry.partitions, retry.replication_factor, dlq.partitions) == (
+        6,
+        None,
+        6,
+    )  # the broker's default
     assert specs["payments.shipping.retry.30s"].replication_factor == 2
     assert retry.configs == {"max.message.bytes": "2000000", **DEFAULT_RETRY_TOPIC_CONFIGS}
     assert dlq.configs == {"max.message.bytes": "2000000", **DEFAULT_DEAD_LETTER_TOPIC_CONFIGS}
