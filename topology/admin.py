@@ -154,9 +154,10 @@ def _check_before_changing(
 ) -> None:
     """Raise, having changed nothing, for a change the cluster would refuse: a replication factor above the
     number of brokers, or partitions the broker cannot add (its validate-only CreatePartitions says so)."""
-    if creates:
-        brokers = _broker_count(admin, creates, timeout)
-        too_wide = [a for a in creates if a.spec.replication_factor > brokers]
+    explicit = [a for a in creates if a.spec.replication_factor is not None]  # else the broker's default
+    if explicit:
+        brokers = _broker_count(admin, explicit, timeout)
+        too_wide = [a for a in explicit if (a.spec.replication_factor or 0) > brokers]
         if too_wide:
             listing = ", ".join(
                 f"{a.topic} (replication factor {a.spec.replication_factor})" for a in too_wide
@@ -187,8 +188,8 @@ def _check_before_changing(
 
 
 def _broker_count(admin: AdminClient, creates: Sequence[CreateTopic], timeout: float) -> int:
-    try:
-        return len(admin.list_topics(timeout=timeout).brokers)
+    try:  # DescribeCluster: the brokers, without the metadata of every topic of the cluster
+        return len(admin.describe_cluster(request_timeout=timeout).result(timeout=timeout).nodes)
     except KafkaException as exc:
         reason = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else exc
         names = ", ".join(a.topic for a in creates)
