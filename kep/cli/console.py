@@ -50,6 +50,10 @@ def command(
             show_default="10",
         ),
     ] = None,
+    registry_url: Annotated[
+        str | None,
+        typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent Schema Registry URL."),
+    ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     log_format: Annotated[
         str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
@@ -79,6 +83,7 @@ def command(
         "database": database,
         "group_filter": group,
         "kafka_timeout_s": timeout,
+        "registry_url": registry_url,
     }
     try:
         settings = ConsoleSettings(**{k: v for k, v in overrides.items() if v is not None})

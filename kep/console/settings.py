@@ -53,6 +53,13 @@ class ConsoleSettings(BaseSettings):
         default=None, description="Schema Registry URL (Confluent framing); unset: single-object encoding."
     )
 
+    @field_validator("operator_token", "operator_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if value == "" or (isinstance(value, SecretStr) and value.get_secret_value() == ""):
+            return None
+        return value
+
     @field_validator("group_filter")
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
