@@ -8,6 +8,7 @@ role and a CSRF token (see ``security.py``); a viewer never sees their controls,
 from __future__ import annotations
 
 import contextlib
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from starlette.datastructures import FormData
 
 from kep.console import actions as act
 from kep.console.audit import Action, AuditLog
-from kep.console.index import STATES, DeadLetterIndex, InvalidQueryError, Query, iso
+from kep.console.index import STATES, DeadLetterIndex, InvalidQueryError, Query, TopicState, iso
 from kep.console.overview import STATUS_CLASS, Poller, build_overview
 from kep.console.security import (
     CSRF_COOKIE,
@@ -199,8 +200,7 @@ def _pages(app: FastAPI, console: Console, render: Render) -> None:
             query = Query.parse(params)
         except InvalidQueryError as exc:
             query, error = Query(), str(exc)
-        # what arrived since the background refresh, within a bound: a search never waits long
-        state = index.refresh(topic, budget_s=1.0, wait_s=1.0)
+        state = _fresh_state(console, topic)
         try:
             page = index.search(topic, query, page_size=settings.page_size, before=params.get("before"))
         except InvalidQueryError as exc:
@@ -376,6 +376,19 @@ def _action_routes(app: FastAPI, console: Console, render: Render) -> None:
         # the markers just written show as "replayed" at once
         await _in_thread(index.refresh, action.topic, budget_s=5.0, wait_s=5.0)
         return RedirectResponse(f"/actions/{action_id}", status_code=303)
+
+
+def _fresh_state(console: Console, topic: str) -> TopicState:
+    """The topic's index state; when the background refresher is behind (or not running), catch up first,
+    within a bound, so a search never waits long."""
+    state = console.index.states.get(topic)
+    if (
+        state is None
+        or state.refreshed_at is None
+        or time.time() - state.refreshed_at > console.settings.poll_interval_s
+    ):
+        state = console.index.refresh(topic, budget_s=1.0, wait_s=1.0)
+    return state
 
 
 def _run(console: Console, action: Action) -> Any:
