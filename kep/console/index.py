@@ -296,6 +296,11 @@ class DeadLetterIndex:
         self._db.execute("PRAGMA mmap_size=536870912")  # 512 MiB
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.executescript(_SCHEMA)
+        # The planner needs statistics to prefer the key or event-id index over walking the time index.
+        self._analyzed = int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+        self._added = 0
+        if self._analyzed:
+            self._db.execute("ANALYZE")
         self._db_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._kafka = kafka
@@ -380,10 +385,9 @@ class DeadLetterIndex:
             except KepError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                dumped = event.model_dump(mode="json")
-                payload = orjson.dumps(dumped).decode()
+                payload = event.model_dump_json()
                 event_type = event_type or event.avro_name
-                event_id = dumped.get("event_id")
+                event_id = event.event_id
         if prov is not None and prov.idempotency_key:
             event_id = prov.idempotency_key
         elif event_id is None:
@@ -430,6 +434,12 @@ class DeadLetterIndex:
                 "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
                 [(topic, p, o) for p, o in pending.positions.items()],
             )
+        self._added += len(pending.rows)
+        if self._added >= max(1000, self._analyzed):  # the table doubled (or grew by 1000): new statistics
+            with self._lock() as db:
+                db.execute("ANALYZE")
+                self._analyzed = int(db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+            self._added = 0
 
     def _positions(self, topic: str) -> dict[int, int]:
         with self._lock() as db:
