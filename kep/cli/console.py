@@ -52,7 +52,9 @@ def command(
     ] = None,
     registry_url: Annotated[
         str | None,
-        typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent Schema Registry URL."),
+        typer.Option(
+            "--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent Schema Registry URL."
+        ),
     ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     log_format: Annotated[
