@@ -17,6 +17,7 @@ import structlog
 
 from kep.console.index import Counts, DeadLetterIndex
 from kep.consumers.dlq import dead_letter_topics
+from kep.consumers.dlq.replay import REPLAY_GROUP_PREFIX
 from kep.consumers.lag import GroupLag, LagMonitor, LagSnapshot, PartitionLag, Status
 from kep.topology.model import Topology
 
@@ -110,7 +111,7 @@ def build_overview(topology: Topology, snapshot: LagSnapshot | None, index: Dead
         views.append(GroupView(spec.name, True, lag, tuple(topics)))
     declared = {g.name for g in topology.groups}
     for name, lag in lags.items():
-        if name in declared:
+        if name in declared or name.startswith(REPLAY_GROUP_PREFIX):  # replay progress is not a consumer
             continue
         sources = sorted({p.topic for p in lag.partitions})
         topics = [TopicView(s, _partitions(lag, s), (), None, None) for s in sources]
