@@ -55,8 +55,9 @@ def _publish(served: Served, events: list[OrderPlaced]) -> None:
 
 
 def _text(driver: WebDriver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text.strip() if found else ""
+    """The element's text, read in one script call: htmx may swap the element between two WebDriver calls."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : '';"
+    return str(driver.execute_script(script, css))
 
 
 def _until(driver: WebDriver, condition: object, message: str, timeout: float = WAIT) -> object:
@@ -130,7 +131,7 @@ def test_operator_searches_opens_dry_runs_replays_and_the_group_handles_it(
 
             _until(driver, both_dead_lettered, "both broken orders dead-lettered (after the 1 s retry)")
             _no_alert(driver)
-            assert f"o-{HOSTILE}" in driver.find_element(By.CSS_SELECTOR, "table.dead-letters").text
+            assert f"o-{HOSTILE}" in _text(driver, "table.dead-letters")
 
             driver.find_element(By.NAME, "exception").send_keys("PaymentGatewayDownError")
             driver.find_element(By.NAME, "key").send_keys("k-[/]")
