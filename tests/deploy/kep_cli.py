@@ -16,6 +16,7 @@ import typer
 from pydantic_settings import BaseSettings
 
 from kep.cli.main import app
+from kep.console.settings import ConsoleSettings
 from kep.consumers.settings import ConsumerSettings
 from kep.topology.settings import KafkaSettings
 
@@ -113,4 +114,4 @@ def settings_env_names(*classes: type[BaseSettings]) -> set[str]:
     return names
 
 
-SETTINGS_ENV = settings_env_names(KafkaSettings, ConsumerSettings)
+SETTINGS_ENV = settings_env_names(KafkaSettings, ConsumerSettings, ConsoleSettings)

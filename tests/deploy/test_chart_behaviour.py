@@ -346,3 +346,23 @@ def test_notes_list_every_group_and_how_to_reach_it(chart: Rendered, scenario: s
         if group:
             assert f"{workload['kind']} {workload['metadata']['name']}" in notes
             assert f"grace {pod_spec(workload)['terminationGracePeriodSeconds']}s" in notes
+
+
+def test_the_console_is_off_by_default_and_reads_its_secrets_from_existing_secrets(chart: Rendered) -> None:
+    assert not [d for d in chart.kinds("default", "Deployment") if d["metadata"]["name"] == "kep-console"]
+    deployment = chart.one("console", "Deployment", "kep-console")
+    assert deployment["spec"]["replicas"] == 1  # its index and audit log are one SQLite file
+    (container,) = pod_spec(deployment)["containers"]
+    args = container["args"]
+    assert args[:5] == ["console", "--host", "0.0.0.0", "--port", "8090"]
+    assert args[args.index("--group") + 1] == "^(billing)$"
+    env = _env(container)
+    for name in ("KEP_CONSOLE_OPERATOR_TOKEN", "KEP_CONSOLE_SECRET_KEY"):
+        assert (
+            "value" not in env[name]
+            and env[name]["valueFrom"]["secretKeyRef"]["name"] == "kep-console-operator"
+        )
+    assert env["KEP_TOPOLOGY"]["value"] == "/etc/kep/topology/topology.yaml"
+    assert env["KEP_CONSOLE_SECURE_COOKIES"]["value"] == "true"
+    service = chart.one("console", "Service", "kep-console")
+    assert service["spec"]["ports"][0]["port"] == 8090

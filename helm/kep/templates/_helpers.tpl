@@ -87,6 +87,10 @@ kep/consumer-group: {{ . }}
 {{- printf "%s-lag-exporter" (include "kep.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "kep.consoleName" -}}
+{{- printf "%s-console" (include "kep.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "kep.topologyName" -}}
 {{- printf "%s-topology" (include "kep.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -309,4 +313,37 @@ has none. Argument: dict "constraints" LIST "selector" LABELS.
 {{- $out = append $out $c }}
 {{- end }}
 {{- toYaml $out }}
+{{- end }}
+
+{{/*
+The console's env entries (YAML list): connection, topology, registry, and the operator token and signing key
+from existing Secrets (never from values). Without the token Secret the console is read-only.
+*/}}
+{{- define "kep.consoleEnv" -}}
+{{- $c := .Values.console -}}
+{{ include "kep.kafkaEnv" . }}
+- name: KEP_TOPOLOGY
+  value: /etc/kep/topology/topology.yaml
+- name: KEP_LOG_FORMAT
+  value: json
+{{- with .Values.schemaRegistry.url }}
+- name: KEP_SCHEMA_REGISTRY_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: KEP_CONSOLE_SECURE_COOKIES
+  value: {{ $c.secureCookies | toString | quote }}
+{{- with $c.operatorToken.existingSecret }}
+- name: KEP_CONSOLE_OPERATOR_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $c.operatorToken.key }}
+{{- end }}
+{{- with $c.secretKey.existingSecret }}
+- name: KEP_CONSOLE_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $c.secretKey.key }}
+{{- end }}
 {{- end }}
