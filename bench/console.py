@@ -33,10 +33,10 @@ from kep.console.settings import ConsoleSettings
 from kep.consumers.retry.headers import Provenance
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import LineItem, OrderPlaced
 from kep.topology import admin
 from kep.topology.model import ConsumerGroupSpec, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
+from shop.orders import LineItem, OrderPlaced
 
 TARGET_MS = 2000.0
 PARTITIONS = 6

@@ -18,8 +18,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.producers.producer import EventProducer
-from kep.schemas.orders import LineItem, OrderPlaced
 from kep.topology.settings import KafkaSettings
+from shop.orders import LineItem, OrderPlaced
 from tests.console.browser import chromium, screenshot
 from tests.console.conftest import TOKEN, Served
 from tests.dlq.conftest import T0

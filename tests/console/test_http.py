@@ -18,8 +18,8 @@ from kep.console.settings import ConsoleSettings
 from kep.consumers.dlq import replay_group
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import OrderPlaced
 from kep.topology.settings import KafkaSettings
+from shop.orders import OrderPlaced
 from tests.console.conftest import TOKEN, Cluster, Served, csrf
 from tests.dlq.conftest import T0, committed
 from tests.support.kafka import read_topic

@@ -18,8 +18,8 @@ from kep.console.actions import run_replay
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.producers.producer import EventProducer
-from kep.schemas.orders import LineItem, OrderPlaced
 from kep.topology.settings import KafkaSettings
+from shop.orders import LineItem, OrderPlaced
 from tests.console.conftest import Cluster
 from tests.support.kafka import read_topic
 from tests.support.runtime import Setup, running
