@@ -20,7 +20,9 @@ app = typer.Typer(
 
 # Each module exposes either `app` (a typer.Typer, mounted as a group) or `command` (a function, mounted as
 # a single command). The name is the module's last part, with "_" as "-".
-_SUBCOMMANDS = ["broker", "schemas", "topology", "produce", "demo", "run", "dlq", "lag", "lag_exporter"]
+_SUBCOMMANDS = [
+    "broker", "schemas", "topology", "produce", "demo", "run", "dlq", "lag", "lag_exporter", "ingest", "status",
+]  # fmt: skip
 
 
 def _register() -> None:
