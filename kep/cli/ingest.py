@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from typing import Annotated, Any
 
@@ -90,5 +91,7 @@ def command(
     # this no-op, so that a requested stop exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    # Requests allocate many short-lived objects: collect the youngest generation less often (fewer pauses).
+    gc.set_threshold(20_000, 20, 20)
     uvicorn.Server(uvicorn_config(app, settings, access_log=access_log)).run()
     console.print("kep intake stopped")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import structlog
 
 from kep.producers import headers as h
 from kep.producers.delivery import DeliveryReport
+from kep.producers.errors import DeliveryError
 from kep.producers.producer import EventProducer
 from kep.producers.settings import ProducerSettings
 from kep.schemas.codec import EventCodec
@@ -34,22 +36,34 @@ class AckTimeoutError(TimeoutError):
 
 
 class AsyncPublisher:
-    """``await publisher.publish(event)``: the ``DeliveryReport`` once the broker stored the record."""
+    """``await publisher.publish(event)``: the ``DeliveryReport`` once the broker stored the record.
+
+    Cheap per request: the acknowledgements served by one poll are handed to the event loop with one wake-up,
+    and the ack bound is enforced by one sweep every ``sweep_s`` rather than a timer per request (so a request
+    may wait up to ``sweep_s`` longer than its timeout before it is answered 503).
+    """
 
     def __init__(
         self,
         kafka: KafkaSettings,
         topology: Topology,
         *,
-        linger_ms: float = 1.0,
+        linger_ms: float = 5.0,
         codec: EventCodec | None = None,
+        sweep_s: float = 0.05,
     ) -> None:
-        # Explicit values win over KEP_PRODUCER_*: never wait for queue room on the event loop, and keep a
-        # record no longer in the local queue than a client would wait for its answer.
+        # Explicit values win over KEP_PRODUCER_*: never wait for queue room on the event loop.
         settings = ProducerSettings(linger_ms=linger_ms, publish_block_timeout_s=0.0)
         self.producer = EventProducer(kafka, topology, codec=codec, settings=settings)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kep-ingest-acks", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._acked: deque[tuple[asyncio.Future[DeliveryReport], DeliveryReport | None, DeliveryError | None]]
+        self._acked = deque()
+        self._wake_pending = False
+        self._waiting: dict[asyncio.Future[DeliveryReport], float] = {}  # insertion order is deadline order
+        self._sweep_s = sweep_s
+        self._sweeper: asyncio.TimerHandle | None = None
         self.last_ack = 0.0
         self.last_failure = 0.0
 
@@ -65,6 +79,52 @@ class AsyncPublisher:
             except Exception:  # noqa: BLE001 - a failing callback must not stop acknowledgements
                 log.exception("ingest: delivery callback failed")
 
+    # -- the poll thread hands acknowledgements over --------------------------------------------------------
+    def _delivered(
+        self,
+        future: asyncio.Future[DeliveryReport],
+        report: DeliveryReport | None,
+        error: DeliveryError | None,
+    ) -> None:
+        self._acked.append((future, report, error))
+        if not self._wake_pending:
+            self._wake_pending = True
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        """On the loop: resolve every acknowledged request (the flag is cleared first, so an ack appended
+        while we drain schedules the next wake-up)."""
+        self._wake_pending = False
+        acked, waiting = self._acked, self._waiting
+        now = time.monotonic()
+        while acked:
+            future, report, error = acked.popleft()
+            waiting.pop(future, None)
+            if future.done():
+                continue
+            if error is None:
+                self.last_ack = now
+                future.set_result(report)  # type: ignore[arg-type]
+            else:
+                self.last_failure = now
+                future.set_exception(error)
+
+    def _sweep(self) -> None:
+        """On the loop: fail the requests whose acknowledgement is overdue."""
+        now = time.monotonic()
+        waiting = self._waiting
+        for future, deadline in list(waiting.items()):
+            if deadline > now:
+                break
+            del waiting[future]
+            if not future.done():
+                self.last_failure = now
+                future.set_exception(AckTimeoutError("no acknowledgement from the broker in time"))
+        loop = self._loop
+        self._sweeper = loop.call_later(self._sweep_s, self._sweep) if waiting and loop is not None else None
+
     async def publish(
         self,
         event: Event,
@@ -79,18 +139,23 @@ class AsyncPublisher:
         later: a client retrying with the same ``Idempotency-Key`` sends the same event id, which consumers
         process once.
         """
-        future = self.producer.publish(event, headers=headers)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[DeliveryReport] = loop.create_future()
+        delivered = self._delivered
+        self.producer.publish(
+            event, headers=headers, on_delivery=lambda report, error: delivered(future, report, error)
+        )
+        self._waiting[future] = time.monotonic() + timeout
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_s, self._sweep)
         try:
-            async with asyncio.timeout(timeout):
-                report = await asyncio.wrap_future(future)
-        except TimeoutError:
-            self.last_failure = time.monotonic()
+            return await future
+        except AckTimeoutError:
             raise AckTimeoutError(f"no acknowledgement from the broker within {timeout:g}s") from None
-        except Exception:
-            self.last_failure = time.monotonic()
-            raise
-        self.last_ack = time.monotonic()
-        return report
+        finally:
+            self._waiting.pop(future, None)
 
     @property
     def healthy(self) -> bool:
