@@ -102,7 +102,8 @@ def _qualified(cls: type) -> str:
 
 
 def _load_shipped_events() -> None:
-    import kep.schemas.orders  # noqa: F401  (defining the models registers them)
+    import kep.schemas.batches  # noqa: F401  (defining the models registers them)
+    import kep.schemas.orders  # noqa: F401
 
 
 def event_types() -> dict[str, type[Event]]:

@@ -34,7 +34,11 @@ def test_newest_shipped_schema_is_exactly_what_the_model_implies(name: str) -> N
 
 
 def test_every_shipped_schema_has_a_model_and_every_shipped_model_a_schema() -> None:
-    shipped_models = {name for name, model in event_types().items() if model.__module__ == "kep.schemas.orders"}
+    shipped_models = {
+        name
+        for name, model in event_types().items()
+        if model.__module__ in ("kep.schemas.orders", "kep.schemas.batches")
+    }
     assert set(LocalSchemaRegistry.default().names()) == shipped_models
 
 
