@@ -31,6 +31,8 @@ class EventStatus:
     exception_type: str | None = None
     reason: str | None = None
     batch_id: str | None = None
+    #: Set on the records of a copy republished by ``kep dlq replay`` (when it was replayed).
+    replayed_at_ms: int | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps({k: v for k, v in asdict(self).items() if v is not None})

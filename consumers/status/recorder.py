@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from confluent_kafka import Message
@@ -47,6 +48,8 @@ _BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 _WRITE_BATCH = 500
 _MAX_QUEUED = 100_000
 _LOG_EVERY_S = 10.0
+#: A handler still running after this long shows as "processing" (shorter ones go straight to their outcome).
+PROCESSING_AFTER_S = 1.0
 #: How long a claim to publish a batch's BatchCompleted holds when its worker dies mid-way.
 ANNOUNCE_LEASE_S = 15.0
 
@@ -84,6 +87,10 @@ class StatusRecorder:
         self._producer: EventProducer | None = None
         self._producer_lock = threading.Lock()
         self._queue: deque[EventStatus] = deque()
+        # Lanes hand over plain tuples; the writer thread builds the records (off the hot path).
+        self._running: dict[str, tuple[Message, str, int, int]] = {}  # key -> (msg, topic, attempt, since ms)
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._shown: dict[str, tuple[int, int]] = {}  # "processing" written for (attempt, since)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_interval_s = flush_interval_s
@@ -94,17 +101,12 @@ class StatusRecorder:
 
     # -- Outcomes -----------------------------------------------------------------------------------------
     def started(self, msg: Message, ctx: MessageContext) -> None:
+        # On the hot path only a dict entry: "processing" is written for handlers still running after
+        # PROCESSING_AFTER_S, and "replayed" is worked out by the writer from the message's headers.
         now = _now_ms()
-        batch = h.header_str(msg.headers(), h.BATCH_ID)
+        self._running[ctx.idempotency_key] = (msg, ctx.topic, ctx.attempt, now)
         if ctx.attempt == 1 and h.header_bytes(msg.headers(), h.REPLAYED_AT) is not None:
-            self._enqueue(
-                EventStatus(ctx.idempotency_key, self.group, "replayed", now, ctx.topic, batch_id=batch)
-            )
-        self._enqueue(
-            EventStatus(
-                ctx.idempotency_key, self.group, "processing", now, ctx.topic, ctx.attempt, batch_id=batch
-            )
-        )
+            self._pending.append((ctx.idempotency_key, msg, ctx.topic, "replayed", 1, None, None, now))
 
     def handled(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
         self._final(msg, ctx.idempotency_key, ctx.topic, "handled", ctx.attempt, None, None, cancelled)
@@ -126,6 +128,7 @@ class StatusRecorder:
         key, topic = self._identity(msg, ctx)
         if key is None:
             return
+        self._running.pop(key, None)
         batch = h.header_str(msg.headers(), h.BATCH_ID)
         self._enqueue(
             EventStatus(
@@ -169,12 +172,9 @@ class StatusRecorder:
         reason: str | None,
         cancelled: threading.Event,
     ) -> None:
-        batch = h.header_str(msg.headers(), h.BATCH_ID)
-        record = EventStatus(
-            key, self.group, state, _now_ms(), topic, attempt, None, None, exception_type, reason, batch
-        )
-        self._enqueue(record)
-        if batch is not None:
+        self._running.pop(key, None)
+        self._pending.append((key, msg, topic, state, attempt, exception_type, reason, _now_ms()))
+        if h.header_bytes(msg.headers(), h.BATCH_ID) is not None:
             self._count(msg, key, "handled" if state == "handled" else "dead_lettered", cancelled)
 
     def _count(self, msg: Message, key: str, state: MemberState, cancelled: threading.Event) -> None:
@@ -276,15 +276,36 @@ class StatusRecorder:
             queue.popleft()
             self._dropped += 1
         queue.append(record)
-        if len(queue) >= _WRITE_BATCH:
-            self._wake.set()
 
     def _write_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self._flush_interval_s)
             self._wake.clear()
+            self._collect()
             self._write_queued()
+        self._collect()
         self._write_queued()
+
+    def _collect(self) -> None:
+        """Turn what the lanes handed over into records (final states, "replayed" when a replayed copy arrives),
+        and write "processing" for handlers running longer than ``PROCESSING_AFTER_S`` (once each)."""
+        pending = self._pending
+        while pending:
+            key, msg, topic, state, attempt, exception_type, reason, at_ms = pending.popleft()
+            self._enqueue(_record(self.group, key, msg, topic, state, attempt, at_ms, exception_type, reason))
+        cutoff = _now_ms() - int(PROCESSING_AFTER_S * 1000)
+        forgotten = cutoff - 3_600_000  # a message whose partition was lost mid-handler: never reported
+        for key, running in list(self._running.items()):
+            msg, topic, attempt, at_ms = running
+            if at_ms < forgotten:
+                self._running.pop(key, None)
+                continue
+            if at_ms > cutoff or self._shown.get(key) == (attempt, at_ms):
+                continue
+            self._shown[key] = (attempt, at_ms)
+            self._enqueue(_record(self.group, key, msg, topic, "processing", attempt, at_ms + 1))
+        for key in [k for k in self._shown if k not in self._running]:
+            del self._shown[key]
 
     def _write_queued(self) -> None:
         queue = self._queue
@@ -294,7 +315,7 @@ class StatusRecorder:
                 record = queue.popleft()
                 latest[(record.event_id, record.group)] = record
             try:
-                self.store.put_events(list(latest.values()))
+                self.store.put_events(sorted(latest.values(), key=lambda r: r.at_ms))
             except IdempotencyStoreError as exc:
                 self._dropped += len(latest)
                 self._warn("write", "event states not recorded (status store unavailable)", error=str(exc),
@@ -305,7 +326,7 @@ class StatusRecorder:
         """Write what is queued now (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         self._wake.set()
-        while self._queue and time.monotonic() < deadline:
+        while (self._pending or self._queue) and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.01)  # sleep-ok: bounded wait for the writer thread
 
@@ -320,6 +341,24 @@ class StatusRecorder:
         if self.claims is not None:
             self.claims.close()
         self.store.close()
+
+
+def _record(
+    group: str,
+    key: str,
+    msg: Message,
+    topic: str,
+    state: State,
+    attempt: int,
+    at_ms: int,
+    exception_type: str | None = None,
+    reason: str | None = None,
+) -> EventStatus:
+    headers = msg.headers()
+    return EventStatus(
+        key, group, state, at_ms, topic, attempt, None, None, exception_type, reason,
+        h.header_str(headers, h.BATCH_ID), h.header_int(headers, h.REPLAYED_AT),
+    )  # fmt: skip
 
 
 def _completed_topic(topology: Topology | None) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from kep.ingest import IngestSettings, create_app
 from kep.ingest.server import BackgroundServer, uvicorn_config
+from kep.ingest.status import status_opener
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
@@ -31,7 +32,7 @@ def running_intake(
 ) -> Iterator[BackgroundServer]:
     """The intake for ``topology`` on 127.0.0.1 and a free port, stopped (drained) on exit."""
     config = IngestSettings(**{"port": 0, "status_store": "none", **settings})
-    app = create_app(config, topology, kafka=kafka, status=status)
+    app = create_app(config, topology, kafka=kafka, status=status, open_status=status_opener(config))
     server = BackgroundServer(uvicorn_config(app, config)).start()
     try:
         yield server
