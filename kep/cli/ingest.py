@@ -45,6 +45,15 @@ def command(
             show_default=False,
         ),
     ] = None,
+    registry_url: Annotated[
+        str | None,
+        typer.Option(
+            "--registry-url",
+            envvar="KEP_SCHEMA_REGISTRY_URL",
+            help="Confluent schema registry (default: Avro single-object encoding, as the workers).",
+            show_default=False,
+        ),
+    ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     log_format: Annotated[
         str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
@@ -61,6 +70,7 @@ def command(
         from kep.ingest.status import status_opener
     except ImportError as exc:
         fail(f"kep ingest needs the 'ingest' extra: pip install 'kep-kafka[ingest]' ({exc.name} is missing)")
+    from kep.schemas.codec import codec_for
     from kep.topology.loader import load_topology
 
     overrides: dict[str, Any] = {
@@ -77,6 +87,7 @@ def command(
             loaded,
             kafka=kafka_settings(bootstrap_servers),
             open_status=status_opener(settings),
+            codec=codec_for(registry_url),
         )
     except ValidationError as exc:
         problems = "; ".join(

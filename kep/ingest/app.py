@@ -46,6 +46,7 @@ from kep.producers.errors import (
 )
 from kep.producers.headers import TRACEPARENT
 from kep.producers.traceparent import validate_traceparent
+from kep.schemas.codec import EventCodec
 from kep.schemas.errors import EncodeError
 from kep.schemas.events import Event, event_types
 from kep.topology.model import Topology
@@ -566,9 +567,11 @@ def create_app(
     publisher: AsyncPublisher | None = None,
     status: StatusReader | None = None,
     open_status: Callable[[], StatusReader | None] | None = None,
+    codec: EventCodec | None = None,
 ) -> FastAPI:
-    """The intake. Give ``kafka`` (the app builds and closes its publisher) or a started ``publisher``;
-    ``status`` or ``open_status`` (called at start-up) for the status routes."""
+    """The intake. Give ``kafka`` (the app builds and closes its publisher, encoding with ``codec``, default
+    single-object Avro) or a started ``publisher``; ``status`` or ``open_status`` (called at start-up) for the
+    status routes."""
     if kafka is None and publisher is None:
         raise ValueError("create_app needs kafka= or publisher=")
     routes = accepted_event_types(topology, settings.event_types)
@@ -578,7 +581,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = intake.publisher is None
         if owned and kafka is not None:
-            intake.publisher = AsyncPublisher(kafka, topology, linger_ms=settings.linger_ms).start()
+            intake.publisher = AsyncPublisher(
+                kafka, topology, linger_ms=settings.linger_ms, codec=codec
+            ).start()
         if intake.status is None and open_status is not None:
             intake.status = await asyncio.to_thread(open_status)
         _settle_heap()
