@@ -28,8 +28,9 @@ COPY producers/ producers/
 COPY consumers/ consumers/
 COPY kep/ kep/
 
-# redis and postgres: the shared idempotency stores; registry: the Confluent Schema Registry client.
-ARG KEP_EXTRAS=redis,postgres,registry
+# redis and postgres: the shared idempotency stores; registry: the Confluent Schema Registry client;
+# ingest: FastAPI and uvicorn for `kep ingest`.
+ARG KEP_EXTRAS=redis,postgres,registry,ingest
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/kep \
  && /opt/kep/bin/pip install "$(ls /wheels/kep_kafka-*.whl)[${KEP_EXTRAS}]" \

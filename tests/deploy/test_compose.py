@@ -57,6 +57,7 @@ def test_services_start_in_order_on_health_and_completion(compose: dict[str, Any
         "producer": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
         "billing": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
         "lag-exporter": {"topology": ONE_SHOT},
+        "ingest": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
         "prometheus": {"lag-exporter": "service_healthy"},
         "grafana": {"prometheus": "service_healthy"},
     }
@@ -83,6 +84,7 @@ def test_the_stack_runs_each_kep_role_from_the_one_image(compose: dict[str, Any]
         "producer": ["produce", "orders"],
         "billing": ["run", "kep.consumers.examples.billing:app"],
         "lag-exporter": ["lag-exporter", "--port"],
+        "ingest": ["ingest", "--host"],
     }
     images = {s["image"] for s in _kep(compose).values()}
     assert len(images) == 1
