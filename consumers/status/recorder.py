@@ -105,7 +105,7 @@ class StatusRecorder:
         # PROCESSING_AFTER_S, and "replayed" is worked out by the writer from the message's headers.
         now = _now_ms()
         self._running[ctx.idempotency_key] = (msg, ctx.topic, ctx.attempt, now)
-        if ctx.attempt == 1 and h.header_bytes(msg.headers(), h.REPLAYED_AT) is not None:
+        if ctx.attempt == 1 and _has(msg.headers(), h.REPLAYED_AT):
             self._pending.append((ctx.idempotency_key, msg, ctx.topic, "replayed", 1, None, None, now))
 
     def handled(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
@@ -174,7 +174,7 @@ class StatusRecorder:
     ) -> None:
         self._running.pop(key, None)
         self._pending.append((key, msg, topic, state, attempt, exception_type, reason, _now_ms()))
-        if h.header_bytes(msg.headers(), h.BATCH_ID) is not None:
+        if _has(msg.headers(), h.BATCH_ID):
             self._count(msg, key, "handled" if state == "handled" else "dead_lettered", cancelled)
 
     def _count(self, msg: Message, key: str, state: MemberState, cancelled: threading.Event) -> None:
@@ -354,11 +354,29 @@ def _record(
     exception_type: str | None = None,
     reason: str | None = None,
 ) -> EventStatus:
-    headers = msg.headers()
+    batch_id: str | None = None
+    replayed_at: int | None = None
+    pairs: Any = msg.headers() or ()  # a consumed message's headers: a list of (name, value)
+    for name, value in pairs:
+        if name == _BATCH_ID and value is not None and batch_id is None:
+            batch_id = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        elif name == _REPLAYED_AT and value is not None and replayed_at is None:
+            replayed_at = h.header_int([(name, value)], name)
     return EventStatus(
-        key, group, state, at_ms, topic, attempt, None, None, exception_type, reason,
-        h.header_str(headers, h.BATCH_ID), h.header_int(headers, h.REPLAYED_AT),
-    )  # fmt: skip
+        key, group, state, at_ms, topic, attempt, None, None, exception_type, reason, batch_id, replayed_at
+    )
+
+
+_BATCH_ID, _REPLAYED_AT = h.BATCH_ID, h.REPLAYED_AT
+
+
+def _has(headers: Any, name: str) -> bool:
+    """Whether a header called ``name`` is there (a plain loop: this runs for every message)."""
+    if headers:
+        for key, _ in headers:
+            if key == name:
+                return True
+    return False
 
 
 def _completed_topic(topology: Topology | None) -> str | None:
