@@ -1,9 +1,10 @@
 """A constant-rate HTTP load generator: ``python -m bench.loadgen URL --rate 1000 --seconds 30``.
 
 Open model: request ``i`` is due at ``start + i / rate`` and is sent then, whether or not earlier ones were
-answered (new connections open when the kept-alive ones are busy). Its latency is measured from the moment it
-was due, not from when it went out, so a stalled server shows in the figures instead of slowing the load
-down (no coordinated omission). Runs in its own process, on aiohttp and uvloop; prints one JSON object.
+answered (on one of at most ``--connections`` kept-alive connections; it waits for one when all are busy).
+Its latency is measured from the moment it was due, not from when it went out, so a stalled server shows in
+the figures instead of slowing the load down (no coordinated omission). Runs in its own process, on aiohttp
+and uvloop; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def _run(
-    url: str, rate: float, seconds: float, warmup: float, body: bytes, key_prefix: str
+    url: str, rate: float, seconds: float, warmup: float, body: bytes, key_prefix: str, connections: int
 ) -> dict[str, Any]:
     interval = 1.0 / rate
     total = int((warmup + seconds) * rate)
@@ -35,7 +36,9 @@ async def _run(
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     headers = {"Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=30)
+    # A fixed pool, as wrk2 keeps: a slow server makes requests wait for a connection (counted in their
+    # latency, which runs from when each was due) instead of drowning it in new connections.
+    connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=None, keepalive_timeout=30)
     timeout = aiohttp.ClientTimeout(total=30)
     late_starts = 0
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the rate before measuring")
     parser.add_argument("--body", type=argparse.FileType("rb"), required=True, help="the request body (JSON)")
     parser.add_argument("--keys", action="store_true", help="a unique Idempotency-Key on every request")
+    parser.add_argument("--connections", type=int, default=100, help="connections kept open, at most")
     args = parser.parse_args()
     try:
         import uvloop
@@ -98,7 +102,8 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         pass
     prefix = uuid.uuid4().hex[:8] if args.keys else ""
-    result = asyncio.run(_run(args.url, args.rate, args.seconds, args.warmup, args.body.read(), prefix))
+    body = args.body.read()
+    result = asyncio.run(_run(args.url, args.rate, args.seconds, args.warmup, body, prefix, args.connections))
     print(json.dumps(result))
 
 
