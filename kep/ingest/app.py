@@ -585,7 +585,7 @@ def create_app(
                 kafka, topology, linger_ms=settings.linger_ms, codec=codec
             ).start()
         if intake.status is None and open_status is not None:
-            intake.status = await asyncio.to_thread(open_status)
+            intake.status = await _open_status(open_status)
         _settle_heap()
         try:
             yield
@@ -606,6 +606,30 @@ def create_app(
     _add_probes(app, intake)
     _document_event_bodies(app, routes)
     return app
+
+
+class _StatusUnavailable:
+    """The status store could not be opened at start-up: status routes answer 503, events are still taken."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def event_status(self, event_id: str) -> dict[str, Any] | None:
+        raise RuntimeError(self.reason)
+
+    def batch_status(self, batch_id: str) -> dict[str, Any] | None:
+        raise RuntimeError(self.reason)
+
+    def close(self) -> None:
+        pass
+
+
+async def _open_status(open_status: Callable[[], StatusReader | None]) -> StatusReader | None:
+    try:
+        return await asyncio.to_thread(open_status)
+    except Exception as exc:  # noqa: BLE001 - taking events matters more than answering status
+        log.warning("ingest: status store unavailable; GET /events and /batches answer 503", error=str(exc))
+        return _StatusUnavailable(str(exc))
 
 
 def _settle_heap() -> None:

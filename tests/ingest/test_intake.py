@@ -209,3 +209,14 @@ def test_cli_serves_until_sigterm(setup: Setup, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
     assert code == 0, (tmp_path / "ingest.log").read_text()
+
+
+def test_an_unreachable_status_store_leaves_events_flowing_and_status_503(setup: Setup) -> None:
+    with (
+        running_intake(setup.topology, setup.kafka, status_store="redis://127.0.0.1:1/0") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        accepted = client.post(ORDER_PATH, json=order())
+        status = client.get(f"/events/{accepted.json()['event_id']}")
+    assert accepted.status_code == 202
+    assert status.status_code == 503 and status.json()["error"] == "status_unavailable"
