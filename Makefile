@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test bench lint typecheck clean tools services chart
 # In CI (CI=true) a service that cannot be started, or is missing in a test, fails the run instead of skipping.
@@ -36,7 +37,7 @@ test: $(STAMP) tools services
 	KEP_TEST_BROKER=embedded $(BIN)/python -m pytest -n 2 -m embedded $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench --markdown bench/results/latest.md
+	$(BIN)/python -m bench --markdown bench/results/latest.md $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

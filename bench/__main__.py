@@ -5,16 +5,18 @@ To add one, write the module and append its name here. Ratios are always against
 the same run on the same broker, so they mean something on any machine; absolute rates only describe this one.
 
 Options: ``--quick`` (short run), ``--only NAME`` (repeatable), ``--bootstrap HOST:PORT`` (an existing broker
-instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``), ``--check`` (exit 1
-when a target is missed).
+instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``; with ``--only``, the
+other benchmarks' figures already there are kept), ``--check`` (exit 1 when a target is missed).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib
+import json
 import os
 import platform
 import sys
@@ -30,7 +32,7 @@ from bench.report import markdown_table, print_benchmark, summary_table, write_j
 from bench.result import Result
 
 #: Benchmark modules run by ``python -m bench``, in order.
-BENCHMARKS: list[str] = ["producer", "consumer", "retry", "lag", "metrics", "console"]
+BENCHMARKS: list[str] = ["producer", "consumer", "retry", "lag", "metrics", "console", "ingest"]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -68,6 +70,24 @@ def _run_one(name: str, ctx: BenchContext, console: Console) -> list[Result]:
     return results
 
 
+def _kept(output: Path, ran: Sequence[str]) -> list[Result]:
+    """The figures of the benchmarks not run this time, from the previous results file: ``--only`` updates
+    its benchmarks' figures and keeps the others."""
+    try:
+        previous = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return []
+    names = {f.name for f in dataclasses.fields(Result)}
+    kept = []
+    for data in previous.get("results", []):
+        if data.get("benchmark") in ran:
+            continue
+        fields = {k: v for k, v in data.items() if k in names}
+        fields["samples"] = tuple(fields.get("samples", ()))
+        kept.append(Result(**fields))
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -82,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # one broken benchmark must not hide the others
                 console.print(f"[red]bench.{name} failed:[/red]\n{traceback.format_exc()}")
                 errors[name] = f"{type(exc).__name__}: {exc}"
+    if args.only:
+        results = _kept(args.output, args.only) + results
     console.print(summary_table(results, errors))
     meta = {
         "started": started,

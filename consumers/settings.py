@@ -73,6 +73,10 @@ class ConsumerSettings(KepSettings):
         gt=0,
         description="Python's thread switch interval while the worker runs (process-wide).",
     )
+    event_status: bool = Field(
+        default=True,
+        description="Record each event's state and count batch members in the idempotency store's database.",
+    )
     metrics_enabled: bool = True
     metrics_port: int = Field(default=9400, ge=0, le=65535, description="0: no HTTP server.")
     health_ttl_s: float = Field(default=30.0, gt=0)

@@ -1,6 +1,7 @@
 """Typed publishing of kep events: ``EventProducer`` and the header names every kep record carries."""
 
 from kep.producers import headers
+from kep.producers.batches import BatchReport, InvalidBatchError
 from kep.producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport
 from kep.producers.errors import (
     AmbiguousTopicError,
@@ -26,12 +27,14 @@ __all__ = [
     "AmbiguousTopicError",
     "BackpressureTimeoutError",
     "BadLine",
+    "BatchReport",
     "DeliveryCallback",
     "DeliveryError",
     "DeliveryFuture",
     "DeliveryReport",
     "DeliveryTimeoutError",
     "EventProducer",
+    "InvalidBatchError",
     "InvalidHeaderError",
     "InvalidTraceparentError",
     "MissingKeyError",

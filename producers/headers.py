@@ -17,6 +17,12 @@ SCHEMA = "kep-schema"
 IDEMPOTENCY_KEY = "kep-idempotency-key"
 #: W3C trace context, when the caller has one.
 TRACEPARENT = "traceparent"
+#: The batch an event belongs to (``EventProducer.publish_batch``, the intake's batch endpoint), and how many
+#: events the batch has. Consumers report the batch done when that many members reached a final state.
+BATCH_ID = "kep-batch-id"
+BATCH_SIZE = "kep-batch-size"
+#: Set by ``kep dlq replay`` on the copies it republishes (milliseconds since the epoch).
+REPLAYED_AT = "kep-replayed-at"
 
 # Provenance added to retry and dead-letter records (every original header is kept as well).
 ORIGINAL_TOPIC = "kep-original-topic"

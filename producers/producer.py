@@ -30,6 +30,7 @@ from confluent_kafka import KafkaException, Producer
 
 from kep.producers import _routing
 from kep.producers import headers as h
+from kep.producers.batches import BatchReport, batch_headers, check_batch_id, check_members, new_batch_id
 from kep.producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport, wrap_callback
 from kep.producers.errors import (
     BackpressureTimeoutError,
@@ -201,6 +202,40 @@ class EventProducer:
             return future.result(timeout)
         except TimeoutError as exc:
             raise DeliveryTimeoutError(f"no acknowledgement for {event.avro_name} within {timeout}s") from exc
+
+    def publish_batch(
+        self,
+        events: Sequence[Event],
+        *,
+        batch_id: str | None = None,
+        timeout: float = 30.0,
+        headers: HeadersArg | None = None,
+    ) -> BatchReport:
+        """Publish ``events`` as one batch and wait for every acknowledgement.
+
+        Each event carries ``kep-batch-id`` (``batch_id``, or a new UUID) and ``kep-batch-size``; once every
+        member reached a final state in a consumer group, that group publishes one ``BatchCompleted``. Refused
+        before anything is sent: an empty batch, an event id twice (``InvalidBatchError``), and whatever
+        ``publish`` refuses. ``DeliveryError`` or ``DeliveryTimeoutError`` when a member is not acknowledged;
+        publishing the same events again with the same ``batch_id`` is safe (members are counted by id).
+        """
+        check_members(events)
+        batch_id = check_batch_id(batch_id) if batch_id is not None else new_batch_id()
+        extra = batch_headers(batch_id, len(events))
+        if headers:
+            extra.extend(_caller_headers(headers))
+        futures = [self.publish(event, headers=extra) for event in events]
+        deadline = time.monotonic() + timeout
+        reports = []
+        for event, future in zip(events, futures, strict=True):
+            try:
+                reports.append(future.result(max(0.0, deadline - time.monotonic())))
+            except TimeoutError as exc:
+                raise DeliveryTimeoutError(
+                    f"batch {batch_id}: no acknowledgement for {event.avro_name} {event.idempotency_key()!r} "
+                    f"within {timeout}s"
+                ) from exc
+        return BatchReport(batch_id, tuple(reports))
 
     def produce_raw(
         self,

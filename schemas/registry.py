@@ -180,6 +180,10 @@ class LocalSchemaRegistry:
             raise SchemaNotFoundError(f"no schema named {name!r} in {self.where} (known: {known})") from None
 
 
+KEP_SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
+"""kep's own events (``kep.batches.BatchCompleted``), beside a service's schemas in ``kep.topology.schema_registry``."""
+
+
 def schema_paths_from_env(environ: dict[str, str] | None = None) -> list[Path]:
     """The paths in ``KEP_SCHEMAS`` (``os.pathsep``-separated; empty entries are ignored)."""
     value = (os.environ if environ is None else environ).get(SCHEMAS_ENV, "")

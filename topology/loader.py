@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from kep.schemas.errors import SchemaError
-from kep.schemas.registry import LocalSchemaRegistry, schema_paths_from_env
+from kep.schemas.registry import KEP_SCHEMA_DIR, LocalSchemaRegistry, schema_paths_from_env
 from kep.topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 
@@ -70,12 +70,17 @@ def load_topology(path: str | Path | None = None, *, check_schemas: bool = False
 
 
 def schema_registry(topology: Topology | None = None, *, source: str | None = None) -> LocalSchemaRegistry:
-    """The schemas of ``topology`` (its ``schemas:`` paths) and of ``KEP_SCHEMAS``, in that order.
+    """kep's own schemas (``KEP_SCHEMA_DIR``), then those of ``topology`` (its ``schemas:`` paths) and of
+    ``KEP_SCHEMAS``.
 
     A schema file that cannot be read or parsed is a ``TopologyError`` naming the file (``source`` names the
     topology in it).
     """
-    paths = [*(Path(p) for p in (topology.schemas if topology is not None else ())), *schema_paths_from_env()]
+    paths = [
+        KEP_SCHEMA_DIR,
+        *(Path(p) for p in (topology.schemas if topology is not None else ())),
+        *schema_paths_from_env(),
+    ]
     try:
         return LocalSchemaRegistry(*paths)
     except SchemaError as exc:

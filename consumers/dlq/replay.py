@@ -39,6 +39,7 @@ from kep.consumers.dlq.filters import ReplayFilter
 from kep.consumers.dlq.reader import BEGINNING, TopicReader
 from kep.consumers.dlq.records import DeadLetterRecord, marker_from, marker_record, record_from
 from kep.consumers.retry.headers import strip_provenance
+from kep.producers import headers as h
 from kep.producers.delivery import DeliveryReport
 from kep.producers.errors import DeliveryError
 from kep.schemas.errors import KepError
@@ -285,7 +286,8 @@ class _Session:
             self._fail(where, f"original topic {target!r} does not exist")
             return
         self.pending.append(where)
-        headers = strip_provenance(record.headers)
+        replayed_at = (h.REPLAYED_AT, h.encode_int(time.time_ns() // 1_000_000))  # read by event status
+        headers = [*(x for x in strip_provenance(record.headers) if x[0] != h.REPLAYED_AT), replayed_at]
         callback = partial(self._delivered, where)
         try:
             self.producer.produce_raw(target, record.key, record.value, headers, on_delivery=callback)

@@ -20,6 +20,7 @@ from kep.consumers.retry.classify import ErrorClassifier
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
 from kep.consumers.retry.policy import DeadLetter, Retry, RetryPolicy
 from kep.consumers.runtime.partition import PartitionState
+from kep.consumers.status.hook import NO_OUTCOMES, Outcomes
 from kep.producers import headers as h
 from kep.producers.delivery import DeliveryReport
 from kep.producers.errors import DeliveryError
@@ -49,6 +50,7 @@ class Router:
         classifier: ErrorClassifier,
         metrics: RouterMetrics,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        outcomes: Outcomes = NO_OUTCOMES,
     ) -> None:
         self.group = group
         self.producer = producer
@@ -57,6 +59,7 @@ class Router:
         self.classifier = classifier
         self.metrics = metrics
         self._clock_ms = clock_ms
+        self.outcomes = outcomes  # event status and batches (consumers/status): told each decision
 
     def handle(
         self, state: PartitionState, msg: Message, exc: BaseException, ctx: MessageContext | None
@@ -72,9 +75,11 @@ class Router:
                 if ctx is not None:
                     ctx.first_failure_ms = ctx.first_failure_ms or now
                 self.metrics.retried(state.source_topic, "blocking")
+                self.outcomes.retrying(msg, ctx, "blocking", decision.attempt, decision.due_ms, exc)
                 return max(0.0, (decision.due_ms - now) / 1000.0)
             record = self._next_provenance(provenance, state, msg, ctx, exc, now, decision.due_ms)
             self.metrics.retried(state.source_topic, decision.tier.suffix)
+            self.outcomes.retrying(msg, ctx, decision.tier.suffix, decision.attempt, decision.due_ms, exc)
             self._forward(state, msg, decision.tier.topic, record.to_headers(msg.headers()))
             return None
         if isinstance(decision, DeadLetter):
@@ -85,8 +90,10 @@ class Router:
                 log.error(
                     "dead-lettered", group=self.group, topic=dlq, reason=decision.reason, offset=msg.offset()
                 )
+                self.outcomes.dead_lettered(msg, ctx, exc, decision.reason, state.cancelled)
                 self._forward(state, msg, dlq, record.to_headers(msg.headers()))
                 return None
+        self.outcomes.dead_lettered(msg, ctx, exc, "dead letters disabled", state.cancelled, dropped=True)
         self._skip(state, msg, exc, "message dropped: dead letters are disabled for this topic")
         return None
 
@@ -188,7 +195,10 @@ class Router:
         """A group without a topology entry: retry in place with backoff forever; fatal errors cannot be kept."""
         if ctx is None or self.classifier.is_fatal(exc):
             why = "fatal failure and no dead-letter topic (the group is not in the topology): message skipped"
+            self.outcomes.dead_lettered(msg, ctx, exc, "fatal", state.cancelled, dropped=True)
             self._skip(state, msg, exc, why)
             return None
         self.metrics.retried(state.source_topic, "blocking")
-        return UNMANAGED_BACKOFF_S[min(ctx.attempt - 1, len(UNMANAGED_BACKOFF_S) - 1)]
+        delay = UNMANAGED_BACKOFF_S[min(ctx.attempt - 1, len(UNMANAGED_BACKOFF_S) - 1)]
+        self.outcomes.retrying(msg, ctx, "blocking", ctx.attempt, self._clock_ms() + int(delay * 1000), exc)
+        return delay

@@ -16,6 +16,8 @@ from kep.consumers.runtime.plan import WorkerPlan, make_plan
 from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
+from kep.consumers.status.hook import Outcomes
+from kep.consumers.status.recorder import status_recorder
 from kep.schemas.codec import codec_for
 from kep.schemas.settings import SchemaRegistrySettings
 from kep.topology.loader import schema_registry as local_schemas
@@ -46,16 +48,19 @@ def build_worker(
             ttl_s=settings.idempotency_ttl_s,
             lease_s=settings.idempotency_lease_s,
         )
+    outcomes = status_recorder(settings, plan.group, plan.topology, kafka)
     processor = Processor(
         app=app,
         group=plan.group,
         codec=codec_for(settings.schema_registry_url, local_schemas(plan.topology), settings=schema_registry),
         store=store,
-        failures=_router(app, plan, metrics),
+        failures=_router(app, plan, metrics, outcomes),
         metrics=metrics,
         async_runner=AsyncRunner(),
+        outcomes=outcomes,
     )
     worker = Worker(plan, processor, metrics=metrics, health=Health(ttl_s=settings.health_ttl_s))
+    worker.on_close(outcomes.close)
     if probe and settings.metrics_enabled:
         from kep.consumers.lag.probe import LagProbe
 
@@ -68,7 +73,7 @@ def build_worker(
     return worker
 
 
-def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics) -> Router:
+def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics, outcomes: Outcomes) -> Router:
     classifier = ErrorClassifier(fatal=app.fatal, retryable_only=app.retryable_only)
     policies: dict[str, RetryPolicy] = {}
     dlq_topics: dict[str, str | None] = {}
@@ -89,4 +94,5 @@ def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics) -> Router:
         dlq_topics=dlq_topics,
         classifier=classifier,
         metrics=metrics,
+        outcomes=outcomes,
     )

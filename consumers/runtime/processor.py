@@ -15,6 +15,7 @@ from kep.consumers.errors import AppError, IdempotencyStoreError
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
 from kep.consumers.runtime.async_runner import AsyncRunner
 from kep.consumers.runtime.partition import PartitionState, WorkItem
+from kep.consumers.status.hook import NO_OUTCOMES, Outcomes
 from kep.producers import headers as h
 from kep.producers.headers import IDEMPOTENCY_KEY
 from kep.schemas.codec import EventCodec
@@ -87,6 +88,7 @@ class Processor:
         metrics: Metrics,
         async_runner: AsyncRunner,
         clock: Callable[[], float] = time.time,
+        outcomes: Outcomes = NO_OUTCOMES,
     ) -> None:
         self.app = app
         self.group = group
@@ -96,6 +98,9 @@ class Processor:
         self.metrics = metrics
         self._async_runner = async_runner
         self._clock = clock
+        self.outcomes = (
+            outcomes  # event status and batches (consumers/status): told what became of each message
+        )
         strategy = app.idempotency_key
         self._key_field = strategy.removeprefix("field:") if strategy.startswith("field:") else None
         self._use_header = strategy == "header"
@@ -166,8 +171,10 @@ class Processor:
                 continue
             if claim is ClaimState.DONE:
                 self.metrics.skipped_duplicate(state.source_topic)
+                self.outcomes.duplicate(msg, ctx, state.cancelled)
                 state.done(msg.offset())  # type: ignore[arg-type]
                 return
+            self.outcomes.started(msg, ctx)
             started = time.perf_counter()
             try:
                 if handler.is_async:
@@ -176,6 +183,7 @@ class Processor:
                     handler.fn(event, ctx)
             except AlreadyCompletedError:
                 self.metrics.skipped_duplicate(state.source_topic)
+                self.outcomes.duplicate(msg, ctx, state.cancelled)
                 state.done(msg.offset())  # type: ignore[arg-type]
                 return
             except Exception as exc:
@@ -192,6 +200,7 @@ class Processor:
             if not ctx.completed_in_transaction and not self._complete(ctx.idempotency_key, state):
                 return
             self.metrics.handled(state.source_topic, duration)
+            self.outcomes.handled(msg, ctx, state.cancelled)
             state.done(msg.offset())  # type: ignore[arg-type]
             return
 

@@ -21,17 +21,9 @@ app = typer.Typer(
 # Each module exposes either `app` (a typer.Typer, mounted as a group) or `command` (a function, mounted as
 # a single command). The name is the module's last part, with "_" as "-".
 _SUBCOMMANDS = [
-    "broker",
-    "schemas",
-    "topology",
-    "produce",
-    "demo",
-    "run",
-    "dlq",
-    "lag",
-    "lag_exporter",
-    "console",
-]
+    "broker", "schemas", "topology", "produce", "demo", "run", "dlq", "lag", "lag_exporter", "console", "ingest",
+    "status",
+]  # fmt: skip
 
 
 def _register() -> None:

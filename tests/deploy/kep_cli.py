@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings
 from kep.cli.main import app
 from kep.console.settings import ConsoleSettings
 from kep.consumers.settings import ConsumerSettings
+from kep.ingest.settings import IngestSettings
 from kep.topology.settings import KafkaSettings
 
 
@@ -114,4 +115,4 @@ def settings_env_names(*classes: type[BaseSettings]) -> set[str]:
     return names
 
 
-SETTINGS_ENV = settings_env_names(KafkaSettings, ConsumerSettings, ConsoleSettings)
+SETTINGS_ENV = settings_env_names(KafkaSettings, ConsumerSettings, ConsoleSettings, IngestSettings)

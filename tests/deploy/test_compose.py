@@ -58,6 +58,7 @@ def test_services_start_in_order_on_health_and_completion(compose: dict[str, Any
         "billing": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
         "lag-exporter": {"topology": ONE_SHOT},
         "console": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
+        "ingest": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
         "prometheus": {"lag-exporter": "service_healthy"},
         "grafana": {"prometheus": "service_healthy"},
     }
@@ -85,6 +86,7 @@ def test_the_stack_runs_each_kep_role_from_the_one_image(compose: dict[str, Any]
         "billing": ["run", "shop.billing:app"],
         "lag-exporter": ["lag-exporter", "--port"],
         "console": ["console", "--host"],
+        "ingest": ["ingest", "--host"],
     }
     images = {s["image"] for s in _kep(compose).values()}
     assert len(images) == 1

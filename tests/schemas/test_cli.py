@@ -54,7 +54,7 @@ def test_check_passes_on_the_shipped_schemas_with_a_summary() -> None:
         result = run("check", "--mode", mode)
         assert result.exit_code == 0, result.output
         assert "ok kep.orders.OrderPlaced v1 -> v2" in flat(result.stdout)
-        summary = f"2 schema(s), 3 version(s), 1 version pair(s): all {mode.upper()} compatible"
+        summary = f"3 schema(s), 4 version(s), 1 version pair(s): all {mode.upper()} compatible"
         assert summary in flat(result.stdout)
         assert "models match their newest schemas" in result.stdout
 

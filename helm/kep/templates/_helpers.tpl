@@ -83,6 +83,10 @@ kep/consumer-group: {{ . }}
 {{/* The worker's HTTP port: /metrics, /healthz, /readyz (kep run --metrics-port, KEP_METRICS_PORT). */}}
 {{- define "kep.workerPort" -}}9400{{- end }}
 
+{{- define "kep.ingestName" -}}
+{{- printf "%s-ingest" (include "kep.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "kep.exporterName" -}}
 {{- printf "%s-lag-exporter" (include "kep.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -1,0 +1,102 @@
+"""The status stores (memory, SQLite, Redis, PostgreSQL) keep the same promises."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from kep.consumers.errors import ConfigError
+from kep.consumers.status import EventStatus, StatusStore, StatusView, open_status_store
+from tests.support.services import require_postgres, require_redis
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatusStore]:
+    url = {
+        "memory": lambda: "memory://",
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'status.db'}",
+        "redis": require_redis,
+        "postgres": require_postgres,
+    }[request.param]()
+    opened = open_status_store(url, ttl_s=60)
+    yield opened
+    opened.close()
+
+
+def _id() -> str:
+    return f"e-{uuid.uuid4().hex[:12]}"
+
+
+def test_the_newest_state_wins_whatever_the_write_order(store: StatusStore) -> None:
+    event = _id()
+    handled = EventStatus(event, "billing", "handled", 2000, "orders", attempt=2)
+    retrying = EventStatus(
+        event, "billing", "retrying", 1000, "orders", tier="1s", due_ms=2000, exception_type="X"
+    )
+    other_group = EventStatus(event, "shipping", "processing", 1500, "orders")
+    store.put_events([handled, other_group])
+    store.put_events([retrying])  # older: ignored
+    found = {s.group: s for s in store.events(event)}
+    assert found == {"billing": handled, "shipping": other_group}
+    assert store.events(_id()) == []
+
+
+def test_a_member_counts_once_and_moves_between_final_states(store: StatusStore) -> None:
+    batch = _id()
+    store.record_member("g", batch, 3, "a", "handled", 1)
+    store.record_member("g", batch, 3, "a", "handled", 2)  # a redelivery
+    progress = store.record_member("g", batch, 3, "b", "dead_lettered", 3)
+    assert (progress.handled, progress.dead_lettered, progress.pending, progress.finished) == (1, 1, 1, False)
+    progress = store.record_member("g", batch, 3, "c", "handled", 4)
+    assert progress.finished and progress.state == "completed_with_dead_letters"
+    assert store.dead_members("g", batch) == ["b"]
+    store.mark_announced("g", batch, 5)
+    progress = store.record_member("g", batch, 3, "b", "handled", 6)  # replayed after a fix
+    assert (progress.handled, progress.dead_lettered, progress.state) == (3, 0, "completed")
+    assert progress.announced_ms == 5
+    assert store.dead_members("g", batch) == []
+    other = store.record_member("h", batch, 3, "a", "handled", 7)
+    assert (other.handled, other.finished) == (1, False)
+    assert {p.group for p in store.batches(batch)} == {"g", "h"}
+
+
+def test_concurrent_counts_of_the_same_members_add_up(store: StatusStore) -> None:
+    batch = _id()
+    members = [f"m{i}" for i in range(40)]
+
+    def count(member: str) -> None:
+        store.record_member("g", batch, len(members), member, "handled", 1)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(count, members * 3))  # every member three times, in parallel
+    [progress] = store.batches(batch)
+    assert (progress.handled, progress.finished) == (40, True)
+
+
+def test_the_view_is_plain_json_ready_dicts(store: StatusStore) -> None:
+    event, batch = _id(), _id()
+    store.put_events(
+        [EventStatus(event, "g", "dead_lettered", 9, "orders", 4, exception_type="E", reason="fatal")]
+    )
+    store.record_member("g", batch, 2, event, "dead_lettered", 9)
+    view = StatusView(store)
+    assert view.event_status(event) == {
+        "event_id": event,
+        "groups": {"g": {"state": "dead_lettered", "at_ms": 9, "topic": "orders", "attempt": 4,
+                         "exception_type": "E", "reason": "fatal"}},
+    }  # fmt: skip
+    status = view.batch_status(batch)
+    assert status is not None
+    assert status["groups"]["g"]["dead_lettered_ids"] == [event]
+    assert status["groups"]["g"]["pending"] == 1 and status["groups"]["g"]["state"] == "running"
+    assert view.batch_status(_id()) is None and view.event_status(_id()) is None
+
+
+def test_unknown_schemes_are_refused_without_credentials() -> None:
+    with pytest.raises(ConfigError, match="unknown scheme 'mysql'") as caught:
+        open_status_store("mysql://user:secret@db/x")
+    assert "secret" not in str(caught.value)
