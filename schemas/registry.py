@@ -71,7 +71,8 @@ class SchemaVersion:
 class LocalSchemaRegistry:
     """The schemas of some directories and files: ``LocalSchemaRegistry("schemas", "more/x.v1.avsc")``.
 
-    ``LocalSchemaRegistry.default()`` reads the paths in ``KEP_SCHEMAS``.
+    ``LocalSchemaRegistry.default()`` reads kep's own (``KEP_SCHEMA_DIR``: ``kep.batches``) and the paths in
+    ``KEP_SCHEMAS``.
     """
 
     def __init__(self, *sources: str | Path) -> None:
@@ -91,8 +92,8 @@ class LocalSchemaRegistry:
 
     @classmethod
     def default(cls) -> LocalSchemaRegistry:
-        """The schemas in ``KEP_SCHEMAS`` (none when it is unset), loaded once per value of the variable."""
-        return _registry_of(tuple(schema_paths_from_env()))
+        """kep's own schemas and those in ``KEP_SCHEMAS``, loaded once per value of the variable."""
+        return _registry_of((KEP_SCHEMA_DIR, *schema_paths_from_env()))
 
     @property
     def where(self) -> str:

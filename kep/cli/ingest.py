@@ -71,7 +71,7 @@ def command(
     except ImportError as exc:
         fail(f"kep ingest needs the 'ingest' extra: pip install 'kep-kafka[ingest]' ({exc.name} is missing)")
     from kep.schemas.codec import codec_for
-    from kep.topology.loader import load_topology
+    from kep.topology.loader import load_topology, schema_registry
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -82,12 +82,14 @@ def command(
     try:
         settings = IngestSettings(**{k: v for k, v in overrides.items() if v is not None})
         loaded = load_topology(topology)
+        schemas = schema_registry(loaded)  # kep's, the topology's and KEP_SCHEMAS
         app = create_app(
             settings,
             loaded,
             kafka=kafka_settings(bootstrap_servers),
             open_status=status_opener(settings),
-            codec=codec_for(registry_url),
+            codec=codec_for(registry_url, schemas),
+            schemas=schemas,
         )
     except ValidationError as exc:
         problems = "; ".join(

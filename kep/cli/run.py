@@ -16,6 +16,7 @@ from kep.consumers.runtime.build import build_worker
 from kep.consumers.settings import load_schema_registry_settings, load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
+from kep.topology.loader import load_topology
 
 
 def command(
@@ -56,11 +57,12 @@ def command(
         schema_registry = load_schema_registry_settings(config)
         configure_logging(settings.log_format, settings.log_level)
         app = load_app(target)
+        spec = load_topology(settings.topology)  # a missing topology is said before the cluster is asked
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
     try:
-        worker = build_worker(app, settings, kafka, schema_registry=schema_registry)
+        worker = build_worker(app, settings, kafka, topology=spec, schema_registry=schema_registry)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     server = None

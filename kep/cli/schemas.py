@@ -22,7 +22,7 @@ from kep.schemas.errors import KepError, SchemaError
 from kep.schemas.events import event_type_for, event_types
 from kep.schemas.generated import model_from_schema
 from kep.schemas.model_schema import avro_schema, schema_drift
-from kep.schemas.registry import LocalSchemaRegistry
+from kep.schemas.registry import KEP_SCHEMA_DIR, LocalSchemaRegistry
 from kep.topology.loader import default_topology_path, load_topology, schema_registry
 from kep.topology.model import Topology
 
@@ -70,7 +70,7 @@ def _schemas(
             registry = schema_registry(spec, source=str(source) if source else None)
     except KepError as exc:
         fail(str(exc))
-    if not registry.sources:
+    if not set(registry.sources) - {KEP_SCHEMA_DIR}:  # kep's own events are always there
         fail(
             "no schemas: pass --dir DIR, set KEP_SCHEMAS, or give a topology (--topology or KEP_TOPOLOGY) "
             "whose 'schemas:' lists them"

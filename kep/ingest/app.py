@@ -46,9 +46,11 @@ from kep.producers.errors import (
 )
 from kep.producers.headers import TRACEPARENT
 from kep.producers.traceparent import validate_traceparent
-from kep.schemas.codec import EventCodec
+from kep.schemas.codec import EventCodec, codec_for
 from kep.schemas.errors import EncodeError
-from kep.schemas.events import Event, event_types
+from kep.schemas.events import Event
+from kep.schemas.registry import LocalSchemaRegistry
+from kep.topology.loader import schema_registry
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
@@ -174,15 +176,20 @@ class EventRoute:
     topic: str
 
 
-def accepted_event_types(topology: Topology, only: Sequence[str] = ()) -> list[EventRoute]:
-    """The event types the intake takes: ``only``, or every known type the topology routes to one topic."""
-    known = event_types()
-    names = list(only) if only else sorted(known)
+def accepted_event_types(
+    topology: Topology, only: Sequence[str] = (), schemas: LocalSchemaRegistry | None = None
+) -> list[EventRoute]:
+    """The event types the intake takes: ``only``, or every type of ``schemas`` (default: the topology's,
+    ``kep.topology.schema_registry``) that the topology routes to one topic. A type's model is its hand-written
+    one when imported, else the one built from its newest schema."""
+    schemas = schemas if schemas is not None else schema_registry(topology)
+    known = schemas.names()
+    names = list(only) if only else known
     routes = []
     for name in names:
-        model = known.get(name)
-        if model is None:
-            raise ValueError(f"event type {name!r} is not known (known: {', '.join(sorted(known))})")
+        if name not in known:
+            raise ValueError(f"event type {name!r} is not known (known: {', '.join(known) or 'none'})")
+        model = schemas.model(name)
         topics = topology.topics_for_event(name)
         if len(topics) != 1:
             if only:
@@ -568,13 +575,17 @@ def create_app(
     status: StatusReader | None = None,
     open_status: Callable[[], StatusReader | None] | None = None,
     codec: EventCodec | None = None,
+    schemas: LocalSchemaRegistry | None = None,
 ) -> FastAPI:
     """The intake. Give ``kafka`` (the app builds and closes its publisher, encoding with ``codec``, default
     single-object Avro) or a started ``publisher``; ``status`` or ``open_status`` (called at start-up) for the
     status routes."""
     if kafka is None and publisher is None:
         raise ValueError("create_app needs kafka= or publisher=")
-    routes = accepted_event_types(topology, settings.event_types)
+    schemas = schemas if schemas is not None else schema_registry(topology)
+    routes = accepted_event_types(topology, settings.event_types, schemas)
+    if codec is None:
+        codec = codec_for(None, schemas)
     intake = Intake(settings, publisher, status)
 
     @asynccontextmanager

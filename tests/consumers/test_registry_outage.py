@@ -9,8 +9,9 @@ import pytest
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.producers import EventProducer
-from kep.producers.sample import sample_events
-from kep.schemas import ConfluentCodec, OrderPlaced, SchemaRegistrySettings
+from kep.schemas import ConfluentCodec, SchemaRegistrySettings
+from shop.orders import OrderPlaced
+from shop.samples import sample_events
 from tests.support.kafka import read_topic
 from tests.support.runtime import applied_topology, running
 from tests.support.schema_registry import RegistryServer

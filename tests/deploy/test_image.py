@@ -128,7 +128,13 @@ def test_build_context_holds_the_sources_and_nothing_private(tmp_path: Path) -> 
 def test_the_image_leaves_out_the_embedded_broker() -> None:
     (builder, *_rest) = dockerfile.parse(REPO / "Dockerfile")
     (extras,) = [arg.partition("=")[2] for arg in builder.all("ARG") if arg.startswith("KEP_EXTRAS=")]
-    assert extras.split(",") == ["redis", "postgres", "registry"]  # not "embedded": a 40 MB test broker
+    assert extras.split(",") == [
+        "redis",
+        "postgres",
+        "registry",
+        "console",
+        "ingest",
+    ]  # not "embedded": a 40 MB test broker
 
 
 def test_builder_stage_builds_a_wheel_with_every_module_and_data_file(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from kep.producers import EventProducer, InvalidBatchError
 from kep.producers import headers as h
-from kep.producers.sample import sample_events
 from kep.topology import KafkaSettings
 from shop.orders import OrderPlaced
+from shop.samples import sample_events
 from tests.producers._support import ORDER, topology_of
 from tests.support.kafka import read_topic
 

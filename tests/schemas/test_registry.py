@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from kep.schemas import InvalidSchemaError, LocalSchemaRegistry, SchemaError, SchemaNotFoundError, fingerprint
+from kep.schemas.registry import KEP_SCHEMA_DIR
 from tests.schemas.conftest import SchemaDir, shipped
 from tests.support.shop import SHOP_SCHEMAS
 
@@ -23,23 +24,25 @@ def test_default_registry_reads_the_paths_in_kep_schemas(
     )
     registry = LocalSchemaRegistry.default()
     assert registry is LocalSchemaRegistry.default()  # loaded once per value
-    assert registry.sources == (SHOP_SCHEMAS / f"{ORDER}.v1.avsc", other)
-    assert registry.names() == ["kep.orders.OrderPlaced", "kep.orders.PaymentCaptured"]
+    assert registry.sources == (KEP_SCHEMA_DIR, SHOP_SCHEMAS / f"{ORDER}.v1.avsc", other)
+    assert registry.names() == [
+        "kep.batches.BatchCompleted",
+        "kep.orders.OrderPlaced",
+        "kep.orders.PaymentCaptured",
+    ]
     assert registry.versions(ORDER) == [1]
     monkeypatch.setenv("KEP_SCHEMAS", str(SHOP_SCHEMAS))
     assert LocalSchemaRegistry.default().versions(ORDER) == [1, 2]
-    assert len(LocalSchemaRegistry.default()) == 3
+    assert len(LocalSchemaRegistry.default()) == 4  # kep.batches.BatchCompleted too
 
 
-def test_kep_ships_no_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kep_ships_only_its_own_events(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KEP_SCHEMAS")
     registry = LocalSchemaRegistry.default()
-    assert registry.sources == () and len(registry) == 0
-    with pytest.raises(
-        SchemaNotFoundError, match=r"no schema named 'kep\.orders\.OrderPlaced' in no schema paths: "
-    ):
+    assert registry.sources == (KEP_SCHEMA_DIR,) and registry.names() == ["kep.batches.BatchCompleted"]
+    with pytest.raises(SchemaNotFoundError, match=r"no schema named 'kep\.orders\.OrderPlaced' in "):
         registry.latest(ORDER)
-    assert "'schemas:' in the topology file or in KEP_SCHEMAS" in registry.where
+    assert "'schemas:' in the topology file or in KEP_SCHEMAS" in LocalSchemaRegistry().where
 
 
 def test_several_sources_are_read_together(schema_dir: SchemaDir) -> None:
