@@ -5,9 +5,9 @@ the last batch), so the probe reads the log instead. A throw-away consumer (its 
 subscribed, never committing, ``enable.partition.eof=true``, ``fetch.wait.max.ms=10``) is assigned at the
 positions asked for:
 
-* the first record it receives on a partition is the oldest unprocessed one: its timestamp gives the lag
-  in seconds, and the high watermark of the Fetch response that carried it
-  (``get_watermark_offsets(cached=True)``) the log end;
+* the first record it receives on a partition is the oldest unprocessed one: its timestamp (on a retry topic
+  its ``kep-due-time``, see ``consumers.lag.due``) gives the lag in seconds, and the high watermark of the
+  Fetch response that carried it (``get_watermark_offsets(cached=True)``) the log end;
 * an end-of-partition event means the position is the log end: caught up (or an empty partition).
 
 The consumer is kept across calls: partitions are added with ``incremental_assign``, paused as soon as
@@ -32,6 +32,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Messa
 from confluent_kafka.admin import AdminClient
 
 from kep.consumers.lag import _admin
+from kep.consumers.lag.due import lag_start_ms
 from kep.consumers.lag.errors import LagError, LagReadError
 from kep.topology.settings import KafkaSettings
 
@@ -49,9 +50,9 @@ class PartitionProbe:
     """The answer for one partition.
 
     ``log_end``: the high watermark (offset of the next record to be written).
-    ``next_timestamp_ms``: timestamp (ms since the epoch) of the first record at or after the position;
-    ``None`` when the position is at the log end (caught up, or an empty partition), or for a record without
-    a timestamp.
+    ``next_timestamp_ms``: when the first record at or after the position starts to count as late (ms since the
+    epoch): its timestamp, or its due time on a retry topic (``consumers.lag.due.lag_start_ms``); ``None``
+    when the position is at the log end (caught up, or an empty partition), or for a record without a timestamp.
     ``position``: where the probe read from: the position asked for, or the log start when it was below 0.
     """
 
@@ -200,7 +201,8 @@ class LagProbe:
         if error is None:
             kind, timestamp = msg.timestamp()
             reading.first_offset = offset
-            reading.timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp
+            written = None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp
+            reading.timestamp_ms = lag_start_ms(topic, written, msg.headers())  # due time on retry topics
             reading.answered = True
         elif error.code() == KafkaError._PARTITION_EOF:
             reading.eof_offset = offset
