@@ -63,6 +63,22 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
         ]
     },
     "group-id-override": {"consumerGroups": [{**_BILLING, "groupId": "billing-eu"}]},
+    "rule-overrides": {
+        "prometheusRule": {
+            "enabled": True,
+            "runbookBaseUrl": "https://git.example.com/kep/blob/v0.1.0/",
+            "alerts": {
+                "KepConsumerLagSecondsHigh": {"threshold": 600, "for": "20m"},
+                "KepHandlerFailureRatioHigh": {"threshold": 0.1},
+                "KepPartitionStalled": {"severity": "page"},
+                "KepRebalanceStorm": {"enabled": False},
+            },
+        }
+    },
+    "rule-threshold-without-comparison": {
+        "prometheusRule": {"enabled": True, "alerts": {"KepGroupWithoutConsumers": {"threshold": 2}}}
+    },
+    "rule-unknown-alert": {"prometheusRule": {"enabled": True, "alerts": {"KepNoSuchAlert": {"for": "5m"}}}},
 }
 
 

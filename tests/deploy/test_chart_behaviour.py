@@ -325,3 +325,39 @@ def test_notes_list_every_group_and_how_to_reach_it(chart: Rendered, scenario: s
         if group:
             assert f"{workload['kind']} {workload['metadata']['name']}" in notes
             assert f"grace {pod_spec(workload)['terminationGracePeriodSeconds']}s" in notes
+
+
+def _rules(chart: Rendered, case: str) -> dict[str, dict[str, Any]]:
+    (rule,) = chart.kinds(case, "PrometheusRule")
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_alert_thresholds_for_and_severity_come_from_the_values(chart: Rendered) -> None:
+    shipped, tuned = _rules(chart, "keda"), _rules(chart, "rule-overrides")
+    high = tuned["KepConsumerLagSecondsHigh"]
+    assert high["expr"].rstrip().endswith(") > 600") and high["for"] == "20m"
+    assert high["expr"].replace("> 600", "> 300") == shipped["KepConsumerLagSecondsHigh"]["expr"]
+    assert tuned["KepHandlerFailureRatioHigh"]["expr"].rstrip().endswith(") > 0.1")
+    assert tuned["KepPartitionStalled"]["labels"]["severity"] == "page"
+    assert "KepRebalanceStorm" not in tuned  # turned off
+    assert tuned["KepCommitFailures"] == {
+        **shipped["KepCommitFailures"],
+        "annotations": {
+            **shipped["KepCommitFailures"]["annotations"],
+            "runbook_url": "https://git.example.com/kep/blob/v0.1.0/docs/metrics.md#kepcommitfailures",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("rule-threshold-without-comparison", "prometheusRule.alerts.KepGroupWithoutConsumers.threshold"),
+        ("rule-unknown-alert", "prometheusRule.alerts.KepNoSuchAlert: no such alert"),
+    ],
+)
+def test_a_threshold_the_rule_cannot_take_or_an_unknown_alert_fails_the_render(
+    chart: Rendered, case: str, needle: str
+) -> None:
+    error = chart.error(case)
+    assert error is not None and needle in error, error
