@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,12 +13,15 @@ import typer
 
 from kep.cli._common import BootstrapOption, TopologyOption, fail
 from kep.consumers.app import load_app
+from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
 from kep.consumers.runtime.build import build_worker
+from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
+from kep.topology.settings import KafkaSettings
 
 
 def command(
@@ -60,6 +64,7 @@ def command(
         worker = build_worker(load_app(target), settings, kafka)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
+    _start_replay_progress(worker, kafka)
     server = None
     if settings.metrics_port:
         server = MetricsServer(worker.metrics.registry, worker.health, port=settings.metrics_port).start()
@@ -70,3 +75,14 @@ def command(
     finally:
         if server is not None:
             server.stop()
+
+
+def _start_replay_progress(worker: Worker, kafka: KafkaSettings) -> None:
+    """Start the replay-progress group of each of the group's dead-letter topics (the dashboard's dead letters
+    waiting), in the background: the worker never waits for it."""
+    spec = worker.plan.group_spec
+    topics = [t for source in worker.plan.main_topics if spec is not None and (t := spec.dlq_topic(source))]
+    if topics:
+        threading.Thread(
+            target=start_replay_progress, args=(kafka, topics), name="kep-replay-progress", daemon=True
+        ).start()

@@ -266,7 +266,8 @@ def test_group_id_override_reaches_the_worker_the_exporter_and_the_notes(chart: 
     container = pod_spec(chart.one("group-id-override", "Deployment", "kep-billing"))["containers"][0]
     assert _env(container)["KEP_GROUP"]["value"] == "billing-eu"
     exporter = pod_spec(chart.one("group-id-override", "Deployment", "kep-lag-exporter"))["containers"][0]
-    assert exporter["args"][exporter["args"].index("--group") + 1] == "^(billing-eu)$"
+    regex = exporter["args"][exporter["args"].index("--group") + 1]
+    assert regex == r"^(billing-eu)$|^kep-dlq-replay\..+\.(billing-eu)\.dlq$"
     assert "billing-eu" in chart.notes("group-id-override")
     assert "KEP_GROUP" not in _env(
         pod_spec(chart.one("default", "Deployment", "kep-billing"))["containers"][0]
@@ -276,10 +277,20 @@ def test_group_id_override_reaches_the_worker_the_exporter_and_the_notes(chart: 
 def test_lag_exporter_watches_exactly_the_charts_groups(chart: Rendered) -> None:
     (container,) = pod_spec(chart.one("two-groups", "Deployment", "kep-lag-exporter"))["containers"]
     regex = container["args"][container["args"].index("--group") + 1]
-    assert regex == "^(billing|shipping)$"
-    assert [g for g in ("billing", "shipping", "billing2", "xbilling") if re.search(regex, g)] == [
+    assert regex == r"^(billing|shipping)$|^kep-dlq-replay\..+\.(billing|shipping)\.dlq$"
+    candidates = (
         "billing",
         "shipping",
+        "billing2",
+        "xbilling",
+        "kep-dlq-replay.orders.billing.dlq",
+        "kep-dlq-replay.orders.audit.dlq",
+        "kep-lag-probe-1234",
+    )
+    assert [g for g in candidates if re.fullmatch(regex, g)] == [
+        "billing",
+        "shipping",
+        "kep-dlq-replay.orders.billing.dlq",
     ]
     assert (
         chart.one("two-groups", "Service", "kep-lag-exporter")["spec"]["ports"][0]["targetPort"]

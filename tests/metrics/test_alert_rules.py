@@ -19,7 +19,9 @@ from tests.metrics.observability import (
     alert_rules,
     dashboard,
     dashboard_exprs,
+    dashboard_targets,
     promtool,
+    unit_of,
 )
 
 pytestmark = pytest.mark.unit
@@ -178,3 +180,50 @@ def test_the_dashboard_has_datasource_and_group_variables_and_the_required_panel
         "histogram_quantile(0.99, sum by (le, group, topic) (rate(kep_handler_duration_seconds_bucket",
     ):
         assert needle in exprs, needle
+    assert "topk(10, kep_group_lag_messages{" in exprs
+
+
+def test_the_dashboard_filters_every_query_by_cluster_namespace_and_group() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert list(variables) == ["datasource", "cluster", "namespace", "group"]
+    for name in ("cluster", "namespace"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*", name
+    group = variables["group"]
+    assert "allValue" not in group, "All must mean the listed groups, which leave out replay-progress groups"
+    regex = re.compile(group["regex"].strip("/"))
+    assert regex.match("billing") and not regex.match("kep-dlq-replay.orders.billing.dlq")
+    for panel, target, _expr in dashboard_targets():
+        raw = target["expr"]
+        if "$group" in raw or "${group" in raw:
+            selectors = len(re.findall(r"[a-z_]\{", raw))  # metric{...}, not ${group:regex}
+            filtered = raw.count('cluster=~"$cluster"')
+            assert selectors == filtered == raw.count('namespace=~"$namespace"'), panel["title"]
+
+
+def _expected_unit(expr: str) -> set[str]:
+    if (
+        "histogram_quantile" in expr
+        or "lag_seconds" in expr
+        or "time() -" in expr
+        or "duration_seconds" in expr
+    ):
+        return {"s"}
+    if "rate(" in expr and "increase(" not in expr:
+        return {"ops"}
+    return {"short", "none"}
+
+
+def test_every_dashboard_query_is_shown_in_its_unit() -> None:
+    """Seconds for durations and lag in seconds, per second for rates, plain numbers for counts (a count of
+    failed commits is not seconds)."""
+    for panel, target, expr in dashboard_targets():
+        unit = unit_of(panel, target)
+        assert unit in _expected_unit(expr), f"{panel['title']} {target['refId']}: {unit} for {expr}"
+
+
+def test_lag_panels_leave_out_retry_and_dead_letter_topics_alike() -> None:
+    by_title = {p["title"]: p for p in dashboard()["panels"]}
+    messages = by_title["Lag (messages) by group and topic"]["targets"][0]["expr"]
+    seconds = by_title["Lag (seconds) by group and topic"]["targets"][0]["expr"]
+    excluded = 'topic!~".+\\\\.retry\\\\..+|.+\\\\.dlq"'
+    assert excluded in messages and excluded in seconds
