@@ -63,6 +63,40 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
         ]
     },
     "group-id-override": {"consumerGroups": [{**_BILLING, "groupId": "billing-eu"}]},
+    "sqlite-two-replicas": {"worker": {"idempotencyStore": "sqlite:////var/lib/kep/idempotency.db"}},
+    "memory-two-replicas": {"consumerGroups": [{**_BILLING, "idempotencyStore": "memory://"}]},
+    "sqlite-keda": {
+        "consumerGroups": [
+            {
+                **_BILLING,
+                "replicas": 1,
+                "idempotencyStore": "sqlite:////var/lib/kep/idempotency.db",
+                "autoscaling": {"keda": {"enabled": True}},
+            }
+        ]
+    },
+    "sqlite-hpa": {
+        "consumerGroups": [
+            {
+                **_BILLING,
+                "replicas": 1,
+                "idempotencyStore": "sqlite:////var/lib/kep/idempotency.db",
+                "autoscaling": {"hpa": {"enabled": True}},
+            }
+        ]
+    },
+    "sqlite-in-env-two-replicas": {
+        "worker": {"env": [{"name": "KEP_IDEMPOTENCY_STORE", "value": "sqlite:////var/lib/kep/k.db"}]}
+    },
+    "sqlite-keda-one-max": {
+        "consumerGroups": [
+            {
+                **_BILLING,
+                "idempotencyStore": "sqlite:////var/lib/kep/idempotency.db",
+                "autoscaling": {"keda": {"enabled": True, "maxReplicaCount": 1}},
+            }
+        ]
+    },
     "rule-overrides": {
         "prometheusRule": {
             "enabled": True,

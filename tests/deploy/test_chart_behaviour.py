@@ -372,3 +372,35 @@ def test_a_threshold_the_rule_cannot_take_or_an_unknown_alert_fails_the_render(
 ) -> None:
     error = chart.error(case)
     assert error is not None and needle in error, error
+
+
+def test_the_default_idempotency_store_is_shared_by_the_replicas(chart: Rendered) -> None:
+    (container,) = pod_spec(chart.one("default", "Deployment", "kep-billing"))["containers"]
+    assert chart.one("default", "Deployment", "kep-billing")["spec"]["replicas"] == 2
+    assert _env(container)["KEP_IDEMPOTENCY_STORE"]["value"].startswith(("redis://", "postgresql://"))
+
+
+@pytest.mark.parametrize(
+    ("case", "how"),
+    [
+        ("sqlite-two-replicas", "2 replicas"),
+        ("memory-two-replicas", "2 replicas"),
+        ("sqlite-keda", "KEDA autoscaling up to 6 replicas"),
+        ("sqlite-hpa", "HPA autoscaling up to 6 replicas"),
+        ("sqlite-in-env-two-replicas", "2 replicas"),
+    ],
+)
+def test_more_than_one_replica_on_a_per_pod_store_fails_the_render_with_a_clear_message(
+    chart: Rendered, case: str, how: str
+) -> None:
+    error = chart.error(case)
+    assert error is not None, f"{case} rendered"
+    assert f"consumerGroups[billing]: {how} with the per-pod idempotency store" in error
+    assert "would not deduplicate each other" in error and "redis://" in error and "postgresql://" in error
+
+
+@pytest.mark.parametrize("case", ["minimal", "sqlite-keda-one-max"])
+def test_one_replica_may_keep_its_keys_in_sqlite(chart: Rendered, case: str) -> None:
+    workload = chart.one(case, "Deployment", "kep-billing")
+    (container,) = pod_spec(workload)["containers"]
+    assert _env(container)["KEP_IDEMPOTENCY_STORE"]["value"].startswith("sqlite:")
