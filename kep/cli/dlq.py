@@ -137,16 +137,28 @@ def replay_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")
     ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Send to this topic instead of the group's first retry topic: every group reading it gets them.",
+        ),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
+    topology: TopologyOption = None,
 ) -> None:
-    """Republish dead letters unchanged to their original topic; a rerun never replays a record twice."""
+    """Hand dead letters back to the group that dead-lettered them (its first retry topic, from the topology);
+    other groups never see them again. A rerun never replays a record twice."""
     settings = kafka_settings(bootstrap_servers)
     try:
         filters = ReplayFilter.build(exception_type=exception_type, since=since, until=until, key=key)
+        spec = load_topology(topology)
         with _ReplayProgress() as progress:
             result = replay(
                 settings,
                 topic,
+                topology=spec,
+                to=to,
                 filters=filters,
                 limit=limit,
                 rate=rate,
