@@ -6,11 +6,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 
+from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, fail
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
@@ -18,10 +21,12 @@ from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
 from kep.consumers.runtime.build import build_worker
 from kep.consumers.runtime.worker import Worker
-from kep.consumers.settings import load_settings
+from kep.consumers.settings import ConsumerSettings, load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 from kep.topology.settings import KafkaSettings
+
+log = structlog.get_logger("kep.run")
 
 
 def command(
@@ -61,10 +66,13 @@ def command(
         configure_logging(settings.log_format, settings.log_level)
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())  # so `kep run mymodule:app` finds the caller's modules
-        worker = build_worker(load_app(target), settings, kafka)
+        app = load_app(target)
+        settings = _for_the_broker(settings, kafka)
+        worker = build_worker(app, settings, kafka)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     _start_replay_progress(worker, kafka)
+    joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
         server = MetricsServer(worker.metrics.registry, worker.health, port=settings.metrics_port).start()
@@ -73,6 +81,7 @@ def command(
     try:
         worker.run()
     finally:
+        joining.stop()
         if server is not None:
             server.stop()
 
@@ -86,3 +95,58 @@ def _start_replay_progress(worker: Worker, kafka: KafkaSettings) -> None:
         threading.Thread(
             target=start_replay_progress, args=(kafka, topics), name="kep-replay-progress", daemon=True
         ).start()
+
+
+def _for_the_broker(settings: ConsumerSettings, kafka: KafkaSettings) -> ConsumerSettings:
+    """On the embedded broker a group join takes about half of ``session.timeout.ms``: unless the session
+    timeout was set (option, file or ``KEP_SESSION_TIMEOUT_MS``), use ``EMBEDDED_GROUP_SETTINGS`` there."""
+    if "session_timeout_ms" in settings.model_fields_set or not is_embedded(kafka.bootstrap_servers):
+        return settings
+    update = {k: v for k, v in EMBEDDED_GROUP_SETTINGS.items() if k not in settings.model_fields_set}
+    log.info(
+        "embedded broker: shorter group session so the join takes seconds, not half a minute",
+        **{k.replace("_", "."): v for k, v in update.items()},
+    )
+    return settings.model_copy(update=update)
+
+
+class _JoinReport:
+    """Says what the worker waits for until it owns partitions: at once, then every ``every_s`` seconds."""
+
+    def __init__(
+        self, worker: Worker, kafka: KafkaSettings, settings: ConsumerSettings, every_s: float = 5.0
+    ) -> None:
+        self.worker, self.kafka, self.settings, self.every_s = worker, kafka, settings, every_s
+        self._done = threading.Event()
+
+    def start(self) -> _JoinReport:
+        threading.Thread(target=self._run, name="kep-join-report", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        plan, started = self.worker.plan, time.monotonic()
+        session_s = self.settings.session_timeout_ms / 1000
+        log.info(
+            "joining the consumer group: waiting for its coordinator to assign partitions",
+            group=plan.group,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            topics=list(plan.subscriptions),
+            join_takes_up_to_s=session_s,
+        )
+        while not self._done.wait(self.every_s):
+            ready, reason = self.worker.health.ready()
+            if ready or self.worker.stopping:
+                return
+            log.info(
+                "still joining the consumer group",
+                group=plan.group,
+                waited_s=round(time.monotonic() - started),
+                waiting_for="the group coordinator to assign partitions"
+                if "partitions" in reason or "connected" in reason
+                else reason,
+                session_timeout_s=session_s,
+                hint="client errors, if any, are logged as 'kafka client error'",
+            )
