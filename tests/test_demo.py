@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_produces_and_consumes_every_event_and_prints_the_table() -> None:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "kep.cli.main", "demo", "--events", "2000", "--metrics-port", "0"],
+        [sys.executable, "-m", "kep.cli.main", "demo", "--count", "2000", "--metrics-port", "0"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -33,9 +33,7 @@ BootstrapOption = Annotated[
 ]
 TopologyOption = Annotated[
     Path | None,
-    typer.Option(
-        "--topology", "-t", envvar="KEP_TOPOLOGY", help="Topology YAML file (default: the shipped one)."
-    ),
+    typer.Option("--topology", envvar="KEP_TOPOLOGY", help="Topology YAML file (default: the shipped one)."),
 ]
 
 

@@ -39,11 +39,16 @@ def list_dead_letters(
     bootstrap_servers: BootstrapOption = None,
     topology: TopologyOption = None,
     group: Annotated[str | None, typer.Option("--group", "-g", help="Only this consumer group.")] = None,
+    topic: Annotated[
+        str | None, typer.Option("--topic", "-t", help="Only this source topic (or dead-letter topic).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Per group and source topic: the dead-letter topic, how many records it holds, why, and their age."""
     try:
         refs = dead_letter_topics(load_topology(topology), group)
+        if topic is not None:
+            refs = [ref for ref in refs if topic in (ref.source, ref.topic)]
         summaries = summarize(kafka_settings(bootstrap_servers), [ref.topic for ref in refs])
     except KepError as exc:
         fail(str(exc))
@@ -119,7 +124,7 @@ def show(
 def replay_command(
     topic: Annotated[str, typer.Argument(help="The dead-letter topic, e.g. orders.billing.dlq.")],
     exception_type: Annotated[
-        str | None, typer.Option("--exception-type", "-e", help="Qualified or short exception class name.")
+        str | None, typer.Option("--exception-type", help="Qualified or short exception class name.")
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Dead-lettered at or after (ISO 8601, UTC).")

@@ -7,7 +7,9 @@ JSON (one document per poll with ``--watch``).
 
 from __future__ import annotations
 
+import re
 import threading
+from dataclasses import replace
 from typing import Annotated
 
 import orjson
@@ -85,26 +87,39 @@ def render(snapshot: LagSnapshot) -> RenderableType:
     return Group(*lines)
 
 
+def only_topics(snapshot: LagSnapshot, pattern: re.Pattern[str] | None) -> LagSnapshot:
+    """``snapshot`` with only the partitions of topics whose name matches ``pattern`` in full (and the groups
+    that have some)."""
+    if pattern is None:
+        return snapshot
+    groups = []
+    for group in snapshot.groups:
+        kept = tuple(p for p in group.partitions if pattern.fullmatch(p.topic))
+        if kept:
+            groups.append(replace(group, partitions=kept))
+    return replace(snapshot, groups=tuple(groups))
+
+
 def _print_json(snapshot: LagSnapshot, *, compact: bool) -> None:
     option = 0 if compact else orjson.OPT_INDENT_2
     typer.echo(orjson.dumps(snapshot.as_dict(), option=option).decode())
 
 
-def _watch(monitor: LagMonitor, interval: float, as_json: bool) -> None:
+def _watch(monitor: LagMonitor, interval: float, as_json: bool, topics: re.Pattern[str] | None) -> None:
     pause = threading.Event()  # never set: waits are interrupted by Ctrl-C only
     snapshot: LagSnapshot | None = None
     try:
         if as_json:
             while True:
                 snapshot = monitor.poll_or_failed(snapshot)
-                _print_json(snapshot, compact=True)
+                _print_json(only_topics(snapshot, topics), compact=True)
                 pause.wait(interval)
         else:
             snapshot = monitor.poll_or_failed()
-            with Live(render(snapshot), console=console, auto_refresh=False) as live:
+            with Live(render(only_topics(snapshot, topics)), console=console, auto_refresh=False) as live:
                 while not pause.wait(interval):
                     snapshot = monitor.poll_or_failed(snapshot)
-                    live.update(render(snapshot), refresh=True)
+                    live.update(render(only_topics(snapshot, topics)), refresh=True)
     except KeyboardInterrupt:
         return
 
@@ -113,6 +128,12 @@ def command(
     bootstrap_servers: BootstrapOption = None,
     group: Annotated[
         str | None, typer.Option("--group", "-g", help="Only groups whose id matches this regex in full.")
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic", "-t", help="Only partitions of topics whose name matches this regex in full."
+        ),
     ] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 2.0,
@@ -124,11 +145,15 @@ def command(
     """Show consumer-group lag: offsets, lag in messages and seconds, Burrow-style status."""
     configure_logging("console", "WARNING")  # warnings go to stderr; stdout stays the table or the JSON
     try:
+        topics = re.compile(topic) if topic is not None else None
+    except re.error as exc:
+        fail(f"invalid topic filter {topic!r}: {exc}")
+    try:
         with LagMonitor(kafka_settings(bootstrap_servers), group_filter=group, window_s=window) as monitor:
             if watch:
-                _watch(monitor, interval, as_json)
+                _watch(monitor, interval, as_json, topics)
                 return
-            snapshot = monitor.poll()
+            snapshot = only_topics(monitor.poll(), topics)
     except LagError as exc:
         fail(str(exc))
     if as_json:

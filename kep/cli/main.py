@@ -8,7 +8,10 @@ import os
 import typer
 
 from kep import __version__
+from kep.cli import _help
 from kep.logs import configure_logging
+
+_help.install()
 
 app = typer.Typer(
     name="kep",

@@ -190,7 +190,7 @@ def command(
         typer.Option("--file", "-f", help="JSON-lines file: one event per line (instead of --count)."),
     ] = None,
     event_type: Annotated[
-        str | None, typer.Option("--event-type", "-e", help="Event type (Avro name, or its last part).")
+        str | None, typer.Option("--event-type", help="Event type (Avro name, or its last part).")
     ] = None,
     rate: Annotated[float, typer.Option("--rate", min=0, help="Cap in events/s; 0 = unlimited.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated events.")] = 0,

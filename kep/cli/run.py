@@ -36,7 +36,9 @@ def command(
     ] = None,
     bootstrap_servers: BootstrapOption = None,
     topology: TopologyOption = None,
-    group: Annotated[str | None, typer.Option("--group", help="Override the app's consumer group.")] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="Override the app's consumer group.")
+    ] = None,
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz (0: none).")
     ] = None,

@@ -82,7 +82,7 @@ def test_the_stack_runs_each_kep_role_from_the_one_image(compose: dict[str, Any]
         "topology": ["topology", "apply"],
         "producer": ["produce", "orders"],
         "billing": ["run", "kep.consumers.examples.billing:app"],
-        "lag-exporter": ["lag-exporter", "--port"],
+        "lag-exporter": ["lag-exporter", "--metrics-port"],
     }
     images = {s["image"] for s in _kep(compose).values()}
     assert len(images) == 1

@@ -44,7 +44,7 @@ def test_validate_reports_the_path_of_a_bad_value(tmp_path: Path) -> None:
         "topics:\n  - {name: orders, partitions: 1}\n"
         "groups:\n  - {name: g, topics: [orders], retry: {delays: [1sec]}}\n"
     )
-    code, output = kep("topology", "validate", "-t", str(bad))
+    code, output = kep("topology", "validate", "--topology", str(bad))
     assert code == 2
     assert f"{bad}:4: groups[0].retry.delays[0]: duration '1sec' is not a number with a unit" in output
 
@@ -53,14 +53,14 @@ def test_validate_reports_the_path_of_a_bad_value(tmp_path: Path) -> None:
 def test_validate_checks_schema_names(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("topics:\n  - {name: orders, partitions: 1, value_schema: kep.orders.Nope}\n")
-    code, output = kep("topology", "validate", "-t", str(bad))
+    code, output = kep("topology", "validate", "--topology", str(bad))
     assert code == 2
     assert "topics[0].value_schema[0]: unknown schema 'kep.orders.Nope'" in output
 
 
 @pytest.mark.unit
 def test_show_lists_derived_retry_and_dead_letter_topics(topology_file: TopologyFile) -> None:
-    code, output = kep("topology", "show", "-t", str(topology_file.path))
+    code, output = kep("topology", "show", "--topology", str(topology_file.path))
     assert code == 0, output
     for name in topology_file.all_names():
         assert name in output
@@ -71,17 +71,17 @@ def test_show_lists_derived_retry_and_dead_letter_topics(topology_file: Topology
 @pytest.mark.integration
 def test_apply_twice_reports_no_changes_the_second_time(topology_file: TopologyFile, kafka: str) -> None:
     path = str(topology_file.path)
-    code, output = kep("topology", "plan", "-t", path, "-b", kafka)
+    code, output = kep("topology", "plan", "--topology", path, "-b", kafka)
     assert code == 0, output
     assert f"create │ {topology_file.orders}.billing.retry.10s" in output
 
-    code, output = kep("topology", "apply", "-t", path, "-b", kafka)
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka)
     assert code == 0, output
     assert f"done: create {topology_file.orders}.billing.dlq (3 partitions" in output
     assert "applied: 7 created, 0 grown, 0 altered" in output
 
     for command in ("apply", "plan"):
-        code, output = kep("topology", command, "-t", path, "-b", kafka)
+        code, output = kep("topology", command, "--topology", path, "-b", kafka)
         assert code == 0, output
         assert "no changes" in output
         assert "create" not in output
@@ -90,13 +90,13 @@ def test_apply_twice_reports_no_changes_the_second_time(topology_file: TopologyF
 @pytest.mark.integration
 def test_plan_with_a_refused_change_exits_1(topology_file: TopologyFile, kafka: str) -> None:
     path = str(topology_file.path)
-    assert kep("topology", "apply", "-t", path, "-b", kafka)[0] == 0
+    assert kep("topology", "apply", "--topology", path, "-b", kafka)[0] == 0
     topology_file.write(orders_partitions=1)
 
-    code, output = kep("topology", "plan", "-t", path, "-b", kafka)
+    code, output = kep("topology", "plan", "--topology", path, "-b", kafka)
     assert code == 1
     assert f"topic {topology_file.orders} has 3 partitions and the topology asks for 1" in output
 
-    code, output = kep("topology", "apply", "-t", path, "-b", kafka)
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka)
     assert code == 1
     assert "error: refusing to apply the plan" in output
