@@ -46,7 +46,7 @@ def _registry(directory: Path | None) -> LocalSchemaRegistry:
         fail(str(exc))
 
 
-@app.command("list")
+@app.command("ls")
 def list_schemas(directory: DirOption = None) -> None:
     """Every schema: its versions, their CRC-64-AVRO fingerprints and the event model it maps to."""
     registry = _registry(directory)
@@ -133,3 +133,7 @@ def _model_drift(registry: LocalSchemaRegistry) -> list[str]:
             where = f"{name} v{newest.version} ({newest.path})"
             lines.append(f"{where}: {reason} ({model.__module__}.{model.__name__})")
     return lines
+
+
+# `kep schemas list`, the name before `ls`, still works (hidden): `ls` is the listing verb of every command.
+app.command("list", hidden=True)(list_schemas)
