@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -35,6 +36,14 @@ TopologyOption = Annotated[
     Path | None,
     typer.Option("--topology", envvar="KEP_TOPOLOGY", help="Topology YAML file (default: the shipped one)."),
 ]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables and text.")]
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on standard output (what ``--json`` prints)."""
+    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:

@@ -12,7 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from kep.cli._common import (
+    BootstrapOption,
+    JsonOption,
+    TopologyOption,
+    console,
+    fail,
+    kafka_settings,
+    print_json,
+)
 from kep.consumers.dlq import (
     DeadLetterSummary,
     ReplayFilter,
@@ -30,7 +38,6 @@ from kep.topology.loader import load_topology
 
 app = typer.Typer(help="Dead letters: list, show and replay.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 _HEX_SHOWN = 512
 
 
@@ -57,7 +64,7 @@ def list_dead_letters(
             {"group": r.group, "source": r.source, **_summary_dict(s)}
             for r, s in zip(refs, summaries, strict=True)
         ]
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table(title="Dead letters")
     for column in (
@@ -112,7 +119,7 @@ def show(
     except KepError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(views, indent=2))
+        print_json(views)
         return
     if not views:
         console.print(f"no dead letters in {topic}" + (f"[{partition}]" if partition is not None else ""))
@@ -151,6 +158,7 @@ def replay_command(
     ] = None,
     bootstrap_servers: BootstrapOption = None,
     topology: TopologyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Hand dead letters back to the group that dead-lettered them (its first retry topic, from the topology);
     other groups never see them again. A rerun never replays a record twice."""
@@ -158,7 +166,7 @@ def replay_command(
     try:
         filters = ReplayFilter.build(exception_type=exception_type, since=since, until=until, key=key)
         spec = load_topology(topology)
-        with _ReplayProgress() as progress:
+        with _ReplayProgress(enabled=not as_json) as progress:
             result = replay(
                 settings,
                 topic,
@@ -172,6 +180,11 @@ def replay_command(
             )
     except KepError as exc:
         fail(str(exc))
+    if as_json:
+        print_json(_replay_dict(result))
+        if result.failed:
+            raise typer.Exit(1)
+        return
     console.print(_replay_table(result))
     for reason in result.reasons:
         console.print(f"[red]failed:[/red] {reason}", highlight=False)
@@ -182,9 +195,14 @@ def replay_command(
 class _ReplayProgress:
     """A progress bar that appears once there is something to send."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         self._progress = Progress(
-            TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("replaying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
         )
         self._task: Any = None
 
@@ -222,6 +240,25 @@ def _replay_table(result: ReplayResult) -> Table:
     dry = "dry run: nothing sent, nothing committed"
     table.caption = dry if result.dry_run else f"progress kept in group {result.group}"
     return table
+
+
+def _replay_dict(result: ReplayResult) -> dict[str, Any]:
+    return {
+        "topic": result.topic,
+        "target": result.target,
+        "dry_run": result.dry_run,
+        "scanned": result.scanned,
+        "already_replayed": result.already_replayed,
+        "matched": result.matched,
+        "selected": result.selected,
+        "replayed": result.replayed,
+        "skipped": result.skipped,
+        "deferred": result.deferred,
+        "failed": result.failed,
+        "reasons": result.reasons,
+        "committed": {str(p): o for p, o in sorted(result.committed.items())},
+        "progress_group": result.group,
+    }
 
 
 def _summary_dict(summary: DeadLetterSummary) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.cli._common import BootstrapOption, JsonOption, console, fail, kafka_settings
 from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
 from kep.logs import configure_logging
 
@@ -140,7 +140,7 @@ def command(
     window: Annotated[
         float, typer.Option("--window", min=0.1, help="Status window in seconds (with --watch).")
     ] = 120.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show consumer-group lag: offsets, lag in messages and seconds, Burrow-style status."""
     configure_logging("console", "WARNING")  # warnings go to stderr; stdout stays the table or the JSON

@@ -9,13 +9,22 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kep.cli._common import BootstrapOption, TopologyOption, console, err_console, fail, kafka_settings
+from kep.cli._common import (
+    BootstrapOption,
+    JsonOption,
+    TopologyOption,
+    console,
+    err_console,
+    fail,
+    kafka_settings,
+    print_json,
+)
 from kep.producers import DeliveryError, DeliveryReport, EventProducer, ProducerError
 from kep.producers.jsonl import BadLine, read_events
 from kep.producers.sample import SampleKind, iter_sample_events
@@ -140,6 +149,8 @@ def _send_all(
     total: int | None,
     rate: float,
     tally: _Tally,
+    *,
+    show_progress: bool = True,
 ) -> int:
     """Publish every event (paced, with a progress bar) until done or SIGINT/SIGTERM; the number published."""
     stop = threading.Event()
@@ -148,7 +159,7 @@ def _send_all(
     published = 0
     columns = (TextColumn("[bold]producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with Progress(*columns, console=console, transient=False, disable=not show_progress) as progress:
             task = progress.add_task("produce", total=total)
             for event in events:
                 if stop.is_set():
@@ -180,6 +191,20 @@ def _summary(topic: str, published: int, tally: _Tally, bad: _BadLines, seconds:
     return table
 
 
+def _summary_dict(
+    topic: str, published: int, tally: _Tally, bad: _BadLines, seconds: float
+) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "published": published,
+        "acknowledged": tally.sent,
+        "failed": tally.failed,
+        "bad_lines": bad.count,
+        "per_partition": {str(p): n for p, n in sorted(tally.per_partition.items())},
+        "events_per_s": round(tally.sent / seconds, 1) if seconds > 0 else None,
+    }
+
+
 def command(
     topic: Annotated[str, typer.Argument(help="Topic to publish to; must be in the topology.")],
     count: Annotated[
@@ -203,6 +228,7 @@ def command(
         str | None,
         typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent schema registry."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.
 
@@ -233,11 +259,15 @@ def command(
     start = time.monotonic()
     try:
         with EventProducer(kafka_settings(bootstrap_servers), topology, codec=codec) as producer:
-            published = _send_all(producer, topic, events, total, rate, tally)
+            published = _send_all(producer, topic, events, total, rate, tally, show_progress=not as_json)
             producer.flush(30)
     except ProducerError as exc:
         fail(str(exc), code=1)
-    console.print(_summary(topic, published, tally, bad, time.monotonic() - start))
+    seconds = time.monotonic() - start
+    if as_json:
+        print_json(_summary_dict(topic, published, tally, bad, seconds))
+    else:
+        console.print(_summary(topic, published, tally, bad, seconds))
     _exit_on_problems(file, published, tally, bad, strict=strict)
 
 

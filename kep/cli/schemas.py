@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from kep.cli._common import console, err_console, fail
+from kep.cli._common import JsonOption, console, err_console, fail, print_json
 from kep.schemas.compat import VersionCheck, check_registry
 from kep.schemas.errors import SchemaError
 from kep.schemas.events import event_type_for, event_types
@@ -47,10 +47,25 @@ def _registry(directory: Path | None) -> LocalSchemaRegistry:
 
 
 @app.command("ls")
-def list_schemas(directory: DirOption = None) -> None:
+def list_schemas(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """Every schema: its versions, their CRC-64-AVRO fingerprints and the event model it maps to."""
     registry = _registry(directory)
     models = event_types()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": name,
+                    "versions": [
+                        {"version": v, "fingerprint": registry.get(name, v).fingerprint_hex}
+                        for v in registry.versions(name)
+                    ],
+                    "model": f"{m.__module__}.{m.__name__}" if (m := models.get(name)) else None,
+                }
+                for name in registry.names()
+            ]
+        )
+        return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("versions", no_wrap=True)
@@ -76,11 +91,33 @@ def check(
         bool,
         typer.Option("--models/--no-models", help="Also check each event model against its newest schema."),
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Check consecutive versions of every schema; exit 1 naming the schema, versions and field that break."""
     registry = _registry(directory)
     checks = check_registry(registry, mode.value.upper())
     drift = _model_drift(registry) if models else []
+    if as_json:
+        print_json(
+            {
+                "mode": mode.value.upper(),
+                "ok": all(c.ok for c in checks) and not drift,
+                "checks": [
+                    {
+                        "name": c.name,
+                        "old_version": c.old_version,
+                        "new_version": c.new_version,
+                        "ok": c.ok,
+                        "incompatibilities": [str(i) for i in c.incompatibilities],
+                    }
+                    for c in checks
+                ],
+                "drift": drift,
+            }
+        )
+        if not all(c.ok for c in checks) or drift:
+            raise typer.Exit(1)
+        return
     for result in checks:
         _print_check(result)
     failed = [result for result in checks if not result.ok]

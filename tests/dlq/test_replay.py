@@ -3,6 +3,7 @@ topology), exactly once, filters that consume nothing; main topics and forged pr
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -276,3 +277,18 @@ def test_replay_progress_starts_at_the_log_start_once_and_never_moves_a_replay_b
     after = committed(dead_letters.kafka, group, dead_letters.dlq, 2)
     assert start_replay_progress(settings, [dead_letters.dlq]) == []
     assert committed(dead_letters.kafka, group, dead_letters.dlq, 2) == after
+
+
+def test_replay_json_prints_the_result(dead_letters: DeadLetters, replay_cli: Cli) -> None:
+    dead_letters.add(partition=0, exc=TimeoutError(), failed_at_ms=T0)
+
+    code, output = replay_cli(dead_letters.dlq, "--dry-run", "--json")
+
+    assert code == 0, output
+    result = json.loads(output)
+    assert (result["target"], result["dry_run"], result["selected"], result["replayed"]) == (
+        dead_letters.retry,
+        True,
+        1,
+        0,
+    )

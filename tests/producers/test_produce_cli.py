@@ -109,3 +109,22 @@ def test_pacer_waits_until_each_event_is_due() -> None:
     unlimited = _Pacer(0, poll, clock=lambda: now[0])
     unlimited.wait_turn(10**6, stop)
     assert now[0] == pytest.approx(100.2)
+
+
+@pytest.mark.integration
+def test_produce_json_prints_the_summary_only(
+    kafka: str, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = topic_factory(partitions=2, prefix="orders")
+    topology = _topology_file(tmp_path, topic, 2, "kep.orders.OrderPlaced")
+    args = ["produce", topic, "--count", "10", "-b", kafka, "--topology", str(topology), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # no progress bar mixed in
+    assert (summary["topic"], summary["published"], summary["acknowledged"], summary["failed"]) == (
+        topic,
+        10,
+        10,
+        0,
+    )
+    assert sum(summary["per_partition"].values()) == 10

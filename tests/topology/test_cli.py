@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,31 @@ def test_plan_with_a_refused_change_exits_1(topology_file: TopologyFile, kafka: 
     code, output = kep("topology", "apply", "--topology", path, "-b", kafka)
     assert code == 1
     assert "error: refusing to apply the plan" in output
+
+
+@pytest.mark.integration
+def test_plan_and_apply_print_json(topology_file: TopologyFile, kafka: str) -> None:
+    path = str(topology_file.path)
+    code, output = kep("topology", "plan", "--topology", path, "-b", kafka, "--json")
+    assert code == 0, output
+    planned = json.loads(output)
+    dlq = f"{topology_file.orders}.billing.dlq"
+    assert any(c["topic"] == dlq and c["change"].startswith("create") for c in planned["changes"]), planned
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka, "--json")
+    assert code == 0, output
+    applied = json.loads(output)
+    assert f"{topology_file.orders}.billing.dlq" in applied["created"] and applied["refused"] == []
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka, "--json")
+    assert json.loads(output)["created"] == []
+
+
+@pytest.mark.unit
+def test_validate_and_show_print_json(topology_file: TopologyFile) -> None:
+    code, output = kep("topology", "validate", "--topology", str(topology_file.path), "--json")
+    assert code == 0 and json.loads(output)["valid"] is True
+    code, output = kep("topology", "show", "--topology", str(topology_file.path), "--json")
+    shown = json.loads(output)
+    dlq = f"{topology_file.orders}.billing.dlq"
+    assert {"name": dlq, "kind": "dlq", "group": "billing", "source": topology_file.orders}.items() <= next(
+        t for t in shown["topics"] if t["name"] == dlq
+    ).items()
