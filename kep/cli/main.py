@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Kafka event processing: Avro events, consumer groups, retries, dead letters and lag.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 # Each module exposes either `app` (a typer.Typer, mounted as a group) or `command` (a function, mounted as
