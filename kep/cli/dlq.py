@@ -77,7 +77,9 @@ def list_dead_letters(
         "oldest",
         "newest",
     ):
-        table.add_column(column, justify="right" if column in ("count", "pending") else "left")
+        numbers = column in ("count", "pending")
+        # A narrow terminal wraps names (and times), never cuts them.
+        table.add_column(column, justify="right" if numbers else "left", no_wrap=numbers, overflow="fold")
     for ref, summary in zip(refs, summaries, strict=True):
         table.add_row(
             ref.group,

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.measure import Measurement
 from rich.table import Table
@@ -78,9 +78,53 @@ def _table(snapshot: LagSnapshot) -> Table:
     return table
 
 
+COMPACT_COLUMNS = ("PARTITION", "COMMITTED", "LOG-END", "LAG", "SECONDS", "STATUS", "TOPIC")
+
+
+def _compact_table(group: GroupLag) -> Table:
+    """One group's partitions for a narrow terminal: the topic last, wrapped (never cut) when it is long."""
+    table = Table(*COMPACT_COLUMNS, box=None, pad_edge=False, header_style="bold")
+    for column in table.columns[:-1]:
+        column.no_wrap = True
+    for column in table.columns[:5]:
+        column.justify = "right"
+    table.columns[-1].overflow = "fold"
+    for p in group.partitions:
+        table.add_row(
+            str(p.partition),
+            _cell(p.committed),
+            _cell(p.log_end),
+            _cell(p.lag_messages),
+            _cell(p.lag_seconds, digits=1),
+            _status(p.status),
+            p.topic,
+        )
+    return table
+
+
+class _Partitions:
+    """The partition table where it fits the terminal; else one narrower table per group, under its name."""
+
+    def __init__(self, snapshot: LagSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = _table(self.snapshot)
+        unbounded = options.update(width=10_000)  # a measurement is clamped to the width it is given
+        if Measurement.get(console, unbounded, table).maximum <= options.max_width:
+            yield table
+            return
+        for index, group in enumerate(self.snapshot.groups):
+            if index:
+                yield Text()
+            yield Text.assemble(("group ", "dim"), (group.group, "bold"))
+            yield _compact_table(group)
+
+
 def render(snapshot: LagSnapshot) -> RenderableType:
-    """The table of every partition, then one status line per group."""
-    lines: list[RenderableType] = [_table(snapshot), Text()]
+    """The table of every partition (adapted to the width: names are wrapped, never cut), then one status line
+    per group."""
+    lines: list[RenderableType] = [_Partitions(snapshot), Text()]
     lines += [_group_line(g) for g in snapshot.groups] or [Text("no consumer groups found", style="dim")]
     if snapshot.error:
         lines.append(Text(f"poll failed: {snapshot.error}", style="magenta"))
@@ -158,8 +202,10 @@ def command(
         fail(str(exc))
     if as_json:
         _print_json(snapshot, compact=False)
+    elif console.is_terminal:
+        console.print(render(snapshot))  # fits the terminal: a narrower layout when the table does not
     else:
-        # Like kafka-consumer-groups: never squeeze the table into a narrow terminal or a pipe's 80 columns.
+        # Like kafka-consumer-groups: a pipe gets the whole table, as wide as it needs.
         wide = console.options.update(width=10_000)
         needed = Measurement.get(console, wide, _table(snapshot)).maximum
         out = console if needed <= console.width else Console(width=needed, highlight=False)

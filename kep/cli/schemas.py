@@ -67,10 +67,11 @@ def list_schemas(directory: DirOption = None, as_json: JsonOption = False) -> No
         )
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("name", style="bold", no_wrap=True)
+    # A narrow terminal wraps names and fingerprints, never cuts them.
+    table.add_column("name", style="bold", overflow="fold")
     table.add_column("versions", no_wrap=True)
-    table.add_column("fingerprints", no_wrap=True)
-    table.add_column("model", no_wrap=True)
+    table.add_column("fingerprints", overflow="fold")
+    table.add_column("model", overflow="fold")
     for name in registry.names():
         versions = registry.versions(name)
         prints = "\n".join(f"v{v} {registry.get(name, v).fingerprint_hex}" for v in versions)

@@ -90,9 +90,9 @@ def show_command(topology: TopologyOption = None, as_json: JsonOption = False) -
         print_json(_show_dict(spec))
         return
     table = Table(title="topics", title_justify="left")
-    table.add_column("topic", no_wrap=True)
+    table.add_column("topic", overflow="fold")  # a narrow terminal wraps names, never cuts them
     for column in ("kind", "partitions", "rf", "group", "delay"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")
     for topic in spec.topics:
         table.add_row(topic.name, "topic", str(topic.partitions), str(topic.replication_factor), "", "")
     for derived in spec.derived_topics():
@@ -226,8 +226,8 @@ def _print_plan(result: Plan) -> None:
         console.print("no changes: the cluster matches the topology")
         return
     table = Table(title="plan", title_justify="left")
-    table.add_column("action")
-    table.add_column("topic", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("topic", overflow="fold")
     table.add_column("details", overflow="fold", ratio=1)
     for action in result.actions:
         if isinstance(action, CreateTopic):
