@@ -202,6 +202,7 @@ EXPORTED: dict[str, set[str]] = {
         "dead_letter_topics",
         "describe",
         "fetch_records",
+        "refuse_other_topics",
         "replay",
         "replay_group",
         "replay_route",

@@ -60,6 +60,14 @@ def dead_letter_owner(topology: Topology, topic: str) -> tuple[str, str]:
     )
 
 
+def refuse_other_topics(topology: Topology, topic: str) -> None:
+    """``NotADeadLetterTopicError`` when the topology knows ``topic`` as a main or retry topic; a topic it does
+    not know at all passes (it may be a dead-letter topic of another topology)."""
+    known = {t.name for t in topology.topics} | {d.spec.name for d in topology.derived_topics()}
+    if topic in known:
+        dead_letter_owner(topology, topic)
+
+
 def _refuse(message: str) -> tuple[str, str]:
     raise NotADeadLetterTopicError(message)
 

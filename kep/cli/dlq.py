@@ -28,6 +28,7 @@ from kep.consumers.dlq import (
     dead_letter_topics,
     describe,
     fetch_records,
+    refuse_other_topics,
     replay,
     summarize,
 )
@@ -108,11 +109,13 @@ def show(
         str | None, typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL")
     ] = None,
     bootstrap_servers: BootstrapOption = None,
+    topology: TopologyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters with their decoded event (hex when undecodable), error, traceback and provenance."""
     count = limit if limit is not None else (1 if offset is not None else 10)
     try:
+        refuse_other_topics(load_topology(topology), topic)  # a main or retry topic holds no dead letters
         records = fetch_records(
             kafka_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
         )

@@ -32,7 +32,7 @@ DirOption = Annotated[
     typer.Option(
         "--dir",
         "-d",
-        help="Directory of <name>.v<version>.avsc files (default: the packaged schemas).",
+        help="Directory of NAME.vVERSION.avsc files (default: the packaged schemas).",
         show_default=False,
         file_okay=False,
     ),
