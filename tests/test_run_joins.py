@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from structlog.testing import capture_logs
 
 from kep.broker import EmbeddedBroker, free_port, is_embedded
 from kep.cli.run import _for_the_broker, _JoinReport
@@ -77,15 +76,17 @@ def test_while_it_joins_the_worker_says_every_few_seconds_what_it_waits_for() ->
     plan = SimpleNamespace(group="billing", subscriptions=("orders", "orders.billing.retry.1s"))
     worker = cast(Worker, SimpleNamespace(plan=plan, health=health, stopping=False))
     settings, kafka = load_settings(None)
-    with capture_logs() as logs:
-        report = _JoinReport(worker, kafka, settings, every_s=0.05).start()
-        try:
-            wait_until(
-                lambda: any(e["event"] == "still joining the consumer group" for e in logs), timeout=10
-            )
-        finally:
-            report.stop()
-    first: dict[str, Any] = logs[0]
+    logs: list[dict[str, Any]] = []
+
+    def say(event: str, **fields: Any) -> None:
+        logs.append({"event": event, **fields})
+
+    report = _JoinReport(worker, kafka, settings, every_s=0.05, say=say).start()
+    try:
+        wait_until(lambda: any(e["event"] == "still joining the consumer group" for e in logs), timeout=10)
+    finally:
+        report.stop()
+    first = logs[0]
     assert first["event"].startswith("joining the consumer group: waiting for its coordinator")
     assert first["group"] == "billing" and first["topics"] == ["orders", "orders.billing.retry.1s"]
     still = next(e for e in logs if e["event"] == "still joining the consumer group")

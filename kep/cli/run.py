@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,9 +117,15 @@ class _JoinReport:
     """Says what the worker waits for until it owns partitions: at once, then every ``every_s`` seconds."""
 
     def __init__(
-        self, worker: Worker, kafka: KafkaSettings, settings: ConsumerSettings, every_s: float = 5.0
+        self,
+        worker: Worker,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        every_s: float = 5.0,
+        say: Callable[..., object] | None = None,
     ) -> None:
         self.worker, self.kafka, self.settings, self.every_s = worker, kafka, settings, every_s
+        self._say = say if say is not None else log.info
         self._done = threading.Event()
 
     def start(self) -> _JoinReport:
@@ -131,7 +138,7 @@ class _JoinReport:
     def _run(self) -> None:
         plan, started = self.worker.plan, time.monotonic()
         session_s = self.settings.session_timeout_ms / 1000
-        log.info(
+        self._say(
             "joining the consumer group: waiting for its coordinator to assign partitions",
             group=plan.group,
             bootstrap_servers=self.kafka.bootstrap_servers,
@@ -142,7 +149,7 @@ class _JoinReport:
             ready, reason = self.worker.health.ready()
             if ready or self.worker.stopping:
                 return
-            log.info(
+            self._say(
                 "still joining the consumer group",
                 group=plan.group,
                 waited_s=round(time.monotonic() - started),
