@@ -117,7 +117,9 @@ def load_app(target: str) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise AppError(f"{target!r}: cannot import module {module_name!r}: {exc}") from exc
-    app = getattr(module, attr, None)
+    if not hasattr(module, attr):
+        raise AppError(f"{target!r}: module {module_name!r} has no attribute {attr!r}")
+    app = getattr(module, attr)
     if not isinstance(app, App):
-        raise AppError(f"{target!r}: {attr!r} is {type(app).__name__}, not a kep App")
+        raise AppError(f"{target!r}: {attr!r} is a {type(app).__name__}, not a kep App (kep.consumers.App)")
     return app

@@ -33,6 +33,25 @@ EMBEDDED_MISSING = (
     "or point kep at a Kafka cluster with --bootstrap-servers / KEP_KAFKA_BOOTSTRAP_SERVERS"
 )
 
+EMBEDDED_CLUSTER_ID = "kep-embedded"
+"""The cluster id ``EmbeddedBroker`` gives Tansu; Tansu's own default is ``tansu_cluster``."""
+EMBEDDED_GROUP_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+"""Group settings for workers on the embedded broker: a join there takes about half of ``session.timeout.ms``
+(23 s with the default 45 s), so a shorter session makes a worker ready in about 3 s."""
+
+
+def is_embedded(bootstrap_servers: str, *, timeout_s: float = 2.0) -> bool:
+    """True when the broker at ``bootstrap_servers`` is Tansu (``kep broker``, ``make demo``), from the cluster
+    id its metadata reports; False for any other broker, or when it does not answer within ``timeout_s``."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    try:
+        cluster_id = admin.list_topics(timeout=timeout_s).cluster_id
+    except Exception:  # noqa: BLE001 - unknown: treat as a regular broker
+        return False
+    return cluster_id in (EMBEDDED_CLUSTER_ID, "tansu_cluster")
+
 
 def find_broker_binary() -> str:
     """Path of the Tansu binary, or a ``BrokerError`` that says how to get one."""
@@ -94,7 +113,8 @@ class EmbeddedBroker:
             self._log_path = Path(name)
         self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+            + ["--cluster-id", EMBEDDED_CLUSTER_ID],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

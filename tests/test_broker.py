@@ -48,7 +48,7 @@ main()
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
-    "command", [["broker"], ["demo", "-t", "examples/shop/topology.yaml", "-a", "shop.billing:app"]]
+    "command", [["broker"], ["demo", "--topology", "examples/shop/topology.yaml", "-a", "shop.billing:app"]]
 )
 def test_without_the_embedded_extra_the_broker_commands_say_how_to_install_it(command: list[str]) -> None:
     import os

@@ -26,10 +26,10 @@ def test_demo_produces_and_consumes_every_event_and_prints_the_table() -> None:
             "-m",
             "kep.cli.main",
             "demo",
-            "-t",
+            "--topology",
             "topology.yaml",
             *apps,
-            "--events",
+            "--count",
             "2000",
             "--metrics-port",
             "0",
@@ -63,7 +63,7 @@ def test_demo_without_a_topology_or_apps_says_what_is_missing(tmp_path: Path) ->
     )
     assert no_topology.returncode == 2 and "no topology: pass --topology FILE" in no_topology.stderr
     no_apps = subprocess.run(
-        [sys.executable, "-m", "kep.cli.main", "demo", "-t", str(REPO / "examples" / "shop" / "topology.yaml")],
+        [sys.executable, "-m", "kep.cli.main", "demo", "--topology", str(REPO / "examples" / "shop" / "topology.yaml")],
         cwd=tmp_path, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert no_apps.returncode == 2 and "no apps: pass --app module:attribute" in no_apps.stderr

@@ -7,6 +7,8 @@ Hierarchy::
         └── DeadLetterError            reading or replaying a dead-letter topic failed
             ├── TopicNotFoundError     the topic does not exist on the cluster (names it)
             ├── InvalidFilterError     a replay filter that cannot be used (names the option and value)
+            ├── NotADeadLetterTopicError  a topic the topology does not declare as a dead-letter topic
+            ├── NoReplayPathError      the group has no retry topic to hand a dead letter back to
             └── ReadError              the broker answered a fetch with an error (names topic and partition)
 """
 
@@ -33,3 +35,11 @@ class InvalidFilterError(DeadLetterError):
 
 class ReadError(DeadLetterError):
     """The broker answered a fetch with an error."""
+
+
+class NotADeadLetterTopicError(DeadLetterError):
+    """The topic is not a dead-letter topic of the topology (a main or retry topic, or unknown)."""
+
+
+class NoReplayPathError(DeadLetterError):
+    """The group that dead-lettered the records has no retry topic for their source (blocking mode, no delays)."""

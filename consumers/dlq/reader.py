@@ -78,6 +78,21 @@ class TopicReader:
             raise ReadError(f"topic {topic!r}: cannot read committed offsets: {exc.args[0].str()}") from exc
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in answer}
 
+    def log_starts(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """The first offset still in the log per partition (ListOffsets earliest: right on every broker)."""
+        starts = {}
+        for partition in partitions:
+            try:
+                low, _high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=self._idle_timeout
+                )
+            except KafkaException as exc:
+                raise ReadError(
+                    f"{topic}[{partition}]: cannot read the log start: {exc.args[0].str()}"
+                ) from exc
+            starts[partition] = max(0, low)
+        return starts
+
     def commit(self, topic: str, offsets: Mapping[int, int]) -> None:
         """Commit ``offsets`` (partition -> next offset to read) for the group, synchronously."""
         if not offsets:

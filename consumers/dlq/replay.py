@@ -1,8 +1,16 @@
-"""``kep dlq replay``: republish dead letters to their original topic, each exactly once.
+"""``kep dlq replay``: hand dead letters back to the group that dead-lettered them, each exactly once.
 
-What is sent: the dead letter's key and value bytes unchanged, to ``kep-original-topic``, with the original
-headers minus provenance (``kep-idempotency-key`` stays, so a consumer that already processed the event skips
-it; ``kep-attempt`` goes, so the retry count starts over).
+Where they go comes from the topology, never from a record's headers (:mod:`consumers.dlq.route`): the first
+retry topic of the dead-letter topic's group, for its source topic. Other groups reading the source topic never
+see the copy. ``to`` (``--to TOPIC``) sends elsewhere instead, explicitly.
+
+What is sent: the dead letter's key and value bytes unchanged, with its original headers (``kep-idempotency-key``
+included, so a group that already processed the event skips it) and fresh provenance: the same origin, group and
+idempotency key, ``kep-attempt`` 0 (the retry budget starts over), the first failure time and ``kep-due-time``
+set to now (due at once; a deadline counts from the replay). A record whose provenance names another source
+topic or group than the topology gives the dead-letter topic is not sent (a forged ``kep-original-topic`` sends
+nothing anywhere); neither is a record without provenance. With ``to``, the original headers minus provenance
+are sent, as the event was first published.
 
 Bookkeeping, so that a rerun replays nothing twice and filters do not consume what they skip:
 
@@ -27,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -38,11 +46,13 @@ from kep.consumers.dlq.errors import InvalidFilterError, TopicNotFoundError
 from kep.consumers.dlq.filters import ReplayFilter
 from kep.consumers.dlq.reader import BEGINNING, TopicReader
 from kep.consumers.dlq.records import DeadLetterRecord, marker_from, marker_record, record_from
-from kep.consumers.retry.headers import strip_provenance
+from kep.consumers.dlq.route import ReplayRoute, replay_route
+from kep.consumers.retry.headers import Provenance, strip_provenance
 from kep.producers import headers as h
 from kep.producers.delivery import DeliveryReport
 from kep.producers.errors import DeliveryError
 from kep.schemas.errors import KepError
+from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -82,6 +92,7 @@ class ReplayResult:
     topic: str
     group: str
     dry_run: bool
+    target: str = ""
     scanned: int = 0
     already_replayed: int = 0
     matched: int = 0
@@ -104,7 +115,6 @@ class _Candidate:
     dead_lettered_ms: int
     partition: int
     offset: int
-    target: str | None
 
 
 @dataclass(slots=True)
@@ -136,6 +146,8 @@ def replay(
     kafka: KafkaSettings,
     dlq_topic: str,
     *,
+    topology: Topology,
+    to: str | None = None,
     filters: ReplayFilter | None = None,
     limit: int | None = None,
     rate: float | None = None,
@@ -146,29 +158,34 @@ def replay(
     idle_timeout: float = 30.0,
     flush_timeout: float = 30.0,
 ) -> ReplayResult:
-    """Republish the dead letters of ``dlq_topic`` that match ``filters`` (see the module docstring).
+    """Hand the dead letters of ``dlq_topic`` that match ``filters`` back to their group (module docstring).
 
-    ``limit`` caps how many are sent (oldest first), ``rate`` how many per second. ``producer`` defaults to
-    an ``EventProducer`` on ``kafka``. ``on_progress(result, total)`` is called after each record sent.
+    ``topology`` says whose dead-letter topic it is (``NotADeadLetterTopicError`` for a main or retry topic);
+    ``to`` sends to that topic instead of the group's first retry topic. ``limit`` caps how many are sent
+    (oldest first), ``rate`` how many per second. ``producer`` defaults to an ``EventProducer`` on ``kafka``.
+    ``on_progress(result, total)`` is called after each record sent.
     """
+    route = replay_route(topology, dlq_topic, to)
     if limit is not None and limit < 0:
         raise InvalidFilterError(f"--limit {limit}: expected 0 or more")
     if rate is not None and rate <= 0:
         raise InvalidFilterError(f"--rate {rate}: expected more than 0 per second")
     filters = filters or ReplayFilter()
-    result = ReplayResult(topic=dlq_topic, group=replay_group(dlq_topic), dry_run=dry_run)
+    result = ReplayResult(
+        topic=dlq_topic, group=replay_group(dlq_topic), dry_run=dry_run, target=route.target
+    )
     with TopicReader(kafka, group_id=result.group, idle_timeout=idle_timeout) as reader:
         scan = _scan(reader, dlq_topic, filters, result)
         chosen = sorted(scan.candidates, key=lambda c: (c.dead_lettered_ms, c.partition, c.offset))
         if limit is not None:
             result.deferred = max(0, len(chosen) - limit)
             chosen = chosen[:limit]
-        for candidate in chosen:
-            result.by_target[candidate.target or "(unknown)"] += 1
+        if chosen:
+            result.by_target[route.target] = len(chosen)
         if dry_run:
             return result
         if chosen:
-            session = _Session(kafka, reader, dlq_topic, scan, result, producer, flush_timeout)
+            session = _Session(kafka, reader, route, scan, result, producer, flush_timeout)
             try:
                 session.send_all(chosen, rate, batch_size, on_progress)
             finally:
@@ -191,8 +208,7 @@ def _scan(reader: TopicReader, topic: str, filters: ReplayFilter, result: Replay
         record = record_from(msg)
         scan.records.setdefault(record.partition, []).append(record.offset)
         if filters.matches(record):
-            target = record.provenance.original_topic if record.provenance is not None else None
-            matched.append(_Candidate(record.dead_lettered_ms, record.partition, record.offset, target))
+            matched.append(_Candidate(record.dead_lettered_ms, record.partition, record.offset))
     scan.ends = {p: end for (t, p), end in reader.ends.items() if t == topic}
     scan.candidates = [c for c in matched if c.offset not in scan.done.get(c.partition, ())]
     result.scanned = sum(len(offsets) for offsets in scan.records.values())
@@ -224,13 +240,14 @@ class _Session:
         self,
         kafka: KafkaSettings,
         reader: TopicReader,
-        topic: str,
+        route: ReplayRoute,
         scan: _Scan,
         result: ReplayResult,
         producer: RawProducer | None,
         flush_timeout: float,
     ) -> None:
-        self.reader, self.topic, self.scan, self.result = reader, topic, scan, result
+        self.reader, self.route, self.scan, self.result = reader, route, scan, result
+        self.topic = route.dlq_topic
         self.flush_timeout = flush_timeout
         self._owned = producer is None
         self.producer = producer if producer is not None else _event_producer(kafka)
@@ -277,17 +294,29 @@ class _Session:
 
     def _send(self, record: DeadLetterRecord) -> None:
         where = (record.partition, record.offset)
-        target = record.provenance.original_topic if record.provenance is not None else None
-        if target is None:
-            reason = record.provenance_error or "no provenance headers, so the original topic is unknown"
+        route, provenance = self.route, record.provenance
+        if provenance is None:
+            reason = (
+                record.provenance_error or "no provenance headers: its origin and idempotency key are unknown"
+            )
             self._fail(where, reason)
             return
+        if (provenance.original_topic, provenance.consumer_group) != (route.source, route.group):
+            self._fail(
+                where,
+                f"its provenance names topic {provenance.original_topic!r} and group "
+                f"{provenance.consumer_group!r}, but {route.dlq_topic} holds the dead letters of group "
+                f"{route.group!r} on {route.source!r} (topology): not sent",
+            )
+            return
+        target = route.target
         if not self._exists(target):
-            self._fail(where, f"original topic {target!r} does not exist")
+            self._fail(where, f"topic {target!r} does not exist (kep topology apply creates retry topics)")
             return
         self.pending.append(where)
+        base = strip_provenance(record.headers) if route.explicit else _handed_back(provenance, record)
         replayed_at = (h.REPLAYED_AT, h.encode_int(time.time_ns() // 1_000_000))  # read by event status
-        headers = [*(x for x in strip_provenance(record.headers) if x[0] != h.REPLAYED_AT), replayed_at]
+        headers = [*(x for x in base if x[0] != h.REPLAYED_AT), replayed_at]
         callback = partial(self._delivered, where)
         try:
             self.producer.produce_raw(target, record.key, record.value, headers, on_delivery=callback)
@@ -351,6 +380,14 @@ class _Session:
             close = getattr(self.producer, "close", None)
             if callable(close):
                 close()
+
+
+def _handed_back(provenance: Provenance, record: DeadLetterRecord) -> list[tuple[str, bytes | None]]:
+    """The headers of a copy handed back to its group's retry topic: the original headers and fresh provenance
+    (attempts start over, due now, the deadline counts from now)."""
+    now = time.time_ns() // 1_000_000
+    fresh = replace(provenance, attempt=0, first_failure_ms=now, last_failure_ms=now, due_ms=now)
+    return fresh.to_headers(record.headers)
 
 
 def _event_producer(kafka: KafkaSettings) -> RawProducer:

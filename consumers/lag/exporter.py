@@ -29,6 +29,9 @@ from kep.consumers.lag.snapshot import LagSnapshot
 from kep.consumers.metrics import Health, MetricsServer, RouteHandler
 from kep.topology.settings import KafkaSettings
 
+_MAX_ASKED = 1024
+"""Unknown group names remembered for ``not_polled_yet`` (the oldest are forgotten)."""
+
 
 class ExporterHealth(Health):
     """``Health`` for the exporter: live while polls keep finishing, ready after the first successful one."""
@@ -96,6 +99,9 @@ class LagExporter:
         self._state_lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set to poll before the interval is over (and on stop)
+        self._asked: dict[str, float] = {}  # groups asked for before a poll saw them: wall time first asked
+        self._wall = wall_clock
         self._thread: threading.Thread | None = None
         self._server: MetricsServer | None = None
         self.registry.register(LagCollector(self.latest))
@@ -140,12 +146,30 @@ class LagExporter:
         while not self._stop.is_set():
             started = self._clock()
             self.poll_once()
-            self._stop.wait(max(0.0, self.poll_interval_s - (self._clock() - started)))
+            self._wake.wait(max(0.0, self.poll_interval_s - (self._clock() - started)))
+            self._wake.clear()
+
+    def not_polled_yet(self, group: str) -> bool:
+        """True while no poll that started after ``group`` was first asked for has completed (and the filter
+        matches it): the group may just be joining. Asks the poll thread to poll now."""
+        pattern = self._monitor.group_filter
+        if pattern is not None and pattern.fullmatch(group) is None:
+            return False
+        now = self._wall()
+        with self._state_lock:
+            asked = self._asked.setdefault(group, now)
+            while len(self._asked) > _MAX_ASKED:
+                del self._asked[next(iter(self._asked))]
+            snapshot = self._state.snapshot
+        if snapshot is not None and snapshot.taken_at - snapshot.duration_s >= asked:
+            return False  # a poll that began after the question did not see the group either
+        self._wake.set()
+        return True
 
     # -- HTTP -------------------------------------------------------------------------------------------
     def routes(self) -> dict[str, RouteHandler]:
         """The JSON routes to add to a ``MetricsServer``: ``/groups`` and ``/groups/{group}``."""
-        return {PREFIX: groups_handler(self.latest)}
+        return {PREFIX: groups_handler(self.latest, self.not_polled_yet)}
 
     def serve(self, port: int = 9401, host: str = "0.0.0.0") -> MetricsServer:
         """Serve ``/metrics``, ``/healthz``, ``/readyz`` and ``/groups`` on ``host:port`` (0: a free port)."""
@@ -160,6 +184,7 @@ class LagExporter:
     def stop(self) -> None:
         """Stop the poll thread (waits for a running poll) and the HTTP server; close the clients."""
         self._stop.set()
+        self._wake.set()
         self.health.stopping()
         thread, self._thread = self._thread, None
         if thread is not None:

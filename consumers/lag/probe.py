@@ -13,7 +13,8 @@ configured.
 ``enable.partition.eof=true``, ``fetch.wait.max.ms=10``, the group's isolation level, 64 KiB per partition
 per fetch) is assigned only where the log end is past the position, from the position on:
 
-* the first record it receives is the oldest unprocessed one: its timestamp gives the lag in seconds;
+* the first record it receives is the oldest unprocessed one: its timestamp (on a retry topic its
+  ``kep-due-time``, see ``consumers.lag.due``) gives the lag in seconds;
 * it keeps counting records until the end of the partition (or ``max_records``): when it gets there, the
   lag in messages is that count, so transaction markers, aborted records (under ``read_committed``) and
   offsets removed by compaction are not counted; beyond ``max_records`` it is ``log end - first record``;
@@ -42,6 +43,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Messa
 from confluent_kafka.admin import AdminClient
 
 from kep.consumers.lag import _admin
+from kep.consumers.lag.due import lag_start_ms
 from kep.consumers.lag.errors import LagError, LagReadError
 from kep.topology.settings import KafkaSettings
 
@@ -77,7 +79,8 @@ class PartitionProbe:
     """The answer for one partition.
 
     ``log_end``: the log end at the isolation level (the last stable offset under ``read_committed``).
-    ``next_timestamp_ms``: timestamp (ms since the epoch) of the first record the group has yet to process;
+    ``next_timestamp_ms``: when the first record the group has yet to process starts to count as late (ms
+    since the epoch): its timestamp, or its due time on a retry topic (``consumers.lag.due.lag_start_ms``);
     ``None`` when there is none (caught up, an empty partition, only markers or aborted records left), or
     for a record without a timestamp.
     ``position``: where the probe read from: the position asked for, or the log start when it was below 0
@@ -475,7 +478,8 @@ def _record(msg: Message, pending: dict[TopicPartitionKey, _Reading]) -> TopicPa
         if reading.first_offset is None:
             kind, timestamp = msg.timestamp()
             reading.first_offset = offset
-            reading.timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp
+            written = None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp
+            reading.timestamp_ms = lag_start_ms(topic, written, msg.headers())  # due time on retry topics
         reading.count += 1
         reading.done = reading.count >= reading.limit
     elif error.code() == KafkaError._PARTITION_EOF:

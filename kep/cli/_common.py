@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -87,6 +88,14 @@ def import_modules(modules: list[str] | None) -> None:
             fail(f"--import {name}: cannot import it: {exc}")
         except KepError as exc:
             fail(f"--import {name}: {exc}")
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables and text.")]
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on standard output (what ``--json`` prints)."""
+    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:

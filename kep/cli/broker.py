@@ -11,7 +11,7 @@ from kep.broker import BrokerError, EmbeddedBroker
 
 
 def command(
-    port: int = typer.Option(9092, "--port", "-p", help="Port on 127.0.0.1 to listen on."),
+    port: int = typer.Option(9092, "--port", help="Port on 127.0.0.1 to listen on."),
 ) -> None:
     """Run the embedded Kafka-protocol broker (Tansu) on loopback until Ctrl-C.
 

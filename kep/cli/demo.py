@@ -267,7 +267,7 @@ def command(
         typer.Option("--app", "-a", help="A consumer group app to run, module:attribute; repeatable."),
     ] = None,
     topology_file: TopologyOption = None,
-    events: Annotated[int, typer.Option("--events", "-n", min=1, help="Sample events to produce.")] = 5000,
+    events: Annotated[int, typer.Option("--count", "-n", min=1, help="Sample events to produce.")] = 5000,
     deadline_s: Annotated[float, typer.Option("--deadline", help="Give up after this many seconds.")] = 50.0,
     metrics_port: Annotated[
         int, typer.Option("--metrics-port", help="Port of billing's /metrics while the demo runs (0: any).")

@@ -12,7 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, fail
+from kep.cli._common import (
+    BootstrapOption,
+    JsonOption,
+    TopologyOption,
+    cluster_settings,
+    console,
+    fail,
+    print_json,
+)
 from kep.consumers.dlq import (
     DeadLetterSummary,
     ReplayFilter,
@@ -20,17 +28,17 @@ from kep.consumers.dlq import (
     dead_letter_topics,
     describe,
     fetch_records,
+    refuse_other_topics,
     replay,
     summarize,
 )
 from kep.consumers.dlq.show import iso_ms
 from kep.schemas.codec import codec_for
 from kep.schemas.errors import KepError
-from kep.topology.loader import default_topology_path, load_topology, schema_registry
+from kep.topology.loader import load_topology, schema_registry
 
 app = typer.Typer(help="Dead letters: list, show and replay.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 _HEX_SHOWN = 512
 
 
@@ -39,11 +47,16 @@ def list_dead_letters(
     bootstrap_servers: BootstrapOption = None,
     topology: TopologyOption = None,
     group: Annotated[str | None, typer.Option("--group", "-g", help="Only this consumer group.")] = None,
+    topic: Annotated[
+        str | None, typer.Option("--topic", "-t", help="Only this source topic (or dead-letter topic).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Per group and source topic: the dead-letter topic, how many records it holds, why, and their age."""
     try:
         refs = dead_letter_topics(load_topology(topology), group)
+        if topic is not None:
+            refs = [ref for ref in refs if topic in (ref.source, ref.topic)]
         summaries = summarize(cluster_settings(bootstrap_servers), [ref.topic for ref in refs])
     except KepError as exc:
         fail(str(exc))
@@ -52,7 +65,7 @@ def list_dead_letters(
             {"group": r.group, "source": r.source, **_summary_dict(s)}
             for r, s in zip(refs, summaries, strict=True)
         ]
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table(title="Dead letters")
     for column in (
@@ -65,7 +78,9 @@ def list_dead_letters(
         "oldest",
         "newest",
     ):
-        table.add_column(column, justify="right" if column in ("count", "pending") else "left")
+        numbers = column in ("count", "pending")
+        # A narrow terminal wraps names (and times), never cuts them.
+        table.add_column(column, justify="right" if numbers else "left", no_wrap=numbers, overflow="fold")
     for ref, summary in zip(refs, summaries, strict=True):
         table.add_row(
             ref.group,
@@ -103,8 +118,9 @@ def show(
     """
     count = limit if limit is not None else (1 if offset is not None else 10)
     try:
-        source = topology or default_topology_path()
-        schemas = schema_registry(load_topology(source) if source is not None else None)
+        spec = load_topology(topology)
+        refuse_other_topics(spec, topic)  # a main or retry topic holds no dead letters
+        schemas = schema_registry(spec)
         records = fetch_records(
             cluster_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count
         )
@@ -117,7 +133,7 @@ def show(
     except KepError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(views, indent=2))
+        print_json(views)
         return
     if not views:
         console.print(f"no dead letters in {topic}" + (f"[{partition}]" if partition is not None else ""))
@@ -129,7 +145,7 @@ def show(
 def replay_command(
     topic: Annotated[str, typer.Argument(help="The dead-letter topic, e.g. orders.billing.dlq.")],
     exception_type: Annotated[
-        str | None, typer.Option("--exception-type", "-e", help="Qualified or short exception class name.")
+        str | None, typer.Option("--exception-type", help="Qualified or short exception class name.")
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Dead-lettered at or after (ISO 8601, UTC).")
@@ -147,16 +163,29 @@ def replay_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")
     ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Send to this topic instead of the group's first retry topic: every group reading it gets them.",
+        ),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
+    topology: TopologyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Republish dead letters unchanged to their original topic; a rerun never replays a record twice."""
+    """Hand dead letters back to the group that dead-lettered them (its first retry topic, from the topology);
+    other groups never see them again. A rerun never replays a record twice."""
     settings = cluster_settings(bootstrap_servers)
     try:
         filters = ReplayFilter.build(exception_type=exception_type, since=since, until=until, key=key)
-        with _ReplayProgress() as progress:
+        spec = load_topology(topology)
+        with _ReplayProgress(enabled=not as_json) as progress:
             result = replay(
                 settings,
                 topic,
+                topology=spec,
+                to=to,
                 filters=filters,
                 limit=limit,
                 rate=rate,
@@ -165,6 +194,11 @@ def replay_command(
             )
     except KepError as exc:
         fail(str(exc))
+    if as_json:
+        print_json(_replay_dict(result))
+        if result.failed:
+            raise typer.Exit(1)
+        return
     console.print(_replay_table(result))
     for reason in result.reasons:
         console.print(f"[red]failed:[/red] {reason}", highlight=False)
@@ -175,9 +209,14 @@ def replay_command(
 class _ReplayProgress:
     """A progress bar that appears once there is something to send."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         self._progress = Progress(
-            TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("replaying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
         )
         self._task: Any = None
 
@@ -215,6 +254,25 @@ def _replay_table(result: ReplayResult) -> Table:
     dry = "dry run: nothing sent, nothing committed"
     table.caption = dry if result.dry_run else f"progress kept in group {result.group}"
     return table
+
+
+def _replay_dict(result: ReplayResult) -> dict[str, Any]:
+    return {
+        "topic": result.topic,
+        "target": result.target,
+        "dry_run": result.dry_run,
+        "scanned": result.scanned,
+        "already_replayed": result.already_replayed,
+        "matched": result.matched,
+        "selected": result.selected,
+        "replayed": result.replayed,
+        "skipped": result.skipped,
+        "deferred": result.deferred,
+        "failed": result.failed,
+        "reasons": result.reasons,
+        "committed": {str(p): o for p, o in sorted(result.committed.items())},
+        "progress_group": result.group,
+    }
 
 
 def _summary_dict(summary: DeadLetterSummary) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``kep lag-exporter``: the standalone lag exporter, until SIGTERM or SIGINT (then exit 0).
 
-Serves ``/metrics``, ``/healthz``, ``/readyz``, ``/groups`` and ``/groups/{group}`` on ``--port``.
+Serves ``/metrics``, ``/healthz``, ``/readyz``, ``/groups`` and ``/groups/{group}`` on ``--metrics-port``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from kep.logs import configure_logging
 def command(
     bootstrap_servers: BootstrapOption = None,
     port: Annotated[
-        int, typer.Option("--port", "-p", envvar="KEP_LAG_EXPORTER_PORT", help="HTTP port.")
+        int,
+        typer.Option(
+            "--metrics-port",
+            envvar="KEP_LAG_EXPORTER_PORT",
+            help="Port of /metrics, /groups, /healthz and /readyz (as kep run's --metrics-port).",
+        ),
     ] = 9401,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
     group: Annotated[

@@ -8,14 +8,17 @@ import os
 import typer
 
 from kep import __version__
+from kep.cli import _help
 from kep.logs import configure_logging
+
+_help.install()
 
 app = typer.Typer(
     name="kep",
     help="Kafka event processing: Avro events, consumer groups, retries, dead letters and lag.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 # Each module exposes either `app` (a typer.Typer, mounted as a group) or `command` (a function, mounted as

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,12 +22,14 @@ from rich.table import Table
 from kep.cli._common import (
     BootstrapOption,
     ImportOption,
+    JsonOption,
     TopologyOption,
     cluster_settings,
     console,
     err_console,
     fail,
     import_modules,
+    print_json,
 )
 from kep.producers import DeliveryError, DeliveryReport, EventProducer
 from kep.producers.jsonl import BadLine, read_events
@@ -144,6 +146,8 @@ def _send_all(
     total: int | None,
     rate: float,
     tally: _Tally,
+    *,
+    show_progress: bool = True,
 ) -> int:
     """Publish every event (paced, with a progress bar) until done or SIGINT/SIGTERM; the number published."""
     stop = threading.Event()
@@ -152,7 +156,7 @@ def _send_all(
     published = 0
     columns = (TextColumn("[bold]producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with Progress(*columns, console=console, transient=False, disable=not show_progress) as progress:
             task = progress.add_task("produce", total=total)
             for event in events:
                 if stop.is_set():
@@ -184,6 +188,20 @@ def _summary(topic: str, published: int, tally: _Tally, bad: _BadLines, seconds:
     return table
 
 
+def _summary_dict(
+    topic: str, published: int, tally: _Tally, bad: _BadLines, seconds: float
+) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "published": published,
+        "acknowledged": tally.sent,
+        "failed": tally.failed,
+        "bad_lines": bad.count,
+        "per_partition": {str(p): n for p, n in sorted(tally.per_partition.items())},
+        "events_per_s": round(tally.sent / seconds, 1) if seconds > 0 else None,
+    }
+
+
 def command(
     topic: Annotated[str, typer.Argument(help="Topic to publish to; must be in the topology.")],
     count: Annotated[
@@ -194,7 +212,7 @@ def command(
         typer.Option("--file", "-f", help="JSON-lines file: one event per line (instead of --count)."),
     ] = None,
     event_type: Annotated[
-        str | None, typer.Option("--event-type", "-e", help="Event type (Avro name, or its last part).")
+        str | None, typer.Option("--event-type", help="Event type (Avro name, or its last part).")
     ] = None,
     rate: Annotated[float, typer.Option("--rate", min=0, help="Cap in events/s; 0 = unlimited.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated events.")] = 0,
@@ -208,6 +226,7 @@ def command(
         typer.Option("--registry-url", envvar="KEP_SCHEMA_REGISTRY_URL", help="Confluent schema registry."),
     ] = None,
     imports: ImportOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.
 
@@ -240,14 +259,18 @@ def command(
     start = time.monotonic()
     try:
         with EventProducer(cluster_settings(bootstrap_servers), topology, codec=codec) as producer:
-            published = _send_all(producer, topic, events, total, rate, tally)
+            published = _send_all(producer, topic, events, total, rate, tally, show_progress=not as_json)
             producer.flush(30)
     except KepError as exc:  # ProducerError, or the codec's (a schema registry that does not answer)
         fail(str(exc), code=1)
     finally:
         if (close_codec := getattr(codec, "close", None)) is not None:
             close_codec()
-    console.print(_summary(topic, published, tally, bad, time.monotonic() - start))
+    seconds = time.monotonic() - start
+    if as_json:
+        print_json(_summary_dict(topic, published, tally, bad, seconds))
+    else:
+        console.print(_summary(topic, published, tally, bad, seconds))
     _exit_on_problems(file, published, tally, bad, strict=strict)
 
 

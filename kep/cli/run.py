@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import signal
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 
+from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
 from kep.consumers.app import load_app
+from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
 from kep.consumers.runtime.build import build_worker
-from kep.consumers.settings import load_schema_registry_settings, load_settings
+from kep.consumers.runtime.worker import Worker
+from kep.consumers.settings import ConsumerSettings, load_schema_registry_settings, load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 from kep.topology.loader import load_topology
+from kep.topology.settings import KafkaSettings
+
+log = structlog.get_logger("kep.run")
 
 
 def command(
@@ -26,7 +36,9 @@ def command(
     ] = None,
     bootstrap_servers: BootstrapOption = None,
     topology: TopologyOption = None,
-    group: Annotated[str | None, typer.Option("--group", help="Override the app's consumer group.")] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="Override the app's consumer group.")
+    ] = None,
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz (0: none).")
     ] = None,
@@ -51,7 +63,7 @@ def command(
     }
     if bootstrap_servers:
         overrides["kafka"] = {"bootstrap_servers": bootstrap_servers}
-    caller_modules_importable()
+    caller_modules_importable()  # so `kep run mymodule:app` finds the caller's modules
     try:
         settings, kafka = load_settings(config, **overrides)
         schema_registry = load_schema_registry_settings(config)
@@ -62,9 +74,12 @@ def command(
         fail(str(exc))
     check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
     try:
+        settings = _for_the_broker(settings, kafka)
         worker = build_worker(app, settings, kafka, topology=spec, schema_registry=schema_registry)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
+    _start_replay_progress(worker, kafka)
+    joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
         server = MetricsServer(worker.metrics.registry, worker.health, port=settings.metrics_port).start()
@@ -73,5 +88,78 @@ def command(
     try:
         worker.run()
     finally:
+        joining.stop()
         if server is not None:
             server.stop()
+
+
+def _start_replay_progress(worker: Worker, kafka: KafkaSettings) -> None:
+    """Start the replay-progress group of each of the group's dead-letter topics (the dashboard's dead letters
+    waiting), in the background: the worker never waits for it."""
+    spec = worker.plan.group_spec
+    topics = [t for source in worker.plan.main_topics if spec is not None and (t := spec.dlq_topic(source))]
+    if topics:
+        threading.Thread(
+            target=start_replay_progress, args=(kafka, topics), name="kep-replay-progress", daemon=True
+        ).start()
+
+
+def _for_the_broker(settings: ConsumerSettings, kafka: KafkaSettings) -> ConsumerSettings:
+    """On the embedded broker a group join takes about half of ``session.timeout.ms``: unless the session
+    timeout was set (option, file or ``KEP_SESSION_TIMEOUT_MS``), use ``EMBEDDED_GROUP_SETTINGS`` there."""
+    if "session_timeout_ms" in settings.model_fields_set or not is_embedded(kafka.bootstrap_servers):
+        return settings
+    update = {k: v for k, v in EMBEDDED_GROUP_SETTINGS.items() if k not in settings.model_fields_set}
+    log.info(
+        "embedded broker: shorter group session so the join takes seconds, not half a minute",
+        **{k.replace("_", "."): v for k, v in update.items()},
+    )
+    return settings.model_copy(update=update)
+
+
+class _JoinReport:
+    """Says what the worker waits for until it owns partitions: at once, then every ``every_s`` seconds."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        every_s: float = 5.0,
+        say: Callable[..., object] | None = None,
+    ) -> None:
+        self.worker, self.kafka, self.settings, self.every_s = worker, kafka, settings, every_s
+        self._say = say if say is not None else log.info
+        self._done = threading.Event()
+
+    def start(self) -> _JoinReport:
+        threading.Thread(target=self._run, name="kep-join-report", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        plan, started = self.worker.plan, time.monotonic()
+        session_s = self.settings.session_timeout_ms / 1000
+        self._say(
+            "joining the consumer group: waiting for its coordinator to assign partitions",
+            group=plan.group,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            topics=list(plan.subscriptions),
+            join_takes_up_to_s=session_s,
+        )
+        while not self._done.wait(self.every_s):
+            ready, reason = self.worker.health.ready()
+            if ready or self.worker.stopping:
+                return
+            self._say(
+                "still joining the consumer group",
+                group=plan.group,
+                waited_s=round(time.monotonic() - started),
+                waiting_for="the group coordinator to assign partitions"
+                if "partitions" in reason or "connected" in reason
+                else reason,
+                session_timeout_s=session_s,
+                hint="client errors, if any, are logged as 'kafka client error'",
+            )

@@ -16,7 +16,16 @@ import typer
 from rich import box
 from rich.table import Table
 
-from kep.cli._common import ImportOption, TopologyOption, console, err_console, fail, import_modules
+from kep.cli._common import (
+    ImportOption,
+    JsonOption,
+    TopologyOption,
+    console,
+    err_console,
+    fail,
+    import_modules,
+    print_json,
+)
 from kep.schemas.compat import VersionCheck, check_registry
 from kep.schemas.errors import KepError, SchemaError
 from kep.schemas.events import event_type_for, event_types
@@ -43,7 +52,7 @@ DirOption = Annotated[
     typer.Option(
         "--dir",
         "-d",
-        help="Directory (or file) of <name>.v<version>.avsc schemas; repeatable. Default: the topology's "
+        help="Directory (or file) of NAME.vVERSION.avsc schemas; repeatable. Default: the topology's "
         "schemas: and KEP_SCHEMAS.",
         show_default=False,
     ),
@@ -78,19 +87,38 @@ def _schemas(
     return registry, spec
 
 
-@app.command("list")
+@app.command("ls")
 def list_schemas(
-    directory: DirOption = None, topology: TopologyOption = None, imports: ImportOption = None
+    directory: DirOption = None,
+    topology: TopologyOption = None,
+    imports: ImportOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Every schema: its versions, their CRC-64-AVRO fingerprints and the event model it maps to."""
     registry = _registry(directory, topology)
     import_modules(imports)
     models = event_types()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": name,
+                    "versions": [
+                        {"version": v, "fingerprint": registry.get(name, v).fingerprint_hex}
+                        for v in registry.versions(name)
+                    ],
+                    "model": f"{m.__module__}.{m.__name__}" if (m := models.get(name)) else None,
+                }
+                for name in registry.names()
+            ]
+        )
+        return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("name", style="bold", no_wrap=True)
+    # A narrow terminal wraps names and fingerprints, never cuts them.
+    table.add_column("name", style="bold", overflow="fold")
     table.add_column("versions", no_wrap=True)
-    table.add_column("fingerprints", no_wrap=True)
-    table.add_column("model", no_wrap=True)
+    table.add_column("fingerprints", overflow="fold")
+    table.add_column("model", overflow="fold")
     for name in registry.names():
         versions = registry.versions(name)
         prints = "\n".join(f"v{v} {registry.get(name, v).fingerprint_hex}" for v in versions)
@@ -118,6 +146,7 @@ def check(
             "of every other event type the topology's topics carry.",
         ),
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Check consecutive versions of every schema; exit 1 naming the schema, versions and field that break."""
     registry, spec = _schemas(directory, topology)
@@ -125,6 +154,27 @@ def check(
     checks = check_registry(registry, mode.value.upper())
     events = {name for topic in spec.topics for name in topic.value_schema} if spec is not None else set()
     drift = _model_drift(registry, events) if models else []
+    if as_json:
+        print_json(
+            {
+                "mode": mode.value.upper(),
+                "ok": all(c.ok for c in checks) and not drift,
+                "checks": [
+                    {
+                        "name": c.name,
+                        "old_version": c.old_version,
+                        "new_version": c.new_version,
+                        "ok": c.ok,
+                        "incompatibilities": [str(i) for i in c.incompatibilities],
+                    }
+                    for c in checks
+                ],
+                "drift": drift,
+            }
+        )
+        if not all(c.ok for c in checks) or drift:
+            raise typer.Exit(1)
+        return
     for result in checks:
         _print_check(result)
     failed = [result for result in checks if not result.ok]
@@ -190,3 +240,7 @@ def _model_drift(registry: LocalSchemaRegistry, events: set[str]) -> list[str]:
             except SchemaError as exc:
                 lines.append(f"{where}: no event model can be built from it: {exc}")
     return lines
+
+
+# `kep schemas list`, the name before `ls`, still works (hidden): `ls` is the listing verb of every command.
+app.command("list", hidden=True)(list_schemas)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, fail
+from kep.cli._common import (
+    BootstrapOption,
+    JsonOption,
+    TopologyOption,
+    cluster_settings,
+    console,
+    fail,
+    print_json,
+)
 from kep.topology import (
     AdminError,
     AlterConfigs,
@@ -47,11 +56,23 @@ def _load(path: Path | None, *, check_schemas: bool = True) -> tuple[Topology, P
 
 
 @app.command("validate")
-def validate_command(topology: TopologyOption = None) -> None:
+def validate_command(topology: TopologyOption = None, as_json: JsonOption = False) -> None:
     """Check the topology file offline: syntax, types, names, durations, references and schema names."""
     spec, source = _load(topology)
     registry = schema_registry(spec)  # already read once by _load: valid
     derived = len(spec.derived_topics())
+    if as_json:
+        print_json(
+            {
+                "file": str(source),
+                "valid": True,
+                "topics": len(spec.topics),
+                "groups": len(spec.groups),
+                "derived_topics": derived,
+                "schema_names": len(registry.names()),
+            }
+        )
+        return
     console.print(
         f"{source}: valid: {len(spec.topics)} topics, {len(spec.groups)} groups, "
         f"{derived} retry and dead-letter topics; schema names checked against {len(registry.names())} "
@@ -61,13 +82,16 @@ def validate_command(topology: TopologyOption = None) -> None:
 
 
 @app.command("show")
-def show_command(topology: TopologyOption = None) -> None:
+def show_command(topology: TopologyOption = None, as_json: JsonOption = False) -> None:
     """List every topic the topology implies, including derived retry and dead-letter topics."""
     spec, _ = _load(topology, check_schemas=False)
+    if as_json:
+        print_json(_show_dict(spec))
+        return
     table = Table(title="topics", title_justify="left")
-    table.add_column("topic", no_wrap=True)
+    table.add_column("topic", overflow="fold")  # a narrow terminal wraps names, never cuts them
     for column in ("kind", "partitions", "rf", "group", "delay"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")
     for topic in spec.topics:
         table.add_row(topic.name, "topic", str(topic.partitions), _rf(topic), "", "")
     for derived in spec.derived_topics():
@@ -90,39 +114,105 @@ def _rf(topic: TopicSpec) -> str:
     return "default" if topic.replication_factor is None else str(topic.replication_factor)
 
 
+def _show_dict(spec: Topology) -> dict[str, Any]:
+    topics: list[dict[str, Any]] = [
+        {
+            "name": t.name,
+            "kind": "topic",
+            "partitions": t.partitions,
+            "replication_factor": t.replication_factor,
+        }
+        for t in spec.topics
+    ]
+    for derived in spec.derived_topics():
+        topics.append(
+            {
+                "name": derived.spec.name,
+                "kind": derived.kind,
+                "partitions": derived.spec.partitions,
+                "replication_factor": derived.spec.replication_factor,
+                "group": derived.group,
+                "source": derived.source,
+                "delay": format_duration(derived.tier.delay_seconds) if derived.tier else None,
+            }
+        )
+    groups = [
+        {
+            "group": group.name,
+            "topic": source,
+            "attempts": group.retry_for(source).attempts,
+            "mode": group.retry_for(source).mode,
+            "dead_letters": group.retry_for(source).dead_letter,
+        }
+        for group in spec.groups
+        for source in group.topics
+    ]
+    return {"topics": topics, "groups": groups}
+
+
+def _plan_dict(result: Plan) -> dict[str, Any]:
+    return {
+        "changes": [{"topic": a.topic, "change": a.describe()} for a in result.actions],
+        "refused": [{"topic": r.topic, "reason": r.describe()} for r in result.refusals],
+        "unchanged": list(result.unchanged),
+    }
+
+
 def _configs(topic: TopicSpec) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
 
 
 @app.command("plan")
-def plan_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
-    """Show what ``apply`` would change on the cluster (exit 1 when the plan holds refused changes)."""
+def plan_command(
+    topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None, as_json: JsonOption = False
+) -> None:
+    """Show what 'apply' would change on the cluster (exit 1 when the plan holds refused changes)."""
     spec, _ = _load(topology)
     settings = cluster_settings(bootstrap_servers)
     try:
         result = plan(spec, settings)
     except AdminError as exc:
         fail(str(exc), 1)
-    _print_plan(result)
+    if as_json:
+        print_json(_plan_dict(result))
+    else:
+        _print_plan(result)
     if result.refusals:
         raise typer.Exit(1)
 
 
 @app.command("apply")
-def apply_command(topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
+def apply_command(
+    topology: TopologyOption = None, bootstrap_servers: BootstrapOption = None, as_json: JsonOption = False
+) -> None:
     """Create missing topics, grow partitions and set configs so the cluster matches the topology."""
     spec, _ = _load(topology)
     settings = cluster_settings(bootstrap_servers)
     try:
         planned = plan(spec, settings)
         if planned.is_empty:
-            console.print("no changes: the cluster matches the topology")
+            if as_json:
+                print_json({"done": [], "created": [], "grown": [], "altered": [], "already_existed": []})
+            else:
+                console.print("no changes: the cluster matches the topology")
             return
-        if planned.refusals:
+        if planned.refusals and not as_json:
             _print_plan(planned)
         result = apply(planned, settings)
     except AdminError as exc:
         fail(str(exc), 1)
+    if as_json:
+        print_json(
+            {
+                "done": [a.describe() for a in result.done],
+                "created": list(result.created),
+                "grown": list(result.grown),
+                "altered": list(result.altered),
+                "already_existed": list(result.already_existed),
+                "refused": [r.describe() for r in planned.refusals],
+            }
+        )
+        return
     for action in result.done:
         console.print(f"done: {action.describe()}", highlight=False)
     for topic in result.already_existed:
@@ -140,8 +230,8 @@ def _print_plan(result: Plan) -> None:
         console.print("no changes: the cluster matches the topology")
         return
     table = Table(title="plan", title_justify="left")
-    table.add_column("action")
-    table.add_column("topic", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("topic", overflow="fold")
     table.add_column("details", overflow="fold", ratio=1)
     for action in result.actions:
         if isinstance(action, CreateTopic):

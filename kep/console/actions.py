@@ -25,6 +25,7 @@ from kep.producers.headers import SCHEMA
 from kep.schemas.codec import EventCodec
 from kep.schemas.errors import KepError
 from kep.schemas.events import event_type_for
+from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
 
@@ -68,15 +69,22 @@ def result_dict(result: ReplayResult) -> dict[str, Any]:
 
 
 def dry_run(
-    kafka: KafkaSettings, topic: str, refs: Iterable[tuple[int, int]], *, timeout_s: float
+    kafka: KafkaSettings,
+    topology: Topology,
+    topic: str,
+    refs: Iterable[tuple[int, int]],
+    *,
+    timeout_s: float,
 ) -> ReplayResult:
-    """What replaying ``refs`` of ``topic`` would send where; sends nothing, commits nothing."""
+    """What replaying ``refs`` of ``topic`` would send where (back to the group that dead-lettered them, as
+    the topology says); sends nothing, commits nothing."""
     selection = SelectionFilter(refs=frozenset(refs))
-    return replay(kafka, topic, filters=selection, dry_run=True, idle_timeout=timeout_s)
+    return replay(kafka, topic, topology=topology, filters=selection, dry_run=True, idle_timeout=timeout_s)
 
 
 def run_replay(
     kafka: KafkaSettings,
+    topology: Topology,
     topic: str,
     refs: Iterable[tuple[int, int]],
     *,
@@ -87,11 +95,17 @@ def run_replay(
     """Replay ``refs`` of ``topic``; with ``new_value`` (one dead letter only), send that value instead."""
     selection = SelectionFilter(refs=frozenset(refs))
     if new_value is None:
-        return replay(kafka, topic, filters=selection, idle_timeout=timeout_s, flush_timeout=timeout_s)
+        return replay(
+            kafka,
+            topic,
+            topology=topology,
+            filters=selection,
+            idle_timeout=timeout_s,
+            flush_timeout=timeout_s,
+        )
     if len(selection.refs) != 1:
         raise ActionError("an edited payload replaces exactly one dead letter")
     from kep.producers.producer import EventProducer
-    from kep.topology.model import Topology
 
     inner = EventProducer(kafka, Topology())
     try:
@@ -99,6 +113,7 @@ def run_replay(
         return replay(
             kafka,
             topic,
+            topology=topology,
             filters=selection,
             producer=producer,
             idle_timeout=timeout_s,

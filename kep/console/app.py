@@ -317,7 +317,9 @@ def _action_routes(app: FastAPI, console: Console, render: Render) -> None:
             raise HTTPException(400, str(exc)) from None
         if not refs:
             raise HTTPException(400, "nothing selected: tick dead letters, or replay by filter")
-        result = await _in_thread(act.dry_run, console.kafka, topic, refs, timeout_s=settings.kafka_timeout_s)
+        result = await _in_thread(
+            act.dry_run, console.kafka, console.topology, topic, refs, timeout_s=settings.kafka_timeout_s
+        )
         action = console.audit.plan(
             who=who.label,
             kind="replay",
@@ -341,7 +343,9 @@ def _action_routes(app: FastAPI, console: Console, render: Render) -> None:
         except act.ActionError as exc:
             return render(request, "edit.html", status=422, dlq=ref, view=view, payload=text, error=str(exc))
         refs = [(partition, offset)]
-        result = await _in_thread(act.dry_run, console.kafka, topic, refs, timeout_s=settings.kafka_timeout_s)
+        result = await _in_thread(
+            act.dry_run, console.kafka, console.topology, topic, refs, timeout_s=settings.kafka_timeout_s
+        )
         action = console.audit.plan(
             who=who.label,
             kind="replay-edited",
@@ -395,6 +399,7 @@ def _run(console: Console, action: Action) -> Any:
     schema = action.preview.get("schema") if action.new_value is not None else None
     return act.run_replay(
         console.kafka,
+        console.topology,
         action.topic,
         action.refs,
         timeout_s=console.settings.kafka_timeout_s,

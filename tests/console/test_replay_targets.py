@@ -47,7 +47,6 @@ def _caught_up(kafka: str, group: str, topic: str) -> bool:
         consumer.close()
 
 
-@pytest.mark.xfail(reason="issue 15: replay republishes to the shared source topic", strict=False)
 def test_replay_runs_the_event_again_in_the_failing_group_only(cluster: Cluster) -> None:
     kafka = KafkaSettings(bootstrap_servers=cluster.kafka)
     fixed = threading.Event()

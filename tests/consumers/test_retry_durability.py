@@ -66,10 +66,11 @@ def test_replay_after_the_fix_handles_each_dead_letter_once_and_a_second_replay_
 
     fixed = effects_worker(setup, tmp_path, "fixed", KEP_IDEMPOTENCY_STORE=store).start()
     runner = CliRunner()
-    result = runner.invoke(cli, ["dlq", "replay", dlq, "-b", kafka])
+    topology = tmp_path / "topology.yaml"  # written by effects_worker
+    result = runner.invoke(cli, ["dlq", "replay", dlq, "-b", kafka, "--topology", str(topology)])
     assert result.exit_code == 0, result.output
     wait_until(lambda: effects(db)[1] == len(events), timeout=60, message="replayed events handled")
-    again = replay(setup.kafka, dlq)
+    again = replay(setup.kafka, dlq, topology=setup.topology)
     assert again.replayed == 0
     # give the worker the time it needed for the first replay before checking nothing ran twice
     wait_until(lambda: "partitions assigned" in fixed.log(), timeout=30, message="fixed worker up")

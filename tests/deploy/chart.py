@@ -71,6 +71,56 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
         ]
     },
     "group-id-override": {"consumerGroups": [{**_BILLING, "groupId": "billing-eu"}]},
+    "sqlite-two-replicas": {"worker": {"idempotencyStore": "sqlite:////var/lib/kep/idempotency.db"}},
+    "memory-two-replicas": {"consumerGroups": [{**_BILLING, "idempotencyStore": "memory://"}]},
+    "sqlite-keda": {
+        "consumerGroups": [
+            {
+                **_BILLING,
+                "replicas": 1,
+                "idempotencyStore": "sqlite:////var/lib/kep/idempotency.db",
+                "autoscaling": {"keda": {"enabled": True}},
+            }
+        ]
+    },
+    "sqlite-hpa": {
+        "consumerGroups": [
+            {
+                **_BILLING,
+                "replicas": 1,
+                "idempotencyStore": "sqlite:////var/lib/kep/idempotency.db",
+                "autoscaling": {"hpa": {"enabled": True}},
+            }
+        ]
+    },
+    "sqlite-in-env-two-replicas": {
+        "worker": {"env": [{"name": "KEP_IDEMPOTENCY_STORE", "value": "sqlite:////var/lib/kep/k.db"}]}
+    },
+    "sqlite-keda-one-max": {
+        "consumerGroups": [
+            {
+                **_BILLING,
+                "idempotencyStore": "sqlite:////var/lib/kep/idempotency.db",
+                "autoscaling": {"keda": {"enabled": True, "maxReplicaCount": 1}},
+            }
+        ]
+    },
+    "rule-overrides": {
+        "prometheusRule": {
+            "enabled": True,
+            "runbookBaseUrl": "https://git.example.com/kep/blob/v0.1.0/",
+            "alerts": {
+                "KepConsumerLagSecondsHigh": {"threshold": 600, "for": "20m"},
+                "KepHandlerFailureRatioHigh": {"threshold": 0.1},
+                "KepPartitionStalled": {"severity": "page"},
+                "KepRebalanceStorm": {"enabled": False},
+            },
+        }
+    },
+    "rule-threshold-without-comparison": {
+        "prometheusRule": {"enabled": True, "alerts": {"KepGroupWithoutConsumers": {"threshold": 2}}}
+    },
+    "rule-unknown-alert": {"prometheusRule": {"enabled": True, "alerts": {"KepNoSuchAlert": {"for": "5m"}}}},
 }
 
 

@@ -288,7 +288,8 @@ def test_group_id_override_reaches_the_worker_the_exporter_and_the_notes(chart: 
     container = pod_spec(chart.one("group-id-override", "Deployment", "kep-billing"))["containers"][0]
     assert _env(container)["KEP_GROUP"]["value"] == "billing-eu"
     exporter = pod_spec(chart.one("group-id-override", "Deployment", "kep-lag-exporter"))["containers"][0]
-    assert exporter["args"][exporter["args"].index("--group") + 1] == "^(billing-eu)$"
+    regex = exporter["args"][exporter["args"].index("--group") + 1]
+    assert regex == r"^(billing-eu)$|^kep-dlq-replay\..+\.(billing-eu)\.dlq$"
     assert "billing-eu" in chart.notes("group-id-override")
     assert "KEP_GROUP" not in _env(
         pod_spec(chart.one("default", "Deployment", "kep-billing"))["containers"][0]
@@ -298,10 +299,20 @@ def test_group_id_override_reaches_the_worker_the_exporter_and_the_notes(chart: 
 def test_lag_exporter_watches_exactly_the_charts_groups(chart: Rendered) -> None:
     (container,) = pod_spec(chart.one("two-groups", "Deployment", "kep-lag-exporter"))["containers"]
     regex = container["args"][container["args"].index("--group") + 1]
-    assert regex == "^(billing|shipping)$"
-    assert [g for g in ("billing", "shipping", "billing2", "xbilling") if re.search(regex, g)] == [
+    assert regex == r"^(billing|shipping)$|^kep-dlq-replay\..+\.(billing|shipping)\.dlq$"
+    candidates = (
         "billing",
         "shipping",
+        "billing2",
+        "xbilling",
+        "kep-dlq-replay.orders.billing.dlq",
+        "kep-dlq-replay.orders.audit.dlq",
+        "kep-lag-probe-1234",
+    )
+    assert [g for g in candidates if re.fullmatch(regex, g)] == [
+        "billing",
+        "shipping",
+        "kep-dlq-replay.orders.billing.dlq",
     ]
     assert (
         chart.one("two-groups", "Service", "kep-lag-exporter")["spec"]["ports"][0]["targetPort"]
@@ -366,3 +377,71 @@ def test_the_console_is_off_by_default_and_reads_its_secrets_from_existing_secre
     assert env["KEP_CONSOLE_SECURE_COOKIES"]["value"] == "true"
     service = chart.one("console", "Service", "kep-console")
     assert service["spec"]["ports"][0]["port"] == 8090
+
+
+def _rules(chart: Rendered, case: str) -> dict[str, dict[str, Any]]:
+    (rule,) = chart.kinds(case, "PrometheusRule")
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_alert_thresholds_for_and_severity_come_from_the_values(chart: Rendered) -> None:
+    shipped, tuned = _rules(chart, "keda"), _rules(chart, "rule-overrides")
+    high = tuned["KepConsumerLagSecondsHigh"]
+    assert high["expr"].rstrip().endswith(") > 600") and high["for"] == "20m"
+    assert high["expr"].replace("> 600", "> 300") == shipped["KepConsumerLagSecondsHigh"]["expr"]
+    assert tuned["KepHandlerFailureRatioHigh"]["expr"].rstrip().endswith(") > 0.1")
+    assert tuned["KepPartitionStalled"]["labels"]["severity"] == "page"
+    assert "KepRebalanceStorm" not in tuned  # turned off
+    assert tuned["KepCommitFailures"] == {
+        **shipped["KepCommitFailures"],
+        "annotations": {
+            **shipped["KepCommitFailures"]["annotations"],
+            "runbook_url": "https://git.example.com/kep/blob/v0.1.0/docs/metrics.md#kepcommitfailures",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("rule-threshold-without-comparison", "prometheusRule.alerts.KepGroupWithoutConsumers.threshold"),
+        ("rule-unknown-alert", "prometheusRule.alerts.KepNoSuchAlert: no such alert"),
+    ],
+)
+def test_a_threshold_the_rule_cannot_take_or_an_unknown_alert_fails_the_render(
+    chart: Rendered, case: str, needle: str
+) -> None:
+    error = chart.error(case)
+    assert error is not None and needle in error, error
+
+
+def test_the_default_idempotency_store_is_shared_by_the_replicas(chart: Rendered) -> None:
+    (container,) = pod_spec(chart.one("default", "Deployment", "kep-billing"))["containers"]
+    assert chart.one("default", "Deployment", "kep-billing")["spec"]["replicas"] == 2
+    assert _env(container)["KEP_IDEMPOTENCY_STORE"]["value"].startswith(("redis://", "postgresql://"))
+
+
+@pytest.mark.parametrize(
+    ("case", "how"),
+    [
+        ("sqlite-two-replicas", "2 replicas"),
+        ("memory-two-replicas", "2 replicas"),
+        ("sqlite-keda", "KEDA autoscaling up to 6 replicas"),
+        ("sqlite-hpa", "HPA autoscaling up to 6 replicas"),
+        ("sqlite-in-env-two-replicas", "2 replicas"),
+    ],
+)
+def test_more_than_one_replica_on_a_per_pod_store_fails_the_render_with_a_clear_message(
+    chart: Rendered, case: str, how: str
+) -> None:
+    error = chart.error(case)
+    assert error is not None, f"{case} rendered"
+    assert f"consumerGroups[billing]: {how} with the per-pod idempotency store" in error
+    assert "would not deduplicate each other" in error and "redis://" in error and "postgresql://" in error
+
+
+@pytest.mark.parametrize("case", ["minimal", "sqlite-keda-one-max"])
+def test_one_replica_may_keep_its_keys_in_sqlite(chart: Rendered, case: str) -> None:
+    workload = chart.one(case, "Deployment", "kep-billing")
+    (container,) = pod_spec(workload)["containers"]
+    assert _env(container)["KEP_IDEMPOTENCY_STORE"]["value"].startswith("sqlite:")

@@ -55,7 +55,7 @@ def test_services_start_in_order_on_health_and_completion(compose: dict[str, Any
         "schema-registry": {"kafka": "service_healthy"},
         "topology": {"kafka": "service_healthy"},
         "producer": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
-        "billing": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
+        "billing": {"topology": ONE_SHOT, "schema-registry": "service_healthy", "redis": "service_healthy"},
         "lag-exporter": {"topology": ONE_SHOT},
         "console": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
         "ingest": {"topology": ONE_SHOT, "schema-registry": "service_healthy"},
@@ -84,7 +84,7 @@ def test_the_stack_runs_each_kep_role_from_the_one_image(compose: dict[str, Any]
         "topology": ["topology", "apply"],
         "producer": ["produce", "orders"],
         "billing": ["run", "shop.billing:app"],
-        "lag-exporter": ["lag-exporter", "--port"],
+        "lag-exporter": ["lag-exporter", "--metrics-port"],
         "console": ["console", "--host"],
         "ingest": ["ingest", "--host"],
     }
@@ -106,8 +106,23 @@ def test_kep_containers_match_the_charts_hardening(compose: dict[str, Any]) -> N
         assert service["read_only"] is True, name
         assert {"/tmp", "/var/lib/kep"} <= set(service["tmpfs"]), name
         assert service["cap_drop"] == ["ALL"], name
-        store = service["environment"].get("KEP_IDEMPOTENCY_STORE", "sqlite:////var/lib/kep/")
-        assert store.startswith("sqlite:////var/lib/kep/"), name
+
+
+def test_the_replicas_of_a_group_share_an_idempotency_store_compose_starts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    workers = {n: s for n, s in _kep(compose).items() if s["command"][0] == "run"}
+    assert workers
+    for name, worker in workers.items():
+        store = worker["environment"].get("KEP_IDEMPOTENCY_STORE", "sqlite:////var/lib/kep/idempotency.db")
+        if worker.get("deploy", {}).get("replicas", 1) == 1:
+            continue
+        scheme, _, rest = store.partition("://")
+        assert scheme in ("redis", "postgresql"), f"{name}: replicas on a per-container store {store}"
+        host = rest.split("@")[-1].split("/")[0].split(":")[0]
+        assert worker["depends_on"][host]["condition"] == "service_healthy", f"{name} waits for {host}"
+        assert services[host]["healthcheck"]["test"][0] == "CMD"
+        # Keys outlive a restart of the store: its data is on a named volume.
+        assert any(v.split(":")[0] in compose["volumes"] for v in services[host]["volumes"]), host
 
 
 def test_stopping_a_worker_waits_longer_than_its_drain_deadline(compose: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ class DeadLetters:
     partitions: int
     topology_file: Path
     producer: Producer
+    retry: str  # the group's first retry topic: where a replay hands its dead letters back
     sent: list[dict[str, object]] = field(default_factory=list)
 
     def add(
@@ -47,6 +48,7 @@ class DeadLetters:
         value: bytes | None = None,
         provenance: bool = True,
         original_topic: str | None = None,
+        consumer_group: str | None = None,
     ) -> dict[str, object]:
         """Produce one dead letter (an encoded OrderPlaced unless ``value`` is given) and remember it."""
         order = OrderPlaced(
@@ -77,7 +79,7 @@ class DeadLetters:
                     original_partition=partition,
                     original_offset=100 + offset,
                     original_timestamp_ms=failed_at_ms - 60_000,
-                    consumer_group=self.group,
+                    consumer_group=consumer_group or self.group,
                     attempt=4,
                     first_failure_ms=failed_at_ms - 50_000,
                     last_failure_ms=failed_at_ms,
@@ -103,11 +105,13 @@ class DeadLetters:
 
 @pytest.fixture
 def dead_letters(kafka: str, tmp_path: Path) -> Iterator[DeadLetters]:
-    """A fresh source topic (2 partitions) and its group's dead-letter topic, declared in a temp topology."""
+    """A fresh source topic (2 partitions), its group's first retry topic and dead-letter topic, declared in a
+    temp topology."""
     suffix = uuid.uuid4().hex[:10]
     source, group = f"orders-{suffix}", f"billing-{suffix}"
     dlq = f"{source}.{group}.dlq"
     create_topic(kafka, source, 2)
+    create_topic(kafka, f"{source}.{group}.retry.1s", 2)
     create_topic(kafka, dlq, 2)
     topology_file = tmp_path / "topology.yaml"
     topology_file.write_text(
@@ -129,7 +133,7 @@ groups:
 """
     )
     producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True, "linger.ms": 0})
-    yield DeadLetters(kafka, source, group, dlq, 2, topology_file, producer)
+    yield DeadLetters(kafka, source, group, dlq, 2, topology_file, producer, f"{source}.{group}.retry.1s")
     producer.close()
 
 

@@ -188,7 +188,8 @@ def test_cli_serves_until_sigterm(setup: Setup, tmp_path: Path) -> None:
     topology = write_topology(setup.topology, tmp_path / "topology.yaml")
     log = open(tmp_path / "ingest.log", "wb")  # noqa: SIM115 - the child keeps it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kep.cli.main", "ingest", "-t", str(topology), "-b", setup.kafka.bootstrap_servers,
+        [sys.executable, "-m", "kep.cli.main", "ingest", "--topology", str(topology),
+         "-b", setup.kafka.bootstrap_servers,
          "--port", str(port), "--status-store", "none"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "KEP_LOG_FORMAT": "json"},
     )  # fmt: skip

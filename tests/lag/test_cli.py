@@ -111,7 +111,7 @@ def test_kep_lag_watch_refreshes_until_ctrl_c_and_exits_zero(kafka: str, topic: 
 
 def test_kep_lag_exporter_serves_until_sigterm_and_exits_zero(kafka: str, topic: str, group_id: str) -> None:
     port = free_port()
-    args = ["-b", kafka, "--port", str(port), "--group", group_id, "--interval", "1", "--window", "5"]
+    args = ["-b", kafka, "--metrics-port", str(port), "--group", group_id, "--interval", "1", "--window", "5"]
 
     def ready() -> bool:
         try:

@@ -1,5 +1,5 @@
-"""The exporter over HTTP: /metrics values for known offsets, /groups and /groups/{group} JSON, 404 for an
-unknown group, /healthz and /readyz before and after the first poll."""
+"""The exporter over HTTP: /metrics values for known offsets, /groups and /groups/{group} JSON, 503 for a group
+not polled yet and 404 for an unknown one, /healthz and /readyz before and after the first poll."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kep.broker import free_port
 from kep.consumers.lag import LAG_METRIC_NAMES, LagExporter
 from kep.consumers.metrics import MetricsServer
 from tests.lag.support import commit, http_get, http_json, metric_samples, now_ms, produce, settings, value
+from tests.support.kafka import unique
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
@@ -138,3 +139,26 @@ def test_a_poll_that_fails_counts_an_error_keeps_the_exporter_live_and_not_ready
         assert e.health.live()[0] and not e.health.ready()[0]
     s = metric_samples(generate_latest(registry).decode())
     assert value(s, "kep_exporter_poll_errors_total") == 1
+
+
+def test_a_group_not_polled_yet_answers_503_and_the_exporter_polls_at_once(
+    kafka: str, topic_factory: Callable[..., str]
+) -> None:
+    group, never = unique("late"), unique("late")
+    with LagExporter(settings(kafka), group_filter="late-.*", poll_interval_s=60, window_s=120) as exporter:
+        url = exporter.serve(port=0, host="127.0.0.1").url
+        status, body = http_json(f"{url}/groups/{group}")
+        assert status == 503 and body["error"].startswith("not polled yet")  # before the first poll
+        exporter.start()
+        wait_until(lambda: http_get(f"{url}/readyz")[0] == 200, timeout=15, message="first poll")
+
+        name = topic_factory(partitions=1, prefix="late")
+        commit(kafka, group, {(name, 0): 0})  # the group appears after the last poll
+        status, body = http_json(f"{url}/groups/{group}")
+        assert status == 503 and f"group {group} was not seen by a poll yet" in body["error"]
+        # The next poll is 60 s away, but a question about a group it has not seen makes it poll now.
+        wait_until(lambda: http_get(f"{url}/groups/{group}")[0] == 200, timeout=15, message="polled at once")
+
+        assert http_get(f"{url}/groups/{never}")[0] == 503
+        wait_until(lambda: http_get(f"{url}/groups/{never}")[0] == 404, timeout=15, message="then unknown")
+        assert http_get(f"{url}/groups/other-group")[0] == 404  # the exporter does not watch it at all

@@ -20,6 +20,8 @@ _NAME = re.compile(r"\bkep_[a-z0-9_]+\b")
 _GRAFANA_VARIABLES = {
     "${group:regex}": ".*",
     "$group": ".*",
+    "$cluster": ".*",
+    "$namespace": ".*",
     "$__rate_interval": "1m",
     "$__range": "1h",
 }
@@ -34,16 +36,36 @@ def dashboard() -> dict[str, Any]:
     return loaded
 
 
-def dashboard_exprs() -> list[str]:
-    """Every query of every panel, Grafana variables substituted."""
-    exprs = []
+def dashboard_targets(**values: str) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
+    """``(panel, target, expr)`` for every query of every panel, Grafana variables substituted: ``values``
+    (e.g. ``group="(billing)"``, ``__rate_interval="2m"``) first, then plain defaults (every group, 1m, 1h)."""
+    out = []
     for panel in dashboard()["panels"]:
         for target in panel.get("targets", []):
             expr = target["expr"]
+            for name, value in values.items():
+                expr = expr.replace(f"${{{name}:regex}}", value).replace(f"${name}", value)
             for variable, value in _GRAFANA_VARIABLES.items():
                 expr = expr.replace(variable, value)
-            exprs.append(expr)
-    return exprs
+            out.append((panel, target, expr))
+    return out
+
+
+def dashboard_exprs() -> list[str]:
+    """Every query of every panel, Grafana variables substituted."""
+    return [expr for _panel, _target, expr in dashboard_targets()]
+
+
+def unit_of(panel: dict[str, Any], target: dict[str, Any]) -> str | None:
+    """The unit Grafana shows ``target`` in: an override for its refId, else the panel's default."""
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        matcher = override["matcher"]
+        if matcher["id"] == "byFrameRefID" and matcher["options"] == target["refId"]:
+            for prop in override["properties"]:
+                if prop["id"] == "unit":
+                    return str(prop["value"])
+    unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+    return None if unit is None else str(unit)
 
 
 def alert_rules() -> list[dict[str, Any]]:

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 import yaml
+from typer.testing import CliRunner
 
+from kep.cli.main import app as kep_app
 from tests.metrics.observability import (
     ALERT_TESTS,
     ALERTS,
     alert_rules,
     dashboard,
     dashboard_exprs,
+    dashboard_targets,
     promtool,
+    unit_of,
 )
 
 pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTING_LABELS = {"namespace", "cluster", "job"}
 
 needs_promtool = pytest.mark.skipif(
     promtool() is None,
@@ -34,6 +44,35 @@ REQUIRED_ALERTS = {
     "KepHandlerFailureRatioHigh",  # failure ratio
     "KepLagExporterStale",  # exporter stale
 }
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings: lower case, punctuation dropped, spaces as '-'."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 _-]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def cli_command_path(words: list[str]) -> list[str]:
+    """The subcommand names at the start of ``words`` (``["dlq", "show", "TOPIC"]`` -> ``["dlq", "show"]``);
+    fails on a name a command group does not have (``kep dlq inspect``)."""
+    command: Any = typer.main.get_command(kep_app)
+    path: list[str] = []
+    for word in words:
+        subcommands = getattr(command, "commands", None)  # a command group (typer vendors its own click)
+        if subcommands is None or word.startswith("-"):
+            break
+        sub = subcommands.get(word)
+        assert sub is not None, (
+            f"`kep {' '.join([*path, word])}`: no such command (has {sorted(subcommands)})"
+        )
+        command = sub
+        path.append(word)
+    assert path, f"`kep {' '.join(words)}` names no subcommand"
+    return path
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,17 +111,46 @@ def test_the_required_alerts_exist_with_for_severity_and_annotations() -> None:
         assert rule.get("for"), f"{name}: no 'for:'"
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         annotations = rule["annotations"]
-        for key in ("summary", "description", "runbook"):
-            assert annotations.get(key), f"{name}: no {key} annotation"
-        assert "docs/metrics.md#" in annotations["runbook"], f"{name}: the runbook does not point to the doc"
+        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert all(annotations.values()), name
 
 
-def test_every_runbook_anchor_is_a_section_of_the_metrics_doc() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
-    headings = {line.lstrip("#").strip().lower() for line in doc.splitlines() if line.startswith("#")}
+def test_every_runbook_url_is_a_section_of_a_doc_that_exists() -> None:
     for rule in alert_rules():
-        anchor = rule["annotations"]["runbook"].rsplit("docs/metrics.md#", 1)[1].strip()
-        assert anchor in headings, f"{rule['alert']}: no '### {anchor}' heading in docs/metrics.md"
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        doc = REPO / path
+        assert path.startswith("docs/") and doc.is_file(), f"{rule['alert']}: {path} does not exist"
+        assert anchor in heading_anchors(doc.read_text()), f"{rule['alert']}: no section #{anchor} in {path}"
+
+
+def test_every_aggregation_keeps_the_labels_alerts_are_routed_by() -> None:
+    for rule in alert_rules():
+        expr = str(rule["expr"])
+        for labels in re.findall(r"\bby \(([^)]*)\)", expr):
+            kept = {label.strip() for label in labels.split(",")}
+            assert ROUTING_LABELS <= kept, f"{rule['alert']}: `by ({labels})` drops {ROUTING_LABELS - kept}"
+        for labels in re.findall(r"\bwithout \(([^)]*)\)", expr):
+            dropped = {label.strip() for label in labels.split(",")}
+            assert not dropped & ROUTING_LABELS, f"{rule['alert']}: `without ({labels})` drops routing labels"
+        assert "by (" in expr or "without (" in expr, f"{rule['alert']}: aggregate explicitly"
+
+
+def test_every_command_a_runbook_names_exists() -> None:
+    """Each `kep ...` in an alert's annotations or in the runbooks of docs/metrics.md: its --help runs."""
+    texts = [value for rule in alert_rules() for value in rule["annotations"].values()]
+    doc = (REPO / "docs" / "metrics.md").read_text()
+    texts.append(doc[doc.index("### Runbooks") :])
+    commands = {match for text in texts for match in re.findall(r"`(kep [^`]+)`", text)}
+    assert {"kep dlq ls", "kep dlq show", "kep dlq replay", "kep lag"} <= commands
+    for command in sorted(commands):
+        path = cli_command_path(command.split()[1:])
+        result = CliRunner().invoke(kep_app, [*path, "--help"])
+        assert result.exit_code == 0, f"`{command}`: {result.output}"
+
+
+def test_a_command_that_does_not_exist_is_caught() -> None:
+    with pytest.raises(AssertionError, match="kep dlq inspect"):
+        cli_command_path(["dlq", "inspect"])
 
 
 def test_the_dashboard_has_datasource_and_group_variables_and_the_required_panels() -> None:
@@ -112,3 +180,50 @@ def test_the_dashboard_has_datasource_and_group_variables_and_the_required_panel
         "histogram_quantile(0.99, sum by (le, group, topic) (rate(kep_handler_duration_seconds_bucket",
     ):
         assert needle in exprs, needle
+    assert "topk(10, kep_group_lag_messages{" in exprs
+
+
+def test_the_dashboard_filters_every_query_by_cluster_namespace_and_group() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert list(variables) == ["datasource", "cluster", "namespace", "group"]
+    for name in ("cluster", "namespace"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*", name
+    group = variables["group"]
+    assert "allValue" not in group, "All must mean the listed groups, which leave out replay-progress groups"
+    regex = re.compile(group["regex"].strip("/"))
+    assert regex.match("billing") and not regex.match("kep-dlq-replay.orders.billing.dlq")
+    for panel, target, _expr in dashboard_targets():
+        raw = target["expr"]
+        if "$group" in raw or "${group" in raw:
+            selectors = len(re.findall(r"[a-z_]\{", raw))  # metric{...}, not ${group:regex}
+            filtered = raw.count('cluster=~"$cluster"')
+            assert selectors == filtered == raw.count('namespace=~"$namespace"'), panel["title"]
+
+
+def _expected_unit(expr: str) -> set[str]:
+    if (
+        "histogram_quantile" in expr
+        or "lag_seconds" in expr
+        or "time() -" in expr
+        or "duration_seconds" in expr
+    ):
+        return {"s"}
+    if "rate(" in expr and "increase(" not in expr:
+        return {"ops"}
+    return {"short", "none"}
+
+
+def test_every_dashboard_query_is_shown_in_its_unit() -> None:
+    """Seconds for durations and lag in seconds, per second for rates, plain numbers for counts (a count of
+    failed commits is not seconds)."""
+    for panel, target, expr in dashboard_targets():
+        unit = unit_of(panel, target)
+        assert unit in _expected_unit(expr), f"{panel['title']} {target['refId']}: {unit} for {expr}"
+
+
+def test_lag_panels_leave_out_retry_and_dead_letter_topics_alike() -> None:
+    by_title = {p["title"]: p for p in dashboard()["panels"]}
+    messages = by_title["Lag (messages) by group and topic"]["targets"][0]["expr"]
+    seconds = by_title["Lag (seconds) by group and topic"]["targets"][0]["expr"]
+    excluded = 'topic!~".+\\\\.retry\\\\..+|.+\\\\.dlq"'
+    assert excluded in messages and excluded in seconds

@@ -162,7 +162,7 @@ def test_the_default_stream_is_the_standard_error_of_the_moment_of_writing(
 def test_library_logs_after_an_in_process_cli_run_still_reach_standard_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    result = CliRunner().invoke(app, ["schemas", "list"], env={"KEP_LOG_FORMAT": "json"})
+    result = CliRunner().invoke(app, ["schemas", "ls"], env={"KEP_LOG_FORMAT": "json"})
     assert result.exit_code == 0, result.output
     structlog.get_logger("kep").warning("after the command")
     assert lines(io.StringIO(capsys.readouterr().err))[-1]["event"] == "after the command"

@@ -146,7 +146,7 @@ def test_produce_generates_samples_of_any_schema_and_reads_json_lines_of_it(
     monkeypatch.delenv("KEP_SCHEMAS")
     topic = topic_factory(partitions=2, prefix="parcels")
     topology = _service(tmp_path, topic)
-    generated = runner.invoke(app, ["produce", topic, "-n", "7", "-b", kafka, "-t", str(topology)])
+    generated = runner.invoke(app, ["produce", topic, "-n", "7", "-b", kafka, "--topology", str(topology)])
     assert generated.exit_code == 0, generated.output
     lines = tmp_path / "parcels.jsonl"
     lines.write_text(
@@ -156,7 +156,9 @@ def test_produce_generates_samples_of_any_schema_and_reads_json_lines_of_it(
             {"parcel_id": "p-3", "weight_grams": 5, "carrier": "COURIER", "stops": [], "note": "fragile"},
         ])
     )  # fmt: skip
-    from_file = runner.invoke(app, ["produce", topic, "-f", str(lines), "-b", kafka, "-t", str(topology)])
+    from_file = runner.invoke(
+        app, ["produce", topic, "-f", str(lines), "-b", kafka, "--topology", str(topology)]
+    )
     assert from_file.exit_code == 1
     assert f"{lines}:2: field weight_grams:" in " ".join(from_file.output.split())
 
@@ -164,3 +166,22 @@ def test_produce_generates_samples_of_any_schema_and_reads_json_lines_of_it(
     assert {h.header_str(r.headers(), h.EVENT_TYPE) for r in records} == {"acme.logistics.ParcelShipped"}
     keys = {r.key().decode() for r in records}
     assert {"p-1", "p-3"} <= keys and {f"parcel_id-{n}" for n in range(7)} <= keys
+
+
+@pytest.mark.integration
+def test_produce_json_prints_the_summary_only(
+    kafka: str, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = topic_factory(partitions=2, prefix="orders")
+    topology = _topology_file(tmp_path, topic, 2, "kep.orders.OrderPlaced")
+    args = ["produce", topic, "--count", "10", "-b", kafka, "--topology", str(topology), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # no progress bar mixed in
+    assert (summary["topic"], summary["published"], summary["acknowledged"], summary["failed"]) == (
+        topic,
+        10,
+        10,
+        0,
+    )
+    assert sum(summary["per_partition"].values()) == 10

@@ -38,7 +38,7 @@ def thing_v2(**changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_list_shows_names_versions_fingerprints_and_models() -> None:
-    result = run("list")
+    result = run("ls")
     assert result.exit_code == 0, result.output
     registry = LocalSchemaRegistry.default()
     lines = result.stdout.splitlines()

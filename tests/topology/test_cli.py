@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def kep(*args: str) -> tuple[int, str]:
 @pytest.mark.unit
 def test_validate_accepts_the_shop_topology(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KEP_SCHEMAS")
-    code, output = kep("topology", "validate", "-t", str(SHOP_TOPOLOGY))
+    code, output = kep("topology", "validate", "--topology", str(SHOP_TOPOLOGY))
     assert code == 0, output
     assert (
         "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked against 2 schema(s) "
@@ -60,7 +61,7 @@ def test_validate_reports_the_path_of_a_bad_value(tmp_path: Path) -> None:
         "topics:\n  - {name: orders, partitions: 1}\n"
         "groups:\n  - {name: g, topics: [orders], retry: {delays: [1sec]}}\n"
     )
-    code, output = kep("topology", "validate", "-t", str(bad))
+    code, output = kep("topology", "validate", "--topology", str(bad))
     assert code == 2
     assert f"{bad}:4: groups[0].retry.delays[0]: duration '1sec' is not a number with a unit" in output
 
@@ -69,14 +70,14 @@ def test_validate_reports_the_path_of_a_bad_value(tmp_path: Path) -> None:
 def test_validate_checks_schema_names(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("topics:\n  - {name: orders, partitions: 1, value_schema: kep.orders.Nope}\n")
-    code, output = kep("topology", "validate", "-t", str(bad))
+    code, output = kep("topology", "validate", "--topology", str(bad))
     assert code == 2
     assert "topics[0].value_schema[0]: unknown schema 'kep.orders.Nope'" in output
 
 
 @pytest.mark.unit
 def test_show_lists_derived_retry_and_dead_letter_topics(topology_file: TopologyFile) -> None:
-    code, output = kep("topology", "show", "-t", str(topology_file.path))
+    code, output = kep("topology", "show", "--topology", str(topology_file.path))
     assert code == 0, output
     for name in topology_file.all_names():
         assert name in output
@@ -87,17 +88,17 @@ def test_show_lists_derived_retry_and_dead_letter_topics(topology_file: Topology
 @pytest.mark.integration
 def test_apply_twice_reports_no_changes_the_second_time(topology_file: TopologyFile, kafka: str) -> None:
     path = str(topology_file.path)
-    code, output = kep("topology", "plan", "-t", path, "-b", kafka)
+    code, output = kep("topology", "plan", "--topology", path, "-b", kafka)
     assert code == 0, output
     assert f"create │ {topology_file.orders}.billing.retry.10s" in output
 
-    code, output = kep("topology", "apply", "-t", path, "-b", kafka)
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka)
     assert code == 0, output
     assert f"done: create {topology_file.orders}.billing.dlq (3 partitions" in output
     assert "applied: 7 created, 0 grown, 0 altered" in output
 
     for command in ("apply", "plan"):
-        code, output = kep("topology", command, "-t", path, "-b", kafka)
+        code, output = kep("topology", command, "--topology", path, "-b", kafka)
         assert code == 0, output
         assert "no changes" in output
         assert "create" not in output
@@ -106,14 +107,14 @@ def test_apply_twice_reports_no_changes_the_second_time(topology_file: TopologyF
 @pytest.mark.integration
 def test_plan_with_a_refused_change_exits_1(topology_file: TopologyFile, kafka: str) -> None:
     path = str(topology_file.path)
-    assert kep("topology", "apply", "-t", path, "-b", kafka)[0] == 0
+    assert kep("topology", "apply", "--topology", path, "-b", kafka)[0] == 0
     topology_file.write(orders_partitions=1)
 
-    code, output = kep("topology", "plan", "-t", path, "-b", kafka)
+    code, output = kep("topology", "plan", "--topology", path, "-b", kafka)
     assert code == 1
     assert f"topic {topology_file.orders} has 3 partitions and the topology asks for 1" in output
 
-    code, output = kep("topology", "apply", "-t", path, "-b", kafka)
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka)
     assert code == 1
     assert "error: refusing to apply the plan" in output
 
@@ -125,9 +126,36 @@ def test_apply_validates_as_validate_does_and_creates_nothing_for_an_unknown_sch
     topic = f"orders-{tmp_path.name[-12:]}".replace("_", "-")
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"topics:\n  - {{name: {topic}, partitions: 1, value_schema: kep.orders.Nope}}\n")
-    validated = kep("topology", "validate", "-t", str(bad))
+    validated = kep("topology", "validate", "--topology", str(bad))
     for command in ("plan", "apply"):
-        code, output = kep("topology", command, "-t", str(bad), "-b", kafka)
+        code, output = kep("topology", command, "--topology", str(bad), "-b", kafka)
         assert (code, output) == validated, command
     assert "topics[0].value_schema[0]: unknown schema 'kep.orders.Nope'" in validated[1]
     assert topic not in AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).topics
+
+
+def test_plan_and_apply_print_json(topology_file: TopologyFile, kafka: str) -> None:
+    path = str(topology_file.path)
+    code, output = kep("topology", "plan", "--topology", path, "-b", kafka, "--json")
+    assert code == 0, output
+    planned = json.loads(output)
+    dlq = f"{topology_file.orders}.billing.dlq"
+    assert any(c["topic"] == dlq and c["change"].startswith("create") for c in planned["changes"]), planned
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka, "--json")
+    assert code == 0, output
+    applied = json.loads(output)
+    assert f"{topology_file.orders}.billing.dlq" in applied["created"] and applied["refused"] == []
+    code, output = kep("topology", "apply", "--topology", path, "-b", kafka, "--json")
+    assert json.loads(output)["created"] == []
+
+
+@pytest.mark.unit
+def test_validate_and_show_print_json(topology_file: TopologyFile) -> None:
+    code, output = kep("topology", "validate", "--topology", str(topology_file.path), "--json")
+    assert code == 0 and json.loads(output)["valid"] is True
+    code, output = kep("topology", "show", "--topology", str(topology_file.path), "--json")
+    shown = json.loads(output)
+    dlq = f"{topology_file.orders}.billing.dlq"
+    assert {"name": dlq, "kind": "dlq", "group": "billing", "source": topology_file.orders}.items() <= next(
+        t for t in shown["topics"] if t["name"] == dlq
+    ).items()

@@ -170,6 +170,7 @@ terminationGracePeriodSeconds and groupId. Returns YAML. Argument: dict "root" $
 {{- if and $scaling.hpa.enabled (not $scaling.hpa.lagPerReplica) (not $scaling.hpa.targetCPUUtilizationPercentage) }}
 {{- fail (printf "%s: autoscaling.hpa is enabled but neither lagPerReplica nor targetCPUUtilizationPercentage is set" $where) }}
 {{- end }}
+{{- include "kep.validateStore" (dict "worker" $w "where" $where) }}
 {{- $drain := int $w.drainTimeoutSeconds }}
 {{- if kindIs "invalid" $w.terminationGracePeriodSeconds }}
 {{- $_ := set $w "terminationGracePeriodSeconds" (add $drain (int $w.shutdownMarginSeconds)) }}
@@ -178,6 +179,35 @@ terminationGracePeriodSeconds and groupId. Returns YAML. Argument: dict "root" $
 {{- end }}
 {{- $_ := set $w "groupId" ($w.groupId | default $w.name) }}
 {{- toYaml $w }}
+{{- end }}
+
+{{/*
+Fails the render when more than one replica of a group can run on a per-pod idempotency store (SQLite on the
+pod's volume, or memory://): replicas would not deduplicate each other, and a restart forgets every key.
+The store is the group's idempotencyStore, or the value of a KEP_IDEMPOTENCY_STORE entry in its env (one read
+from a Secret is taken as shared). Argument: dict "worker" W "where" TEXT.
+*/}}
+{{- define "kep.validateStore" -}}
+{{- $w := .worker }}
+{{- $store := $w.idempotencyStore | toString }}
+{{- range ($w.env | default list) }}
+{{- if eq .name "KEP_IDEMPOTENCY_STORE" }}
+{{- if hasKey . "value" }}{{ $store = toString .value }}{{ else }}{{ $store = "" }}{{ end }}
+{{- end }}
+{{- end }}
+{{- $perPod := or (hasPrefix "sqlite:" $store) (hasPrefix "memory:" $store) }}
+{{- $scaling := $w.autoscaling }}
+{{- $how := "" }}
+{{- if $scaling.keda.enabled }}
+{{- if gt (int $scaling.keda.maxReplicaCount) 1 }}{{ $how = printf "KEDA autoscaling up to %d replicas" (int $scaling.keda.maxReplicaCount) }}{{ end }}
+{{- else if $scaling.hpa.enabled }}
+{{- if gt (int $scaling.hpa.maxReplicas) 1 }}{{ $how = printf "HPA autoscaling up to %d replicas" (int $scaling.hpa.maxReplicas) }}{{ end }}
+{{- else if gt (int $w.replicas) 1 }}
+{{- $how = printf "%d replicas" (int $w.replicas) }}
+{{- end }}
+{{- if and $perPod $how }}
+{{- fail (printf "%s: %s with the per-pod idempotency store %q: replicas would not deduplicate each other and a restart forgets every key. Set idempotencyStore (worker.idempotencyStore, or the group's) to a shared store, redis://HOST:6379/0 or postgresql://USER@HOST/DB (or KEP_IDEMPOTENCY_STORE from a Secret in env), or run 1 replica without autoscaling" .where $how $store) }}
+{{- end }}
 {{- end }}
 
 {{/* PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: explicit, or derived from sasl.enabled and tls.enabled. */}}

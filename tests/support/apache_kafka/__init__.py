@@ -188,10 +188,9 @@ def apache_kafka(version: str | None = None) -> Iterator[RunningKafka]:
     properties.write_text(_server_properties(workdir / "data", port, controller_port))
     (workdir / "log4j2.properties").write_text(_LOG4J2)
     log = workdir / "kafka.log"
-    cluster_id = "-"
-    while cluster_id.startswith("-"):  # the storage tool would read a leading '-' as an option (1 run in 64)
-        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    format_args = ("format", "--standalone", "-t", cluster_id, "-c", str(properties))
+    cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # "=": an id that starts with "-" (1 in 64 of them) must not read as an option
+    format_args = ("format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(properties))
     formatted = subprocess.run(
         _java(lib, workdir, "kafka.tools.StorageTool", *format_args),
         capture_output=True, text=True, timeout=120, check=False,
