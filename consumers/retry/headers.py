@@ -47,6 +47,7 @@ from kep.producers.headers import (
     ORIGINAL_TIMESTAMP,
     ORIGINAL_TOPIC,
     HeaderValue,
+    parse_int,
 )
 from kep.schemas.errors import KepError
 
@@ -191,7 +192,7 @@ class Provenance:
             original_offset=_int(found, ORIGINAL_OFFSET),
             original_timestamp_ms=_int(found, ORIGINAL_TIMESTAMP),
             consumer_group=_text(found, CONSUMER_GROUP),
-            attempt=_int(found, ATTEMPT),
+            attempt=_count(found, ATTEMPT),
             first_failure_ms=_int(found, FIRST_FAILURE_TIME),
             last_failure_ms=_int(found, LAST_FAILURE_TIME),
             exception_type=_text(found, EXCEPTION_TYPE, default=""),
@@ -320,12 +321,21 @@ def _text(found: Mapping[str, bytes | None], name: str, default: str | None = No
 
 
 def _optional_int(found: Mapping[str, bytes | None], name: str) -> int | None:
-    text = _optional_text(found, name)
-    if text is None:
+    raw = found.get(name)
+    if raw is None:
         return None
-    if not text.isascii() or not text.lstrip("-").isdigit():
-        raise InvalidProvenanceError(f"header {name}: not an ASCII decimal integer ({text[:40]!r})")
-    return int(text)
+    value = parse_int(raw)
+    if value is None:
+        shown = raw[:40].decode("ascii", "backslashreplace")
+        raise InvalidProvenanceError(f"header {name}: not an ASCII decimal integer within 64 bits ({shown!r})")
+    return value
+
+
+def _count(found: Mapping[str, bytes | None], name: str) -> int:
+    value = _int(found, name)
+    if value < 0:
+        raise InvalidProvenanceError(f"header {name}: a count cannot be negative ({value})")
+    return value
 
 
 def _int(found: Mapping[str, bytes | None], name: str) -> int:
