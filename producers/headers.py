@@ -32,6 +32,10 @@ EXCEPTION_TYPE = "kep-exception-type"
 EXCEPTION_MESSAGE = "kep-exception-message"
 EXCEPTION_TRACEBACK = "kep-exception-traceback"
 DUE_TIME = "kep-due-time"
+#: On a dead-letter record whose value had to be cut to fit the topic: the original value's size in bytes.
+TRUNCATED = "kep-truncated"
+#: Why a record could not be forwarded where its policy sent it (too large for the topic, refused).
+FORWARD_ERROR = "kep-forward-error"
 
 #: Bound on the size of ``kep-exception-traceback``, in bytes.
 EXCEPTION_TRACEBACK_MAX_BYTES = 4096

@@ -26,7 +26,6 @@ from typing import Any
 
 from kep.consumers.errors import ConsumerError
 
-
 #: An idempotency key: bytes as they came, or text (stored as its UTF-8 bytes).
 Key = str | bytes
 

@@ -75,7 +75,9 @@ class SqliteStore(IdempotencyStore):
             now = time.time()
             try:
                 conn = self._conn()
-                row = conn.execute(_CLAIM, (self.namespace, name, self.owner, now + self.lease_s, now)).fetchone()
+                row = conn.execute(
+                    _CLAIM, (self.namespace, name, self.owner, now + self.lease_s, now)
+                ).fetchone()
                 if row is not None:
                     return ClaimState.NEW
                 state = conn.execute(_STATE, (self.namespace, name)).fetchone()
@@ -115,7 +117,9 @@ class SqliteStore(IdempotencyStore):
             self._rollback(conn)
             raise
         try:
-            cur = conn.execute(_COMPLETE_IF_OURS, (time.time() + self.ttl_s, self.namespace, name, self.owner))
+            cur = conn.execute(
+                _COMPLETE_IF_OURS, (time.time() + self.ttl_s, self.namespace, name, self.owner)
+            )
             if cur.rowcount != 1:
                 self._rollback(conn)
                 raise self._not_ours(conn, name)

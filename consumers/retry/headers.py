@@ -41,6 +41,7 @@ from kep.producers.headers import (
     EXCEPTION_TYPE,
     FIRST_FAILURE_TIME,
     IDEMPOTENCY_KEY,
+    INT64_MAX,
     LAST_FAILURE_TIME,
     ORIGINAL_OFFSET,
     ORIGINAL_PARTITION,
@@ -113,8 +114,11 @@ class Provenance:
         now_ms: int,
         idempotency_key: str | None = None,
         due_ms: int | None = None,
+        traceback: bool = True,
     ) -> Provenance:
-        """Provenance for a record consumed from its source topic whose first execution just failed."""
+        """Provenance for a record consumed from its source topic whose first execution just failed.
+
+        ``traceback=False`` leaves the traceback out (an empty ``kep-exception-traceback``)."""
         return cls(
             original_topic=topic,
             original_partition=partition,
@@ -126,20 +130,22 @@ class Provenance:
             last_failure_ms=now_ms,
             exception_type=qualified_name(type(exc)),
             exception_message=bounded_message(exc),
-            exception_traceback=bounded_traceback(exc),
+            exception_traceback=bounded_traceback(exc) if traceback else "",
             idempotency_key=idempotency_key,
             due_ms=due_ms,
         )
 
-    def next_failure(self, exc: BaseException, *, now_ms: int, due_ms: int | None = None) -> Provenance:
+    def next_failure(
+        self, exc: BaseException, *, now_ms: int, due_ms: int | None = None, traceback: bool = True
+    ) -> Provenance:
         """Provenance after one more failed execution: origin and first failure kept, attempt + 1."""
         return replace(
             self,
-            attempt=self.attempt + 1,
+            attempt=min(self.attempt + 1, INT64_MAX),
             last_failure_ms=now_ms,
             exception_type=qualified_name(type(exc)),
             exception_message=bounded_message(exc),
-            exception_traceback=bounded_traceback(exc),
+            exception_traceback=bounded_traceback(exc) if traceback else "",
             due_ms=due_ms,
         )
 
@@ -222,8 +228,13 @@ def qualified_name(cls: type) -> str:
 
 
 def bounded_message(exc: BaseException, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """``str(exc)`` cut to ``limit`` UTF-8 bytes, keeping the start."""
-    data = str(exc).encode("utf-8", "replace")
+    """``str(exc)`` cut to ``limit`` UTF-8 bytes, keeping the start. Never raises (an exception's own
+    ``__str__`` may)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not stop the record
+        text = f"<unprintable {type(exc).__name__}>"
+    data = text.encode("utf-8", "replace")
     if len(data) <= limit:
         return data.decode()
     return (data[: limit - len(_TRUNCATED_TAIL)] + _TRUNCATED_TAIL).decode("utf-8", "ignore")
@@ -234,23 +245,26 @@ def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> s
 
     Formatted here rather than with ``traceback.format_exception``, which stats every source file of the
     stack on each call: on the failure path of a busy worker that was the most expensive step. Chained
-    causes are formatted newest first and only until the limit is reached.
+    causes are formatted newest first and only until the limit is reached. Never raises.
     """
-    blocks: list[str] = []
-    size = 0
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen and size <= limit:
-        seen.add(id(current))
-        block = "".join(_format_one(current))
-        cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        if cause is not None:
-            joint = "direct cause of" if current.__cause__ is not None else "raised while handling"
-            block = f"\nThe above exception was the {joint} the following exception:\n\n" + block
-        blocks.append(block)
-        size += len(block)
-        current = cause
-    return bound_tail("".join(reversed(blocks)).lstrip("\n"), limit)
+    try:
+        blocks: list[str] = []
+        size = 0
+        current: BaseException | None = exc
+        seen: set[int] = set()
+        while current is not None and id(current) not in seen and size <= limit:
+            seen.add(id(current))
+            block = "".join(_format_one(current))
+            cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+            if cause is not None:
+                joint = "direct cause of" if current.__cause__ is not None else "raised while handling"
+                block = f"\nThe above exception was the {joint} the following exception:\n\n" + block
+            blocks.append(block)
+            size += len(block)
+            current = cause
+        return bound_tail("".join(reversed(blocks)).lstrip("\n"), limit)
+    except Exception as error:  # noqa: BLE001
+        return f"<traceback unavailable: {type(error).__name__}>"
 
 
 def _format_one(exc: BaseException) -> list[str]:
@@ -327,7 +341,9 @@ def _optional_int(found: Mapping[str, bytes | None], name: str) -> int | None:
     value = parse_int(raw)
     if value is None:
         shown = raw[:40].decode("ascii", "backslashreplace")
-        raise InvalidProvenanceError(f"header {name}: not an ASCII decimal integer within 64 bits ({shown!r})")
+        raise InvalidProvenanceError(
+            f"header {name}: not an ASCII decimal integer within 64 bits ({shown!r})"
+        )
     return value
 
 

@@ -14,6 +14,7 @@ from kep.consumers.retry.router import Router
 from kep.consumers.runtime.async_runner import AsyncRunner
 from kep.consumers.runtime.plan import WorkerPlan, make_plan
 from kep.consumers.runtime.processor import Processor
+from kep.consumers.runtime.settle import Settler
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
 from kep.schemas.codec import codec_for
@@ -40,12 +41,15 @@ def build_worker(
         ttl_s=settings.idempotency_ttl_s,
         lease_s=settings.idempotency_lease_s,
     )
+    store.check()
+    settler = Settler(group=plan.group, producer=plan.producer, limits=plan.limits, metrics=metrics)
     processor = Processor(
         app=app,
         group=plan.group,
         codec=codec_for(settings.schema_registry_url),
         store=store,
-        failures=_router(app, plan, metrics),
+        router=_router(app, plan),
+        settler=settler,
         metrics=metrics,
         async_runner=AsyncRunner(),
     )
@@ -61,7 +65,7 @@ def build_worker(
     return worker
 
 
-def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics) -> Router:
+def _router(app: App, plan: WorkerPlan) -> Router:
     classifier = ErrorClassifier(fatal=app.fatal, retryable_only=app.retryable_only)
     policies: dict[str, RetryPolicy] = {}
     dlq_topics: dict[str, str | None] = {}
@@ -75,11 +79,4 @@ def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics) -> Router:
             )
             policies[source] = policy
             dlq_topics[source] = spec.dlq_topic(source)
-    return Router(
-        group=plan.group,
-        producer=plan.producer,
-        policies=policies,
-        dlq_topics=dlq_topics,
-        classifier=classifier,
-        metrics=metrics,
-    )
+    return Router(group=plan.group, policies=policies, dlq_topics=dlq_topics, classifier=classifier)
