@@ -12,6 +12,7 @@ event: the runtime binds the event id, group, topic, partition, offset, attempt 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any, Literal, TextIO, cast
@@ -34,7 +35,27 @@ class LoggingConfigError(KepError):
 
 
 def _orjson_dumps(event: EventDict, **_kwargs: Any) -> str:
-    return orjson.dumps(event, default=repr).decode()
+    """One JSON line. orjson refuses integers beyond 64 bits and strings with lone surrogates (both can come
+    from a record's headers): such values are then written as text, so a log line is never lost to them."""
+    try:
+        return orjson.dumps(event, default=repr).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(_portable(event), default=repr, separators=(",", ":"), ensure_ascii=False)
+
+
+def _portable(value: Any) -> Any:
+    """``value`` with integers beyond 64 bits as decimal text and lone surrogates backslash-escaped."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_portable(str(key)): _portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(item) for item in value]
+    return _portable(repr(value))
 
 
 _FIRST_KEYS = ("timestamp", "level", "logger", "event")

@@ -7,6 +7,7 @@ partition's committed offset moves past it while the records behind it are handl
 from __future__ import annotations
 
 import io
+import logging
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -71,13 +72,20 @@ def committed(kafka: str, group: str, topic: str, partition: int = 0) -> int:
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
     """The worker logs JSON lines, as ``kep run`` does in production (the renderer is part of the path)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
     out = io.StringIO()
     configure_logging("json", "INFO", stream=out)
     try:
         yield out
     finally:
-        structlog.reset_defaults()
-        configure_logging("console", "INFO")
+        structlog.configure(**config)
+        for handler in root.handlers:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level)
 
 
 def test_a_non_utf8_idempotency_key_is_a_key_like_any_other(kafka: str, json_logs: io.StringIO) -> None:
