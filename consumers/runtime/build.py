@@ -35,12 +35,13 @@ def build_worker(
     plan = make_plan(app, settings, kafka, topology)
     metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
     metrics.declare(plan.main_topics)
-    store = store or open_store(
-        settings.idempotency_store,
-        plan.group,
-        ttl_s=settings.idempotency_ttl_s,
-        lease_s=settings.idempotency_lease_s,
-    )
+    if store is None:  # not `store or ...`: an empty MemoryStore is falsy (it has a length)
+        store = open_store(
+            settings.idempotency_store,
+            plan.group,
+            ttl_s=settings.idempotency_ttl_s,
+            lease_s=settings.idempotency_lease_s,
+        )
     store.check()
     settler = Settler(group=plan.group, producer=plan.producer, limits=plan.limits, metrics=metrics)
     processor = Processor(
