@@ -298,7 +298,7 @@ class Processor:
             if suppressed is None:
                 return
             log.warning(
-                "handler failed" if ctx is not None else "message undecodable",
+                "handler failed" if ctx is not None else "message failed before its handler",
                 group=self.group,
                 topic=msg.topic(),
                 partition=msg.partition(),

@@ -307,7 +307,7 @@ class Settler:
         """The dead letter with its value cut to fit, ``kep-truncated`` giving the original size."""
         value = record.value or b""
         headers = [(n, v) for n, v in record.headers if n not in (h.FORWARD_ERROR, h.TRUNCATED)]
-        headers += [(h.FORWARD_ERROR, _bounded(why)), (h.TRUNCATED, str(len(value)).encode())]
+        headers += [(h.FORWARD_ERROR, _joined(record, why)), (h.TRUNCATED, str(len(value)).encode())]
         room = self.limit(record.topic) - HEADROOM - record_size(record.key, None, headers)
         if room < 0:
             return self._minimal(record, why)
@@ -321,7 +321,7 @@ class Settler:
             for n, v in record.headers
             if n in _KEEP_IN_MINIMAL and n not in (h.FORWARD_ERROR, h.TRUNCATED)
         ]
-        headers += [(h.FORWARD_ERROR, _bounded(why)), (h.TRUNCATED, str(len(value)).encode())]
+        headers += [(h.FORWARD_ERROR, _joined(record, why)), (h.TRUNCATED, str(len(value)).encode())]
         key = record.key[:MINIMAL_FIELD_BYTES] if record.key else record.key
         return replace(record, key=key, value=None, headers=headers, stage=2)
 
@@ -371,6 +371,14 @@ def _describe(topic: str, exc: BaseException) -> str:
     if error is not None:
         return f"{topic} refused the record: {error.name()}: {error.str()}"
     return f"{topic}: the client refused the record: {type(exc).__name__}: {exc}"
+
+
+def _joined(record: _Record, why: str) -> bytes:
+    """``why`` after the reasons the record already carries (each step of its way to the dead-letter topic)."""
+    before = h.header_bytes(record.headers, h.FORWARD_ERROR)
+    if before and why.encode("utf-8", "replace") not in before:
+        return _bounded(before.decode("utf-8", "replace") + "; " + why)
+    return _bounded(why)
 
 
 def _bounded(text: str) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
+from kep.consumers.idempotency.base import ClaimState, Key, key_bytes
+from kep.consumers.idempotency.memory import MemoryStore
+from kep.consumers.retry.headers import Provenance
+from kep.consumers.runtime import processor as processor_module
+from kep.consumers.runtime import settle as settle_module
+from kep.consumers.runtime.build import build_worker
 from kep.logs import configure_logging
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
@@ -27,7 +34,7 @@ from kep.topology import admin
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
 from tests.support.kafka import read_records, unique
-from tests.support.runtime import Setup, applied_topology, running
+from tests.support.runtime import Setup, applied_topology, running, settings
 from tests.support.services import require_postgres
 from tests.support.wait import wait_until
 
@@ -276,3 +283,74 @@ def test_postgres_store_takes_keys_with_nul_and_of_any_length(kafka: str) -> Non
     with running(app, setup, idempotency_store=dsn):
         wait_until(lambda: committed(kafka, setup.group, setup.topic) == 4, timeout=30, message="committed")
     assert seen == [e.event_id for e in events]
+
+
+class RefusingStore(MemoryStore):
+    """Refuses one key with an error that is not "store unavailable": a store bug about this record."""
+
+    refused = b""
+
+    def claim(self, key: Key) -> ClaimState:
+        if key_bytes(key) == self.refused:
+            raise ValueError("this key cannot be stored")
+        return super().claim(key)
+
+
+@pytest.mark.parametrize("step", ["key", "store", "routing", "log"])
+def test_a_failure_at_any_step_dead_letters_the_record_and_the_partition_moves_on(
+    kafka: str, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    setup = applied_topology(kafka, partitions=1, delays=(0.2,), fatal=["builtins.LookupError"])
+    dlq = setup.spec.dlq_topic(setup.topic)
+    assert dlq is not None
+    poisoned, good = order(0), order(1)
+    send(
+        kafka,
+        setup.topic,
+        [valid(poisoned, (h.IDEMPOTENCY_KEY, b"poison")), valid(good, (h.IDEMPOTENCY_KEY, b"good"))],
+    )
+    app = App(setup.group, topics=[setup.topic], idempotency_key="field:nope" if step == "key" else "header")
+    seen: list[str] = []
+
+    @app.handler(setup.topic)
+    def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        if event.event_id == poisoned.event_id:
+            raise LookupError("a fatal failure of the handler")
+        seen.append(event.event_id)
+
+    expected = {
+        "key": "kep.consumers.errors.RecordError",
+        "store": "kep.consumers.errors.RecordError",
+        "routing": "builtins.LookupError",
+        "log": "builtins.LookupError",
+    }[step]
+    store = RefusingStore(setup.group, ttl_s=60, lease_s=60)
+    if step == "store":
+        store.refused = b"poison"
+    if step == "routing":
+        monkeypatch.setattr(Provenance, "first_failure", classmethod(lambda cls, **kw: 1 / 0))
+    if step == "log":
+
+        class Broken:
+            def __getattr__(self, name: str) -> Any:
+                def fail(*args: Any, **kwargs: Any) -> None:
+                    raise OSError("the log sink is gone")
+
+                return fail
+
+        monkeypatch.setattr(processor_module, "log", Broken())
+        monkeypatch.setattr(settle_module, "log", Broken())
+    worker = build_worker(app, settings(), setup.kafka, topology=setup.topology, store=store, probe=False)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        # with field:nope neither record has its key: both are dead-lettered
+        record, *_ = read_records(kafka, dlq, 2 if step == "key" else 1, timeout=30)
+        wait_until(lambda: committed(kafka, setup.group, setup.topic) == 2, timeout=30, message="committed")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert h.header_str(record.headers(), h.EXCEPTION_TYPE) == expected
+    assert record.value() == valid(poisoned)[0]
+    if step != "key":
+        assert seen == [good.event_id]
