@@ -30,7 +30,7 @@ from bench.report import markdown_table, print_benchmark, summary_table, write_j
 from bench.result import Result
 
 #: Benchmark modules run by ``python -m bench``, in order.
-BENCHMARKS: list[str] = ["producer", "consumer", "retry", "lag", "metrics"]
+BENCHMARKS: list[str] = ["producer", "consumer", "path", "retry", "lag", "metrics"]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
