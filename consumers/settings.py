@@ -55,6 +55,10 @@ class ConsumerSettings(BaseSettings):
         gt=0,
         description="Python's thread switch interval while the worker runs (process-wide).",
     )
+    dead_letter_tracebacks: bool = Field(
+        default=True,
+        description="Put the failure's traceback in retry and dead-letter headers (secrets masked either way).",
+    )
     metrics_enabled: bool = True
     metrics_port: int = Field(default=9400, ge=0, le=65535, description="0: no HTTP server.")
     health_ttl_s: float = Field(default=30.0, gt=0)

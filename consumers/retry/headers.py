@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from kep.consumers.redact import scrub
 from kep.producers.headers import (
     ATTEMPT,
     CONSUMER_GROUP,
@@ -228,10 +229,10 @@ def qualified_name(cls: type) -> str:
 
 
 def bounded_message(exc: BaseException, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """``str(exc)`` cut to ``limit`` UTF-8 bytes, keeping the start. Never raises (an exception's own
-    ``__str__`` may)."""
+    """``str(exc)`` with secrets masked (``consumers.redact``), cut to ``limit`` UTF-8 bytes, keeping the
+    start. Never raises (an exception's own ``__str__`` may)."""
     try:
-        text = str(exc)
+        text = scrub(str(exc))
     except Exception:  # noqa: BLE001 - a broken __str__ must not stop the record
         text = f"<unprintable {type(exc).__name__}>"
     data = text.encode("utf-8", "replace")
@@ -245,7 +246,8 @@ def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> s
 
     Formatted here rather than with ``traceback.format_exception``, which stats every source file of the
     stack on each call: on the failure path of a busy worker that was the most expensive step. Chained
-    causes are formatted newest first and only until the limit is reached. Never raises.
+    causes are formatted newest first and only until the limit is reached. Secrets are masked
+    (``consumers.redact``): in the messages and in the source lines shown. Never raises.
     """
     try:
         blocks: list[str] = []
@@ -262,7 +264,7 @@ def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> s
             blocks.append(block)
             size += len(block)
             current = cause
-        return bound_tail("".join(reversed(blocks)).lstrip("\n"), limit)
+        return bound_tail(scrub("".join(reversed(blocks)).lstrip("\n")), limit)
     except Exception as error:  # noqa: BLE001
         return f"<traceback unavailable: {type(error).__name__}>"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from kep.consumers import redact
 from kep.consumers.app import App
 from kep.consumers.idempotency.base import IdempotencyStore
 from kep.consumers.idempotency.factory import open_store
@@ -22,6 +23,16 @@ from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
 
+def register_secrets(settings: ConsumerSettings, kafka: KafkaSettings) -> None:
+    """Mask the secrets of this configuration in every log line, error and dead-letter header from now on."""
+    redact.register_url(settings.idempotency_store)
+    redact.register_url(settings.schema_registry_url)
+    try:
+        redact.register_config(kafka.as_librdkafka_dict())
+    except Exception:  # noqa: BLE001, S110 - settings that cannot be rendered fail later, with their own error
+        pass
+
+
 def build_worker(
     app: App,
     settings: ConsumerSettings,
@@ -32,6 +43,7 @@ def build_worker(
     store: IdempotencyStore | None = None,
     probe: bool = True,
 ) -> Worker:
+    register_secrets(settings, kafka)
     plan = make_plan(app, settings, kafka, topology)
     metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
     metrics.declare(plan.main_topics)
@@ -49,7 +61,7 @@ def build_worker(
         group=plan.group,
         codec=codec_for(settings.schema_registry_url),
         store=store,
-        router=_router(app, plan),
+        router=_router(app, plan, tracebacks=settings.dead_letter_tracebacks),
         settler=settler,
         metrics=metrics,
         async_runner=AsyncRunner(),
@@ -66,7 +78,7 @@ def build_worker(
     return worker
 
 
-def _router(app: App, plan: WorkerPlan) -> Router:
+def _router(app: App, plan: WorkerPlan, *, tracebacks: bool = True) -> Router:
     classifier = ErrorClassifier(fatal=app.fatal, retryable_only=app.retryable_only)
     policies: dict[str, RetryPolicy] = {}
     dlq_topics: dict[str, str | None] = {}
@@ -80,4 +92,6 @@ def _router(app: App, plan: WorkerPlan) -> Router:
             )
             policies[source] = policy
             dlq_topics[source] = spec.dlq_topic(source)
-    return Router(group=plan.group, policies=policies, dlq_topics=dlq_topics, classifier=classifier)
+    return Router(
+        group=plan.group, policies=policies, dlq_topics=dlq_topics, classifier=classifier, tracebacks=tracebacks
+    )

@@ -14,7 +14,7 @@ from kep.cli._common import BootstrapOption, TopologyOption, fail
 from kep.consumers.app import load_app
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer
-from kep.consumers.runtime.build import build_worker
+from kep.consumers.runtime.build import build_worker, register_secrets
 from kep.consumers.settings import load_settings
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
@@ -54,6 +54,7 @@ def command(
         overrides["kafka"] = {"bootstrap_servers": bootstrap_servers}
     try:
         settings, kafka = load_settings(config, **overrides)
+        register_secrets(settings, kafka)
         configure_logging(settings.log_format, settings.log_level)
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())  # so `kep run mymodule:app` finds the caller's modules
