@@ -18,7 +18,16 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.cli._common import (
+    GROUP_FILTER_HELP,
+    BootstrapOption,
+    clean,
+    console,
+    fail,
+    group_pattern,
+    kafka_settings,
+    plain,
+)
 from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, Status
 from kep.logs import configure_logging
 
@@ -46,14 +55,14 @@ def _group_line(group: GroupLag) -> Text:
     members = "?" if group.members is None else str(group.members)
     line = Text.assemble(
         ("group ", "dim"),
-        (group.group, "bold"),
+        (clean(group.group), "bold"),
         ": ",
         _status(group.status),
-        f"  state {group.state}, {members} members, lag {group.lag_messages} messages, ",
+        clean(f"  state {group.state}, {members} members, lag {group.lag_messages} messages, "),
         f"max {group.max_lag_seconds:.1f}s",
     )
     if group.error:
-        line.append(f"  ({group.error})", style="magenta")
+        line.append(clean(f"  ({group.error})"), style="magenta")
     return line
 
 
@@ -64,8 +73,8 @@ def _table(snapshot: LagSnapshot) -> Table:
     for group in snapshot.groups:
         for p in group.partitions:
             table.add_row(
-                group.group,
-                p.topic,
+                plain(group.group),  # group ids and topics are whatever their creators chose
+                plain(p.topic),
                 str(p.partition),
                 _cell(p.committed),
                 _cell(p.log_end),
@@ -81,7 +90,7 @@ def render(snapshot: LagSnapshot) -> RenderableType:
     lines: list[RenderableType] = [_table(snapshot), Text()]
     lines += [_group_line(g) for g in snapshot.groups] or [Text("no consumer groups found", style="dim")]
     if snapshot.error:
-        lines.append(Text(f"poll failed: {snapshot.error}", style="magenta"))
+        lines.append(plain(f"poll failed: {snapshot.error}", style="magenta"))
     return Group(*lines)
 
 
@@ -111,9 +120,7 @@ def _watch(monitor: LagMonitor, interval: float, as_json: bool) -> None:
 
 def command(
     bootstrap_servers: BootstrapOption = None,
-    group: Annotated[
-        str | None, typer.Option("--group", "-g", help="Only groups whose id matches this regex in full.")
-    ] = None,
+    group: Annotated[str | None, typer.Option("--group", "-g", help=GROUP_FILTER_HELP)] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 2.0,
     window: Annotated[
@@ -124,7 +131,8 @@ def command(
     """Show consumer-group lag: offsets, lag in messages and seconds, Burrow-style status."""
     configure_logging("console", "WARNING")  # warnings go to stderr; stdout stays the table or the JSON
     try:
-        with LagMonitor(kafka_settings(bootstrap_servers), group_filter=group, window_s=window) as monitor:
+        pattern = group_pattern(group)
+        with LagMonitor(kafka_settings(bootstrap_servers), group_filter=pattern, window_s=window) as monitor:
             if watch:
                 _watch(monitor, interval, as_json)
                 return

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from kep.cli._common import BootstrapOption, console, fail, kafka_settings
+from kep.cli._common import GROUP_FILTER_HELP, BootstrapOption, console, fail, group_pattern, kafka_settings
 from kep.consumers.lag import LagError, LagExporter
 from kep.consumers.metrics import MetricsServerError
 from kep.logs import configure_logging
@@ -23,9 +23,7 @@ def command(
         int, typer.Option("--port", "-p", envvar="KEP_LAG_EXPORTER_PORT", help="HTTP port.")
     ] = 9401,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
-    group: Annotated[
-        str | None, typer.Option("--group", "-g", help="Only groups whose id matches this regex in full.")
-    ] = None,
+    group: Annotated[str | None, typer.Option("--group", "-g", help=GROUP_FILTER_HELP)] = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")] = 10.0,
     window: Annotated[float, typer.Option("--window", min=0.1, help="Status window in seconds.")] = 120.0,
     log_format: Annotated[
@@ -37,8 +35,9 @@ def command(
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        pattern = group_pattern(group)
         exporter = LagExporter(
-            kafka_settings(bootstrap_servers), group_filter=group, poll_interval_s=interval, window_s=window
+            kafka_settings(bootstrap_servers), group_filter=pattern, poll_interval_s=interval, window_s=window
         )
     except LagError as exc:
         fail(str(exc))
