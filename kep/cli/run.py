@@ -13,7 +13,7 @@ import typer
 from kep.cli._common import BootstrapOption, TopologyOption, fail
 from kep.consumers.app import load_app
 from kep.consumers.errors import ConsumerError
-from kep.consumers.metrics import MetricsServer
+from kep.consumers.metrics import MetricsServer, MetricsServerError
 from kep.consumers.runtime.build import build_worker, register_secrets
 from kep.consumers.settings import load_settings
 from kep.logs import configure_logging
@@ -31,6 +31,10 @@ def command(
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz (0: none).")
     ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host", help="Address the metrics server listens on (default 0.0.0.0)."),
+    ] = None,
     idempotency_store: Annotated[
         str | None,
         typer.Option("--idempotency-store", help="memory://, sqlite:///path, redis://, postgresql://"),
@@ -46,6 +50,7 @@ def command(
         "topology": topology,
         "group": group,
         "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
         "idempotency_store": idempotency_store,
         "concurrency": concurrency,
         "log_format": log_format,
@@ -63,7 +68,12 @@ def command(
         fail(str(exc))
     server = None
     if settings.metrics_port:
-        server = MetricsServer(worker.metrics.registry, worker.health, port=settings.metrics_port).start()
+        try:
+            server = MetricsServer(
+                worker.metrics.registry, worker.health, port=settings.metrics_port, host=settings.metrics_host
+            ).start()
+        except MetricsServerError as exc:
+            fail(str(exc))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     try:
