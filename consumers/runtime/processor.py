@@ -196,10 +196,13 @@ class Processor:
             self._release(key)
             return self._failed(state, msg, exc, ctx, redo, time.perf_counter() - started)
         duration = time.perf_counter() - started
-        if ctx.completed_in_transaction:
-            self.metrics.handled(state.source_topic, duration)
-            return HANDLED
-        return self._complete(state, ctx, redo, duration)
+        if not ctx.completed_in_transaction:
+            try:
+                self.store.complete(key)
+            except IdempotencyStoreError as exc:
+                return self._store_wait(ctx, redo, exc, handled=True)
+        self.metrics.handled(state.source_topic, duration)
+        return HANDLED
 
     def _complete(
         self, state: PartitionState, ctx: MessageContext, redo: Redo | None, duration: float
