@@ -23,7 +23,9 @@ from urllib.parse import unquote, urlsplit
 MASK: Final = "***"
 _MIN_SECRET: Final = 4  # shorter values would mask ordinary words
 
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'\\]*:)(?P<secret>[^\s@/\"'\\]+)(?=@)")
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'\\]*:)(?P<secret>[^\s@/\"'\\]+)(?=@)"
+)
 _KEY_VALUE = re.compile(
     r"(?P<head>(?i:\b(?:[a-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|credentials?))"
     r"[\"']?\s*[=:]\s*[\"']?))(?P<secret>[^\s\"',;&}\\]+)"

@@ -93,5 +93,9 @@ def _router(app: App, plan: WorkerPlan, *, tracebacks: bool = True) -> Router:
             policies[source] = policy
             dlq_topics[source] = spec.dlq_topic(source)
     return Router(
-        group=plan.group, policies=policies, dlq_topics=dlq_topics, classifier=classifier, tracebacks=tracebacks
+        group=plan.group,
+        policies=policies,
+        dlq_topics=dlq_topics,
+        classifier=classifier,
+        tracebacks=tracebacks,
     )
