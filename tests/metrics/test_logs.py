@@ -52,7 +52,11 @@ def test_json_lines_carry_level_logger_timestamp_and_the_bound_message_context()
     structlog.get_logger("kep.consumers.runtime").info("after")
     first, second = lines(out)
     assert list(first)[:4] == ["timestamp", "level", "logger", "event"]
-    assert first["level"] == "info" and first["logger"] == "kep.consumers.runtime" and first["event"] == "handled"
+    assert (
+        first["level"] == "info"
+        and first["logger"] == "kep.consumers.runtime"
+        and first["event"] == "handled"
+    )
     assert str(first["timestamp"]).endswith("Z")
     assert {
         k: first[k] for k in ("event_id", "group", "topic", "partition", "offset", "attempt", "trace_id")
