@@ -3,7 +3,8 @@ the same run with no failures; and how late retries ran against their due time.
 
 Both variants read the same pre-produced topic with a fresh group and are timed from the first to the last
 first execution on the main topic (the retry tier's own delay is not the main path's cost). Target: with
-failures >= 0.85 x without. Lateness = time a retry ran - its ``kep-due-time`` (never negative by design).
+failures >= 0.85 x without. Lateness = time a retry ran - its ``kep-due-time`` (never negative by design), with
+jitter on, so records due sooner stand behind records due later on the tier; target p99 <= 1 s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from kep.producers import headers as h
 from kep.topology import ConsumerGroupSpec, KafkaSettings, RetrySpec, TopicSpec, Topology, admin
 
 DELAY = "1s"
+JITTER = (
+    0.5  # each retry's delay lengthened by up to 50 %: retry records are not due in the order they are read
+)
 
 
 class _Flaky(Exception):
@@ -38,7 +42,9 @@ def _trial(ctx: BenchContext, topic: str, count: int, *, fail_every: int, latene
     )
     topology = Topology(
         topics=(spec,),
-        groups=(ConsumerGroupSpec(name=group, topics=(topic,), retry=RetrySpec(delays=(DELAY,))),),
+        groups=(
+            ConsumerGroupSpec(name=group, topics=(topic,), retry=RetrySpec(delays=(DELAY,), jitter=JITTER)),
+        ),
     )
     kafka = KafkaSettings(bootstrap_servers=ctx.bootstrap_servers)
     admin.apply(admin.plan(topology, kafka), kafka)
@@ -99,7 +105,7 @@ def run(ctx: BenchContext) -> list[Result]:
         a.per_second / b.per_second
         for a, b in zip(trials["10% fail once"], trials["no failures"], strict=True)
     ]
-    note = f"{repeats} x {count:,} events, {PARTITIONS} partitions, retry tier {DELAY}"
+    note = f"{repeats} x {count:,} events, {PARTITIONS} partitions, retry tier {DELAY}, jitter {JITTER}"
     ordered = sorted(lateness)
 
     def pct(p: float) -> float:
@@ -109,7 +115,7 @@ def run(ctx: BenchContext) -> list[Result]:
     results += [
         ctx.result("10% fail once / no failures", median(ratios), "x", target=0.85, samples=ratios),
         ctx.result("retry lateness p50", pct(0.5), "ms", better="lower", note=f"{len(ordered)} retries"),
-        ctx.result("retry lateness p99", pct(0.99), "ms", better="lower"),
+        ctx.result("retry lateness p99", pct(0.99), "ms", target=1000.0, better="lower"),
         ctx.result("retry lateness max", ordered[-1] if ordered else float("nan"), "ms", better="lower"),
         ctx.result(
             "retry lateness min (must be >= 0)", ordered[0] if ordered else float("nan"), "ms", target=0.0

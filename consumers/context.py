@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Message
 
-from kep.consumers.idempotency.base import IdempotencyStore
+from kep.consumers.errors import IdempotencyStoreError
+from kep.consumers.idempotency.base import IdempotencyStore, Key
 from kep.producers import headers as h
+
+if TYPE_CHECKING:
+    from kep.consumers.retry.headers import Provenance
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -21,6 +25,9 @@ class MessageContext:
     ``topic`` is the topic the event was first published to, also when it arrives from a retry topic
     (``received_from`` then names the retry topic). Fields other than ``attempt`` and ``idempotency_key`` are
     read from the message when first asked for: a handler pays only for what it uses.
+
+    ``idempotency_key`` is text: a key header that is not UTF-8 is shown with backslash escapes, while the store
+    is asked about its exact bytes.
     """
 
     __slots__ = (
@@ -30,7 +37,9 @@ class MessageContext:
         "idempotency_key",
         "event_type",
         "completed_in_transaction",
-        "first_failure_ms",
+        "store_error",
+        "store_key",
+        "provenance",
         "_msg",
         "_store",
     )
@@ -45,6 +54,8 @@ class MessageContext:
         idempotency_key: str,
         event_type: str | None,
         store: IdempotencyStore | None = None,
+        store_key: Key | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         self._msg = msg
         self._store = store
@@ -54,7 +65,12 @@ class MessageContext:
         self.idempotency_key = idempotency_key
         self.event_type = event_type
         self.completed_in_transaction = False
-        self.first_failure_ms: int | None = None
+        #: Set when the store failed inside ``transaction()``: the runtime then waits for the store and runs
+        #: the message again, instead of counting a failure of the handler.
+        self.store_error: IdempotencyStoreError | None = None
+        self.store_key: Key = idempotency_key if store_key is None else store_key
+        #: What a record from a retry tier carried (``None`` on a main topic, or when unreadable).
+        self.provenance = provenance
 
     @property
     def partition(self) -> int:
@@ -94,12 +110,18 @@ class MessageContext:
         """The idempotency store's own transaction (a psycopg or sqlite3 connection, a Redis MULTI pipeline).
 
         Write the handler's side effects through it: they and the event's idempotency key are committed
-        together, so a redelivered event can never apply them twice.
+        together, so a redelivered event can never apply them twice. When the store itself fails (its
+        connection drops), nothing was committed and the runtime runs the event again once the store answers:
+        that is not a failure of the handler and uses up no attempt.
         """
         if self._store is None or not self._store.supports_transactions:
             raise NotImplementedError("this worker's idempotency store does not offer transactions")
-        with self._store.transaction(self.idempotency_key) as tx:
-            yield tx
+        try:
+            with self._store.transaction(self.store_key) as tx:
+                yield tx
+        except IdempotencyStoreError as exc:
+            self.store_error = exc
+            raise
         self.completed_in_transaction = True
 
     def __repr__(self) -> str:

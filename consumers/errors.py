@@ -8,6 +8,7 @@ Hierarchy::
         ├── AppError              an app declaration that cannot run
         │                         (no handler, unknown topic, bad import path)
         ├── HandlerError          wraps a handler's exception with the message's coordinates
+        ├── RecordError           a record the runtime cannot read (a header, its key); fatal: dead-lettered
         └── IdempotencyStoreError the dedupe store cannot be reached or answered nonsense
 """
 
@@ -30,6 +31,11 @@ class AppError(ConsumerError):
 
 class HandlerError(ConsumerError):
     """A handler raised; keeps the original exception as ``__cause__``."""
+
+
+class RecordError(ConsumerError):
+    """Something about one record the runtime could not deal with (its headers, its key, a step of its path):
+    fatal, so the record goes to the dead-letter topic with this error."""
 
 
 class IdempotencyStoreError(ConsumerError):

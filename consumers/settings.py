@@ -77,8 +77,17 @@ class ConsumerSettings(KepSettings):
         default=True,
         description="Record each event's state and count batch members in the idempotency store's database.",
     )
+    dead_letter_tracebacks: bool = Field(
+        default=True,
+        description="Put the failure's traceback in retry and dead-letter headers (secrets masked either way).",
+    )
     metrics_enabled: bool = True
     metrics_port: int = Field(default=9400, ge=0, le=65535, description="0: no HTTP server.")
+    metrics_host: str = Field(
+        default="0.0.0.0",
+        min_length=1,
+        description="Address /metrics, /healthz and /readyz listen on (127.0.0.1: this host only).",
+    )
     health_ttl_s: float = Field(default=30.0, gt=0)
     log_format: LogFormat = "auto"
     log_level: str = "INFO"

@@ -4,6 +4,8 @@
 through the same renderer, so every line of a process has one format. Context bound with
 ``structlog.contextvars.bind_contextvars`` (or the ``bound_contextvars`` context manager) is merged into every
 event: the runtime binds the event id, group, topic, partition, offset, attempt and trace id per message.
+Secrets are masked in every line (``kep.consumers.redact``): connection URLs' passwords, ``password=...``, and
+the values the worker registered from its configuration.
 
 >>> configure_logging("json", "INFO")
 >>> structlog.get_logger("kep.demo").info("handled", topic="orders", offset=42)  # doctest: +SKIP
@@ -12,6 +14,7 @@ event: the runtime binds the event id, group, topic, partition, offset, attempt 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any, Literal, TextIO, cast
@@ -22,6 +25,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from kep.consumers.redact import scrub
 from kep.schemas.errors import KepError
 
 LogFormat = Literal["auto", "console", "json"]
@@ -34,7 +38,27 @@ class LoggingConfigError(KepError):
 
 
 def _orjson_dumps(event: EventDict, **_kwargs: Any) -> str:
-    return orjson.dumps(event, default=repr).decode()
+    """One JSON line. orjson refuses integers beyond 64 bits and strings with lone surrogates (both can come
+    from a record's headers): such values are then written as text, so a log line is never lost to them."""
+    try:
+        return orjson.dumps(event, default=repr).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(_portable(event), default=repr, separators=(",", ":"), ensure_ascii=False)
+
+
+def _portable(value: Any) -> Any:
+    """``value`` with integers beyond 64 bits as decimal text and lone surrogates backslash-escaped."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_portable(str(key)): _portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(item) for item in value]
+    return _portable(repr(value))
 
 
 _FIRST_KEYS = ("timestamp", "level", "logger", "event")
@@ -46,6 +70,31 @@ def _ordered(renderer: Processor) -> Processor:
     def render(logger: WrappedLogger, method_name: str, event: EventDict) -> Any:
         head = {key: event.pop(key) for key in _FIRST_KEYS if key in event}
         return renderer(logger, method_name, {**head, **event})
+
+    return render
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item) for item in value]
+    return value
+
+
+def _scrub_event(logger: WrappedLogger, method_name: str, event: EventDict) -> EventDict:
+    """Mask secrets (``kep.consumers.redact``) in every value of the event, exceptions included."""
+    return {key: _scrubbed(value) if not key.startswith("_") else value for key, value in event.items()}
+
+
+def _scrub_output(renderer: Processor) -> Processor:
+    """Mask secrets in the rendered line too: the console renderer formats tracebacks itself."""
+
+    def render(logger: WrappedLogger, method_name: str, event: EventDict) -> Any:
+        out = renderer(logger, method_name, event)
+        return scrub(out) if isinstance(out, str) else out
 
     return render
 
@@ -125,9 +174,14 @@ def configure_logging(
         renderer = _ordered(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
     else:
         isatty = getattr(out, "isatty", None)
-        renderer = structlog.dev.ConsoleRenderer(colors=bool(callable(isatty) and isatty()))
+        renderer = _scrub_output(structlog.dev.ConsoleRenderer(colors=bool(callable(isatty) and isatty())))
     structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), _named_renderer(renderer)],
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            _scrub_event,
+            _named_renderer(renderer),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=_NamedPrintLoggerFactory(out),
         cache_logger_on_first_use=False,
@@ -169,7 +223,7 @@ def _route_stdlib(out: TextIO, level: int, shared: list[Processor], renderer: Pr
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, _add_logger_name],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _scrub_event, renderer],
         )
     )
     root = logging.getLogger()

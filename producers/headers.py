@@ -8,6 +8,7 @@ first match.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 #: The Avro full name of the event, e.g. ``kep.orders.OrderPlaced``.
 EVENT_TYPE = "kep-event-type"
@@ -37,6 +38,10 @@ EXCEPTION_TYPE = "kep-exception-type"
 EXCEPTION_MESSAGE = "kep-exception-message"
 EXCEPTION_TRACEBACK = "kep-exception-traceback"
 DUE_TIME = "kep-due-time"
+#: On a dead-letter record whose value had to be cut to fit the topic: the original value's size in bytes.
+TRUNCATED = "kep-truncated"
+#: Why a record could not be forwarded where its policy sent it (too large for the topic, refused).
+FORWARD_ERROR = "kep-forward-error"
 
 #: Bound on the size of ``kep-exception-traceback``, in bytes.
 EXCEPTION_TRACEBACK_MAX_BYTES = 4096
@@ -75,14 +80,35 @@ def header_str(headers: HeaderList | None, name: str) -> str | None:
 
 
 def header_int(headers: HeaderList | None, name: str) -> int | None:
-    """The first header called ``name`` as an ASCII decimal integer; ``None`` if absent or not a number."""
-    text = header_str(headers, name)
-    if text is None:
+    """The first header called ``name`` as an integer (see :func:`parse_int`); ``None`` if absent or not one."""
+    return parse_int(header_bytes(headers, name))
+
+
+#: The integers a header may carry: signed 64-bit, as Kafka's own offsets and timestamps.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
+def parse_int(raw: bytes | str | None) -> int | None:
+    """``raw`` as a strict ASCII decimal integer within 64 bits (an optional leading ``-``), else ``None``.
+
+    Nothing else is a number here: no spaces, no ``+``, no ``_``, no non-ASCII digits, no 5,000-digit values.
+    A header is written by whoever can produce to the topic, so anything that is not plainly a number is
+    treated as absent rather than trusted or allowed to raise.
+    """
+    if raw is None:
         return None
-    try:
-        return int(text.strip())
-    except ValueError:
+    if isinstance(raw, str):
+        if not raw.isascii():
+            return None
+        raw = raw.encode("ascii")
+    if not 0 < len(raw) <= 20:
         return None
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    if not digits.isdigit():  # bytes.isdigit is ASCII-only, and False for b""
+        return None
+    value = int(raw)
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def encode_int(value: int) -> bytes:

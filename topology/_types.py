@@ -10,11 +10,13 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Pla
 from kep.topology.durations import format_duration, parse_duration
 
 MAX_TOPIC_NAME_LENGTH = 249
-_KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-_AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Whole ASCII strings only: \A and \Z (``$`` also matches before a final newline), ASCII classes (``\d`` takes
+# every script's digits otherwise), and always used with fullmatch.
+_KAFKA_NAME = re.compile(r"\A[a-zA-Z0-9._-]+\Z", re.ASCII)
+_AVRO_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z", re.ASCII)
 _DOTTED_NAME = _AVRO_NAME  # Python dotted paths follow the same shape
-_CONFIG_KEY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
-_INTEGER = re.compile(r"^-?\d+$")
+_CONFIG_KEY = re.compile(r"\A[a-z0-9]+(?:[._-][a-z0-9]+)*\Z", re.ASCII)
+_INTEGER = re.compile(r"\A-?[0-9]+\Z", re.ASCII)
 _INTEGER_SUFFIXES = (".ms", ".bytes", ".messages", ".replicas")
 
 
@@ -26,8 +28,8 @@ def kafka_name_problem(value: str) -> str | None:
         return f"{value!r} is reserved"
     if len(value) > MAX_TOPIC_NAME_LENGTH:
         return f"{value[:40]!r}... is {len(value)} characters long; Kafka allows {MAX_TOPIC_NAME_LENGTH}"
-    if not _KAFKA_NAME.match(value):
-        bad = sorted({ch for ch in value if not _KAFKA_NAME.match(ch)})
+    if not _KAFKA_NAME.fullmatch(value):
+        bad = sorted({ch for ch in value if not _KAFKA_NAME.fullmatch(ch)})
         return f"{value!r} contains {''.join(bad)!r}; Kafka allows only letters, digits, '.', '_' and '-'"
     return None
 
@@ -40,19 +42,19 @@ def _kafka_name(value: str) -> str:
 
 
 def _avro_name(value: str) -> str:
-    if not _AVRO_NAME.match(value):
+    if not _AVRO_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not an Avro full name like 'acme.inventory.StockReserved'")
     return value
 
 
 def _dotted_name(value: str) -> str:
-    if not _DOTTED_NAME.match(value):
+    if not _DOTTED_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a dotted class name like 'json.JSONDecodeError' or 'ValueError'")
     return value
 
 
 def _identifier(value: str) -> str:
-    if not value.isidentifier():
+    if not (value.isascii() and value.isidentifier()):  # Avro field names are ASCII
         raise ValueError(f"{value!r} is not a field name")
     return value
 
@@ -79,14 +81,14 @@ def _config_value(value: Any) -> Any:
 
 
 def _config_key(value: str) -> str:
-    if not _CONFIG_KEY.match(value):
+    if not _CONFIG_KEY.fullmatch(value):
         raise ValueError(f"{value!r} is not a Kafka config name like 'retention.ms'")
     return value
 
 
 def _configs(value: dict[str, str]) -> dict[str, str]:
     for key, item in value.items():
-        if key.endswith(_INTEGER_SUFFIXES) and not _INTEGER.match(item):
+        if key.endswith(_INTEGER_SUFFIXES) and not _INTEGER.fullmatch(item):
             raise ValueError(f"{key} must be a whole number, got {item!r}")
     return value
 

@@ -15,7 +15,10 @@ from kep.topology.errors import DurationError
 __all__ = ["format_duration", "parse_duration", "to_milliseconds"]
 
 _UNITS_MS: dict[str, int] = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000, "ms": 1}
-_PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)\s*$")
+# The whole ASCII string: spaces or tabs around, nothing else (no newline, no digits of other scripts).
+_PATTERN = re.compile(
+    r"\A[ \t]*(?P<number>[0-9]{1,15}(?:\.[0-9]{1,9})?)[ \t]*(?P<unit>ms|s|m|h|d)[ \t]*\Z", re.ASCII
+)
 
 
 def parse_duration(value: str | timedelta) -> float:
@@ -32,7 +35,7 @@ def parse_duration(value: str | timedelta) -> float:
     if isinstance(value, bool) or not isinstance(value, str):
         hint = " (add a unit: ms, s, m, h or d)" if isinstance(value, int | float) else ""
         raise DurationError(f"duration {value!r} is not a string like '10s'{hint}")
-    match = _PATTERN.match(value)
+    match = _PATTERN.fullmatch(value)
     if match is None:
         raise DurationError(
             f"duration {value!r} is not a number with a unit (ms, s, m, h, d), e.g. '500ms', '10s'"

@@ -5,11 +5,19 @@ expires if the worker dies) and *done* (the handler's effects are complete; kept
 ``NEW`` (run the handler), ``DONE`` (skip: a redelivery) or ``BUSY`` (another live worker holds the claim: try
 again later). Stores that can, offer ``transaction(key)``: the handler writes its side effects in the store's own
 transaction and the key is completed in that same transaction, so effects happen exactly once.
+
+A key is any bytes (or text, taken as UTF-8) of any length: it comes from a header whoever produced the record
+chose. The shared stores keep a digest of it (:func:`digest`), so NUL bytes, invalid UTF-8 and 100 KB keys
+are stored like any other.
+
+Errors: :class:`~kep.consumers.errors.IdempotencyStoreError` means "the store cannot answer now" and is waited
+out, never taken for an answer. ``AlreadyCompletedError`` is raised only when the key really is done.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -17,6 +25,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from kep.consumers.errors import ConsumerError
+
+#: An idempotency key: bytes as they came, or text (stored as its UTF-8 bytes).
+Key = str | bytes
+
+
+def key_bytes(key: Key) -> bytes:
+    """The bytes of ``key``; text is UTF-8 (lone surrogates kept as they were decoded)."""
+    return key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape")
+
+
+def digest(key: Key) -> str:
+    """What the shared stores keep for ``key``: 40 hex digits of its BLAKE2b-160 digest."""
+    return hashlib.blake2b(key_bytes(key), digest_size=20).hexdigest()
 
 
 class ClaimState(enum.Enum):
@@ -26,7 +47,9 @@ class ClaimState(enum.Enum):
 
 
 class AlreadyCompletedError(ConsumerError):
-    """Raised out of ``transaction()`` when the key was completed meanwhile: the transaction was rolled back."""
+    """Raised out of ``transaction()`` when the key was completed meanwhile (by this worker in an earlier run
+    whose acknowledgement was lost, or by another): the transaction was rolled back. Only a key that is really
+    done raises it; a claim lost to an expired lease or a dropped connection is an ``IdempotencyStoreError``."""
 
 
 class IdempotencyStore(ABC):
@@ -39,19 +62,19 @@ class IdempotencyStore(ABC):
         self.owner = uuid.uuid4().hex  # this worker's identity in claims
 
     @abstractmethod
-    def claim(self, key: str) -> ClaimState:
+    def claim(self, key: Key) -> ClaimState:
         """Claim ``key`` for this worker for ``lease_s`` seconds."""
 
     @abstractmethod
-    def complete(self, key: str) -> None:
+    def complete(self, key: Key) -> None:
         """Mark ``key`` done for ``ttl_s`` seconds."""
 
     @abstractmethod
-    def release(self, key: str) -> None:
+    def release(self, key: Key) -> None:
         """Give up this worker's claim (the handler failed), so a retry can claim it."""
 
     @contextmanager
-    def transaction(self, key: str) -> Iterator[Any]:
+    def transaction(self, key: Key) -> Iterator[Any]:
         """Yield a store-native transaction; on success the key is completed in it atomically."""
         raise NotImplementedError(f"{type(self).__name__} does not offer handler transactions")
         yield  # pragma: no cover
@@ -59,6 +82,9 @@ class IdempotencyStore(ABC):
     @property
     def supports_transactions(self) -> bool:
         return False
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Raise ``IdempotencyStoreError`` when the store cannot be reached (the worker checks at start)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -3,6 +3,9 @@
 ``transaction(key)`` yields a connection inside a transaction: the handler writes its rows there and the key is
 completed in the same transaction, so a database side effect happens exactly once even across crashes and
 redeliveries. Times come from the database clock so replicas on other hosts agree on lease expiry.
+
+Keys are stored as their digest (``base.digest``): a text column takes neither NUL nor (in the primary key's
+index) values over about 2.7 KB, and a key is whatever bytes the producer sent.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency._connections import ThreadConnections
-from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key, digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kep_idempotency (
@@ -75,16 +78,19 @@ class PostgresStore(IdempotencyStore):
         if conn is not None and (conn.closed or conn.broken):
             self._conns.forget()
 
-    def _params(self, key: str) -> dict[str, Any]:
+    def _params(self, key: Key) -> dict[str, Any]:
         return {
             "ns": self.namespace,
-            "key": key,
+            "key": digest(key),
             "owner": self.owner,
             "lease": self.lease_s,
             "ttl": self.ttl_s,
         }
 
-    def claim(self, key: str) -> ClaimState:
+    def check(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT 1"))
+
+    def claim(self, key: Key) -> ClaimState:
         params = self._params(key)
 
         def go(conn: Any) -> ClaimState:
@@ -98,15 +104,22 @@ class PostgresStore(IdempotencyStore):
         result: ClaimState = self._run(go)
         return result
 
-    def complete(self, key: str) -> None:
+    def complete(self, key: Key) -> None:
         self._run(lambda conn: conn.execute(_COMPLETE, self._params(key)))
 
-    def release(self, key: str) -> None:
+    def release(self, key: Key) -> None:
         self._run(lambda conn: conn.execute(_RELEASE, self._params(key)))
 
     @contextmanager
-    def transaction(self, key: str) -> Iterator[Any]:
-        """Yield this thread's connection inside a transaction; the key is completed in it before COMMIT."""
+    def transaction(self, key: Key) -> Iterator[Any]:
+        """Yield this thread's connection inside a transaction; the key is completed in it before COMMIT.
+
+        A failure of the connection (killed, reset, server gone), before, during or after the handler's
+        statements, is an ``IdempotencyStoreError``: the store is unavailable, the transaction did not happen,
+        and the event is run again once the store answers. An error of the handler's own statements on a
+        healthy connection (a constraint, a deadlock) is the handler's failure and is raised as it is.
+        """
+        params = self._params(key)
         try:
             conn = self._conn()
             tx = conn.transaction()
@@ -116,20 +129,52 @@ class PostgresStore(IdempotencyStore):
             raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
         try:
             yield conn
-            cur = conn.execute(_COMPLETE_IF_OURS, self._params(key))
-            if cur.rowcount != 1:
-                raise AlreadyCompletedError(f"idempotency key {key!r} is no longer claimed by this worker")
         except BaseException as exc:
-            tx.__exit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, self._psycopg.Error):
+            self._rollback(tx, exc)
+            if isinstance(exc, self._psycopg.Error) and self._connection_lost(conn):
                 self._drop_broken()
-                raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
+                raise IdempotencyStoreError(f"postgres idempotency store: connection lost: {exc}") from exc
             raise
+        try:
+            done = conn.execute(_COMPLETE_IF_OURS, params).rowcount == 1
+        except self._psycopg.Error as exc:
+            self._rollback(tx, exc)
+            self._drop_broken()
+            raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
+        if not done:
+            self._rollback(tx, None)
+            raise self._not_ours(params)
         try:
             tx.__exit__(None, None, None)
         except self._psycopg.Error as exc:
             self._drop_broken()
             raise IdempotencyStoreError(f"postgres idempotency store: commit failed: {exc}") from exc
+
+    def _rollback(self, tx: Any, exc: BaseException | None) -> None:
+        try:
+            if exc is None:
+                tx.__exit__(_Rollback, _Rollback(), None)
+            else:
+                tx.__exit__(type(exc), exc, exc.__traceback__)
+        except self._psycopg.Error:
+            self._drop_broken()  # the connection is gone: nothing was committed
+        except _Rollback:
+            pass
+
+    def _connection_lost(self, conn: Any) -> bool:
+        return bool(conn.closed or conn.broken)
+
+    def _not_ours(self, params: dict[str, Any]) -> Exception:
+        try:
+            row = self._conn().execute(_STATE, params).fetchone()
+        except self._psycopg.Error as exc:
+            self._drop_broken()
+            return IdempotencyStoreError(f"postgres idempotency store: {exc}")
+        if row is not None and row[0] == "":
+            return AlreadyCompletedError("the idempotency key was completed meanwhile")
+        return IdempotencyStoreError(
+            "postgres idempotency store: this worker's claim was lost (its lease expired); the event runs again"
+        )
 
     @property
     def supports_transactions(self) -> bool:
@@ -137,3 +182,7 @@ class PostgresStore(IdempotencyStore):
 
     def close(self) -> None:
         self._conns.close_all()
+
+
+class _Rollback(Exception):
+    """Rolls a psycopg transaction block back without an error of its own."""

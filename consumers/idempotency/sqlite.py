@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency._connections import ThreadConnections
-from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key, digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kep_idempotency (
@@ -66,49 +66,85 @@ class SqliteStore(IdempotencyStore):
     def _conn(self) -> sqlite3.Connection:
         return self._conns.get()
 
-    def claim(self, key: str) -> ClaimState:
-        now = time.time()
-        try:
-            conn = self._conn()
-            row = conn.execute(_CLAIM, (self.namespace, key, self.owner, now + self.lease_s, now)).fetchone()
-            if row is not None:
-                return ClaimState.NEW
-            state = conn.execute(_STATE, (self.namespace, key)).fetchone()
-        except sqlite3.Error as exc:
-            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
-        if state is None:  # released between the two statements: try again
-            return self.claim(key)
-        return ClaimState.DONE if state[0] == "" else ClaimState.BUSY
+    def _error(self, exc: BaseException) -> IdempotencyStoreError:
+        return IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}")
 
-    def complete(self, key: str) -> None:
-        try:
-            self._conn().execute(_COMPLETE, (self.namespace, key, time.time() + self.ttl_s))
-        except sqlite3.Error as exc:
-            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+    def claim(self, key: Key) -> ClaimState:
+        name = digest(key)
+        while True:
+            now = time.time()
+            try:
+                conn = self._conn()
+                row = conn.execute(
+                    _CLAIM, (self.namespace, name, self.owner, now + self.lease_s, now)
+                ).fetchone()
+                if row is not None:
+                    return ClaimState.NEW
+                state = conn.execute(_STATE, (self.namespace, name)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            if state is not None:  # None: released between the two statements, try again
+                return ClaimState.DONE if state[0] == "" else ClaimState.BUSY
 
-    def release(self, key: str) -> None:
+    def complete(self, key: Key) -> None:
         try:
-            self._conn().execute(_RELEASE, (self.namespace, key, self.owner))
+            self._conn().execute(_COMPLETE, (self.namespace, digest(key), time.time() + self.ttl_s))
         except sqlite3.Error as exc:
-            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+            raise self._error(exc) from exc
+
+    def release(self, key: Key) -> None:
+        try:
+            self._conn().execute(_RELEASE, (self.namespace, digest(key), self.owner))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     @contextmanager
-    def transaction(self, key: str) -> Iterator[sqlite3.Connection]:
-        """Yield this thread's connection inside ``BEGIN IMMEDIATE``; the key is completed before COMMIT."""
+    def transaction(self, key: Key) -> Iterator[sqlite3.Connection]:
+        """Yield this thread's connection inside ``BEGIN IMMEDIATE``; the key is completed before COMMIT.
+
+        The store failing to begin, complete or commit is an ``IdempotencyStoreError`` (waited out, the event
+        run again); an error of the handler's own statements is the handler's failure, raised as it is.
+        """
+        name = digest(key)
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
+            raise self._error(exc) from exc
         try:
             yield conn
-            cur = conn.execute(_COMPLETE_IF_OURS, (time.time() + self.ttl_s, self.namespace, key, self.owner))
-            if cur.rowcount != 1:
-                raise AlreadyCompletedError(f"idempotency key {key!r} is no longer claimed by this worker")
-            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
+        try:
+            cur = conn.execute(
+                _COMPLETE_IF_OURS, (time.time() + self.ttl_s, self.namespace, name, self.owner)
+            )
+            if cur.rowcount != 1:
+                self._rollback(conn)
+                raise self._not_ours(conn, name)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise self._error(exc) from exc
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # nothing was committed either way
+                pass
+
+    def _not_ours(self, conn: sqlite3.Connection, name: str) -> Exception:
+        try:
+            state = conn.execute(_STATE, (self.namespace, name)).fetchone()
+        except sqlite3.Error as exc:
+            return self._error(exc)
+        if state is not None and state[0] == "":
+            return AlreadyCompletedError("the idempotency key was completed meanwhile")
+        return IdempotencyStoreError(
+            f"sqlite idempotency store {self.path}: this worker's claim was lost (its lease expired)"
+        )
 
     @property
     def supports_transactions(self) -> bool:

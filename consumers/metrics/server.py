@@ -1,6 +1,8 @@
 """``MetricsServer``: ``/metrics``, ``/healthz`` and ``/readyz`` (plus any extra routes) over stdlib HTTP.
 
-A ``ThreadingHTTPServer`` in a daemon thread, so a slow scrape never blocks a health check. Extra routes map a
+A threading HTTP server in a daemon thread, so a slow scrape never blocks a health check. It defends itself: a
+connection that sends nothing (or too slowly) is closed after ``timeout_s``, and at most ``max_threads``
+requests are served at once (the next get ``503`` at once instead of a thread each). Extra routes map a
 path prefix to ``handler(path) -> (status, body, content_type)``; ``path`` is the request path as sent,
 query string included. A prefix matches itself and anything below it (``/groups`` matches ``/groups`` and
 ``/groups/billing``, not ``/groupsx``); the longest matching prefix wins and extra routes override built-ins.
@@ -8,6 +10,7 @@ query string included. A prefix matches itself and anything below it (``/groups`
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 from collections.abc import Callable, Mapping
@@ -27,6 +30,11 @@ log = structlog.get_logger(__name__)
 Response = tuple[int, bytes, str]
 RouteHandler = Callable[[str], Response]
 TEXT = "text/plain; charset=utf-8"
+#: Seconds a connection may take to send its request (and to take the response) before it is closed.
+CONNECTION_TIMEOUT_S = 10.0
+#: Requests served at once; scrapes and probes need few.
+MAX_THREADS = 16
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
 
 
 def _probe_response(check: Callable[[], tuple[bool, str]]) -> Response:
@@ -40,6 +48,10 @@ def _matches(path: str, prefix: str) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.timeout_s)  # reads and writes; a silent client is dropped
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
         self._respond(send_body=True)
@@ -74,7 +86,34 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False
     owner: MetricsServer
+    timeout_s: float = CONNECTION_TIMEOUT_S
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per request, up to the cap; past it, ``503`` from the accepting thread and close."""
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or went away: not worth a traceback on stderr."""
+        log.debug("http connection failed", client=str(client_address))
 
 
 class MetricsServer:
@@ -88,10 +127,14 @@ class MetricsServer:
         port: int,
         host: str = "0.0.0.0",
         routes: Mapping[str, RouteHandler] | None = None,
+        timeout_s: float = CONNECTION_TIMEOUT_S,
+        max_threads: int = MAX_THREADS,
     ) -> None:
         self.registry = registry
         self.health = health
         self.host = host
+        self.timeout_s = timeout_s
+        self.max_threads = max_threads
         self._requested_port = port
         self._routes: dict[str, RouteHandler] = {
             "/healthz": lambda _path: _probe_response(health.live),
@@ -121,6 +164,8 @@ class MetricsServer:
                 f"cannot serve metrics on {self.host}:{self._requested_port}: {exc}"
             ) from exc
         server.owner = self
+        server.timeout_s = self.timeout_s
+        server.slots = threading.BoundedSemaphore(self.max_threads)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kep-metrics-http", daemon=True

@@ -5,8 +5,9 @@ A *fatal* failure goes straight to the dead-letter topic: retrying cannot help. 
 1. A :class:`consumers.errors.HandlerError` is classified by its cause (the handler's own exception).
 2. :class:`RetryableError` (and subclasses) is never fatal: the app says so explicitly.
 3. :class:`NonRetryableError` (and subclasses) is always fatal.
-4. Fatal by default: :class:`schemas.errors.DecodeError` (corrupt bytes, unknown schema) and pydantic's
-   ``ValidationError`` (an event that does not fit its model), plus every class the app declares fatal.
+4. Fatal by default: :class:`schemas.errors.DecodeError` (corrupt bytes, unknown schema), pydantic's
+   ``ValidationError`` (an event that does not fit its model) and :class:`consumers.errors.RecordError` (a
+   record the runtime cannot read), plus every class the app declares fatal.
 5. When the app lists ``retryable_only``, every exception not matching it is fatal.
 6. Anything else is retryable.
 
@@ -22,12 +23,12 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from kep.consumers.errors import ConfigError, HandlerError
+from kep.consumers.errors import ConfigError, HandlerError, RecordError
 from kep.schemas.errors import DecodeError
 
 ExceptionRef = type[BaseException] | str
 
-DEFAULT_FATAL: Final[tuple[type[BaseException], ...]] = (DecodeError, ValidationError)
+DEFAULT_FATAL: Final[tuple[type[BaseException], ...]] = (DecodeError, ValidationError, RecordError)
 
 
 class RetryableError(Exception):

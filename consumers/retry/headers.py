@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from kep.consumers.redact import scrub
 from kep.producers.headers import (
     ATTEMPT,
     CONSUMER_GROUP,
@@ -41,12 +42,14 @@ from kep.producers.headers import (
     EXCEPTION_TYPE,
     FIRST_FAILURE_TIME,
     IDEMPOTENCY_KEY,
+    INT64_MAX,
     LAST_FAILURE_TIME,
     ORIGINAL_OFFSET,
     ORIGINAL_PARTITION,
     ORIGINAL_TIMESTAMP,
     ORIGINAL_TOPIC,
     HeaderValue,
+    parse_int,
 )
 from kep.schemas.errors import KepError
 
@@ -112,8 +115,11 @@ class Provenance:
         now_ms: int,
         idempotency_key: str | None = None,
         due_ms: int | None = None,
+        traceback: bool = True,
     ) -> Provenance:
-        """Provenance for a record consumed from its source topic whose first execution just failed."""
+        """Provenance for a record consumed from its source topic whose first execution just failed.
+
+        ``traceback=False`` leaves the traceback out (an empty ``kep-exception-traceback``)."""
         return cls(
             original_topic=topic,
             original_partition=partition,
@@ -125,20 +131,22 @@ class Provenance:
             last_failure_ms=now_ms,
             exception_type=qualified_name(type(exc)),
             exception_message=bounded_message(exc),
-            exception_traceback=bounded_traceback(exc),
+            exception_traceback=bounded_traceback(exc) if traceback else "",
             idempotency_key=idempotency_key,
             due_ms=due_ms,
         )
 
-    def next_failure(self, exc: BaseException, *, now_ms: int, due_ms: int | None = None) -> Provenance:
+    def next_failure(
+        self, exc: BaseException, *, now_ms: int, due_ms: int | None = None, traceback: bool = True
+    ) -> Provenance:
         """Provenance after one more failed execution: origin and first failure kept, attempt + 1."""
         return replace(
             self,
-            attempt=self.attempt + 1,
+            attempt=min(self.attempt + 1, INT64_MAX),
             last_failure_ms=now_ms,
             exception_type=qualified_name(type(exc)),
             exception_message=bounded_message(exc),
-            exception_traceback=bounded_traceback(exc),
+            exception_traceback=bounded_traceback(exc) if traceback else "",
             due_ms=due_ms,
         )
 
@@ -191,7 +199,7 @@ class Provenance:
             original_offset=_int(found, ORIGINAL_OFFSET),
             original_timestamp_ms=_int(found, ORIGINAL_TIMESTAMP),
             consumer_group=_text(found, CONSUMER_GROUP),
-            attempt=_int(found, ATTEMPT),
+            attempt=_count(found, ATTEMPT),
             first_failure_ms=_int(found, FIRST_FAILURE_TIME),
             last_failure_ms=_int(found, LAST_FAILURE_TIME),
             exception_type=_text(found, EXCEPTION_TYPE, default=""),
@@ -221,8 +229,13 @@ def qualified_name(cls: type) -> str:
 
 
 def bounded_message(exc: BaseException, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """``str(exc)`` cut to ``limit`` UTF-8 bytes, keeping the start."""
-    data = str(exc).encode("utf-8", "replace")
+    """``str(exc)`` with secrets masked (``consumers.redact``), cut to ``limit`` UTF-8 bytes, keeping the
+    start. Never raises (an exception's own ``__str__`` may)."""
+    try:
+        text = scrub(str(exc))
+    except Exception:  # noqa: BLE001 - a broken __str__ must not stop the record
+        text = f"<unprintable {type(exc).__name__}>"
+    data = text.encode("utf-8", "replace")
     if len(data) <= limit:
         return data.decode()
     return (data[: limit - len(_TRUNCATED_TAIL)] + _TRUNCATED_TAIL).decode("utf-8", "ignore")
@@ -233,23 +246,27 @@ def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> s
 
     Formatted here rather than with ``traceback.format_exception``, which stats every source file of the
     stack on each call: on the failure path of a busy worker that was the most expensive step. Chained
-    causes are formatted newest first and only until the limit is reached.
+    causes are formatted newest first and only until the limit is reached. Secrets are masked
+    (``consumers.redact``): in the messages and in the source lines shown. Never raises.
     """
-    blocks: list[str] = []
-    size = 0
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen and size <= limit:
-        seen.add(id(current))
-        block = "".join(_format_one(current))
-        cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        if cause is not None:
-            joint = "direct cause of" if current.__cause__ is not None else "raised while handling"
-            block = f"\nThe above exception was the {joint} the following exception:\n\n" + block
-        blocks.append(block)
-        size += len(block)
-        current = cause
-    return bound_tail("".join(reversed(blocks)).lstrip("\n"), limit)
+    try:
+        blocks: list[str] = []
+        size = 0
+        current: BaseException | None = exc
+        seen: set[int] = set()
+        while current is not None and id(current) not in seen and size <= limit:
+            seen.add(id(current))
+            block = "".join(_format_one(current))
+            cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+            if cause is not None:
+                joint = "direct cause of" if current.__cause__ is not None else "raised while handling"
+                block = f"\nThe above exception was the {joint} the following exception:\n\n" + block
+            blocks.append(block)
+            size += len(block)
+            current = cause
+        return bound_tail(scrub("".join(reversed(blocks)).lstrip("\n")), limit)
+    except Exception as error:  # noqa: BLE001
+        return f"<traceback unavailable: {type(error).__name__}>"
 
 
 def _format_one(exc: BaseException) -> list[str]:
@@ -320,12 +337,23 @@ def _text(found: Mapping[str, bytes | None], name: str, default: str | None = No
 
 
 def _optional_int(found: Mapping[str, bytes | None], name: str) -> int | None:
-    text = _optional_text(found, name)
-    if text is None:
+    raw = found.get(name)
+    if raw is None:
         return None
-    if not text.isascii() or not text.lstrip("-").isdigit():
-        raise InvalidProvenanceError(f"header {name}: not an ASCII decimal integer ({text[:40]!r})")
-    return int(text)
+    value = parse_int(raw)
+    if value is None:
+        shown = raw[:40].decode("ascii", "backslashreplace")
+        raise InvalidProvenanceError(
+            f"header {name}: not an ASCII decimal integer within 64 bits ({shown!r})"
+        )
+    return value
+
+
+def _count(found: Mapping[str, bytes | None], name: str) -> int:
+    value = _int(found, name)
+    if value < 0:
+        raise InvalidProvenanceError(f"header {name}: a count cannot be negative ({value})")
+    return value
 
 
 def _int(found: Mapping[str, bytes | None], name: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from kep.consumers import redact
 from kep.consumers.app import App
 from kep.consumers.idempotency.base import IdempotencyStore
 from kep.consumers.idempotency.factory import open_store
@@ -14,15 +15,25 @@ from kep.consumers.retry.router import Router
 from kep.consumers.runtime.async_runner import AsyncRunner
 from kep.consumers.runtime.plan import WorkerPlan, make_plan
 from kep.consumers.runtime.processor import Processor
+from kep.consumers.runtime.settle import Settler
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings
-from kep.consumers.status.hook import Outcomes
 from kep.consumers.status.recorder import status_recorder
 from kep.schemas.codec import codec_for
 from kep.schemas.settings import SchemaRegistrySettings
 from kep.topology.loader import schema_registry as local_schemas
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
+
+
+def register_secrets(settings: ConsumerSettings, kafka: KafkaSettings) -> None:
+    """Mask the secrets of this configuration in every log line, error and dead-letter header from now on."""
+    redact.register_url(settings.idempotency_store)
+    redact.register_url(settings.schema_registry_url)
+    try:
+        redact.register_config(kafka.as_librdkafka_dict())
+    except Exception:  # noqa: BLE001, S110 - settings that cannot be rendered fail later, with their own error
+        pass
 
 
 def build_worker(
@@ -38,6 +49,7 @@ def build_worker(
 ) -> Worker:
     """``schema_registry``: how to talk to the registry at ``settings.schema_registry_url`` (default:
     ``KEP_SCHEMA_REGISTRY_*``)."""
+    register_secrets(settings, kafka)
     plan = make_plan(app, settings, kafka, topology)
     metrics = WorkerMetrics(plan.group, registry=registry, enabled=settings.metrics_enabled)
     metrics.declare(plan.main_topics)
@@ -48,13 +60,16 @@ def build_worker(
             ttl_s=settings.idempotency_ttl_s,
             lease_s=settings.idempotency_lease_s,
         )
+    store.check()
+    settler = Settler(group=plan.group, producer=plan.producer, limits=plan.limits, metrics=metrics)
     outcomes = status_recorder(settings, plan.group, plan.topology, kafka)
     processor = Processor(
         app=app,
         group=plan.group,
         codec=codec_for(settings.schema_registry_url, local_schemas(plan.topology), settings=schema_registry),
         store=store,
-        failures=_router(app, plan, metrics, outcomes),
+        router=_router(app, plan, tracebacks=settings.dead_letter_tracebacks),
+        settler=settler,
         metrics=metrics,
         async_runner=AsyncRunner(),
         outcomes=outcomes,
@@ -73,7 +88,7 @@ def build_worker(
     return worker
 
 
-def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics, outcomes: Outcomes) -> Router:
+def _router(app: App, plan: WorkerPlan, *, tracebacks: bool = True) -> Router:
     classifier = ErrorClassifier(fatal=app.fatal, retryable_only=app.retryable_only)
     policies: dict[str, RetryPolicy] = {}
     dlq_topics: dict[str, str | None] = {}
@@ -89,10 +104,8 @@ def _router(app: App, plan: WorkerPlan, metrics: WorkerMetrics, outcomes: Outcom
             dlq_topics[source] = spec.dlq_topic(source)
     return Router(
         group=plan.group,
-        producer=plan.producer,
         policies=policies,
         dlq_topics=dlq_topics,
         classifier=classifier,
-        metrics=metrics,
-        outcomes=outcomes,
+        tracebacks=tracebacks,
     )

@@ -2,7 +2,8 @@
 
 A lane runs its work items one after another, in order; different lanes run in parallel on the pool. One lane
 per partition gives "one message at a time per partition"; one lane per (partition, key hash) gives key-ordered
-parallelism. A lane can be cancelled: queued items are dropped, the running one finishes.
+parallelism. Lanes of a partition share its cancellation token: once cancelled, queued items are dropped and
+the running one stops at its next message.
 """
 
 from __future__ import annotations
@@ -15,27 +16,31 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from kep.consumers.runtime.cancel import CancelToken
+
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
 class Lane(Generic[T]):
-    __slots__ = ("_pool", "_run", "_queue", "_batch", "_lock", "_running", "_cancelled", "_idle")
+    __slots__ = ("_pool", "_run", "_queue", "_batch", "_lock", "_running", "_token", "_idle")
 
-    def __init__(self, pool: ThreadPoolExecutor, run: Callable[[T], None]) -> None:
+    def __init__(
+        self, pool: ThreadPoolExecutor, run: Callable[[T], None], token: CancelToken | None = None
+    ) -> None:
         self._pool = pool
         self._run = run
         self._queue: deque[T] = deque()
         self._batch: deque[T] = deque()  # taken from the queue, being run
         self._lock = threading.Lock()
         self._running = False
-        self._cancelled = False
+        self._token = token if token is not None else CancelToken()
         self._idle = threading.Event()
         self._idle.set()
 
     def submit(self, items: Iterable[T]) -> None:
         with self._lock:
-            if self._cancelled:
+            if self._token.cancelled:
                 return
             self._queue.extend(items)
             if self._running or not self._queue:
@@ -45,27 +50,27 @@ class Lane(Generic[T]):
         self._pool.submit(self._drain)
 
     def _drain(self) -> None:
-        run = self._run
+        run, token = self._run, self._token
         while True:
             with self._lock:
-                if self._cancelled or not self._queue:
+                if token.cancelled or not self._queue:
                     self._running = False
                     self._idle.set()
                     return
                 batch, self._queue = self._queue, deque()
                 self._batch = batch
-            while batch and not self._cancelled:
+            while batch and not token.cancelled:
                 item = batch.popleft()
                 try:
                     run(item)
-                except Exception:  # the runner handles its own errors; this is a last resort
+                except Exception:  # the runner settles every message itself; this is a last resort
                     log.exception("lane item failed unexpectedly")
 
     def cancel(self) -> int:
-        """Drop queued items; return how many not yet taken. The item being run, if any, finishes; the rest
-        of the batch the lane had taken is dropped too."""
+        """Cancel the lane's token and drop queued items; return how many were not yet taken. The item being
+        run, if any, stops at its next message; the rest of the batch the lane had taken is dropped too."""
+        self._token.cancel()
         with self._lock:
-            self._cancelled = True
             dropped = len(self._queue) + len(self._batch)
             self._queue.clear()
             if not self._running:

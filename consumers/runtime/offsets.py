@@ -12,7 +12,10 @@ from collections import deque
 
 
 class OffsetTracker:
-    """Per-partition bookkeeping; thread-safe. Offsets are added in increasing order, finished in any order."""
+    """Per-partition bookkeeping. Offsets are added in increasing order (the poll thread), finished in any order
+    (lanes, delivery callbacks); every change holds the lock. The counts read without it are approximate for
+    an instant, which the in-flight bound tolerates; ``committable`` is read by the poll thread, the only
+    writer of ``add`` and ``mark_committed``."""
 
     __slots__ = ("_lock", "_pending", "_done", "_next", "_committed")
 
@@ -24,7 +27,13 @@ class OffsetTracker:
         self._committed: int | None = committed
 
     def add(self, offset: int) -> None:
-        self._pending.append(offset)  # only the poll thread adds; deque.append is atomic
+        with self._lock:
+            self._pending.append(offset)
+
+    def extend(self, offsets: list[int]) -> None:
+        """Add a fetched batch's offsets of this partition at once (in increasing order)."""
+        with self._lock:
+            self._pending.extend(offsets)
 
     def done(self, offset: int) -> None:
         with self._lock:

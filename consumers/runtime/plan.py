@@ -1,17 +1,23 @@
 """What a worker consumes and how: the group, its topics and retry tiers, the librdkafka configuration, and the
-producer it forwards failed records with. Resolved once from the app, the settings and the topology."""
+producer it forwards failed records with (sized to the retry and dead-letter topics' ``max.message.bytes``).
+Resolved once from the app, the settings and the topology."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from confluent_kafka import Producer
 
 from kep.consumers.app import App
 from kep.consumers.errors import AppError
+from kep.consumers.runtime.held import max_wait_ms
+from kep.consumers.runtime.settle import DEFAULT_MAX_MESSAGE_BYTES, HEADROOM
 from kep.consumers.settings import CLASSIC_ONLY_KEYS, ConsumerSettings
 from kep.producers.producer import EventProducer
+from kep.producers.settings import ProducerSettings
 from kep.topology.errors import TopologyError
 from kep.topology.loader import load_topology
 from kep.topology.model import ConsumerGroupSpec, Topology
@@ -29,7 +35,9 @@ class WorkerPlan:
     group_spec: ConsumerGroupSpec | None
     main_topics: tuple[str, ...]
     tiers: dict[str, tuple[str, str]]  # retry topic -> (source topic, tier suffix)
-    producer: EventProducer | None = field(default=None, repr=False)
+    producer: Producer | None = field(default=None, repr=False)
+    limits: dict[str, int] = field(default_factory=dict)  # retry and dead-letter topic -> max.message.bytes
+    max_waits: dict[str, int] = field(default_factory=dict)  # retry topic -> longest legitimate wait (ms)
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -64,16 +72,9 @@ class WorkerPlan:
             conf["group.instance.id"] = s.group_instance_id
         return conf
 
-    def poll_producer(self) -> None:
-        if self.producer is not None:
-            self.producer.poll(0)
-
-    def flush_producer(self, timeout: float) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         if self.producer is not None:
             self.producer.flush(timeout)
-
-    def close(self) -> None:
-        if self.producer is not None:
             self.producer.close()
             self.producer = None
 
@@ -94,16 +95,56 @@ def make_plan(
             f"group {group!r}: no topics; list them in App(topics=...) or in the topology's groups"
         )
     tiers: dict[str, tuple[str, str]] = {}
-    routes = False
+    max_waits: dict[str, int] = {}
+    forward_to: list[str] = []
     if group_spec is not None:
         for source in main:
             if source not in group_spec.topics:
                 raise AppError(f"group {group!r} reads {source!r}, which its topology entry does not list")
+            jitter = group_spec.retry_for(source).jitter
             for tier in group_spec.retry_tiers(source):
                 tiers[tier.topic] = (source, tier.suffix)
-            routes = (
-                routes or bool(group_spec.retry_tiers(source)) or group_spec.dlq_topic(source) is not None
-            )
+                max_waits[tier.topic] = max_wait_ms(tier.delay_seconds, jitter)
+                forward_to.append(tier.topic)
+            dlq = group_spec.dlq_topic(source)
+            if dlq is not None:
+                forward_to.append(dlq)
     app.check(main)
-    producer = EventProducer(kafka, topology) if routes else None
-    return WorkerPlan(group, settings, kafka, topology, group_spec, tuple(main), tiers, producer)
+    producer, limits = None, {}
+    if forward_to:
+        limits = topic_limits(kafka, forward_to)
+        producer = forwarding_producer(kafka, limits.values())
+    plan = WorkerPlan(group, settings, kafka, topology, group_spec, tuple(main), tiers, producer, limits)
+    plan.max_waits = max_waits
+    return plan
+
+
+def topic_limits(kafka: KafkaSettings, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
+    """Each topic's ``max.message.bytes`` as the cluster reports it; librdkafka's default where it reports none
+    (or cannot be asked: the forwarding then finds out from the broker's answer)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+
+    limits = dict.fromkeys(topics, DEFAULT_MAX_MESSAGE_BYTES)
+    client = AdminClient(kafka.as_librdkafka_dict())
+    try:
+        futures = client.describe_configs(
+            [ConfigResource("topic", topic) for topic in topics], request_timeout=timeout
+        )
+        for resource, future in futures.items():
+            entry = future.result(timeout).get("max.message.bytes")
+            if entry is not None and entry.value and entry.value.isdigit():
+                limits[resource.name] = int(entry.value)
+    except Exception as exc:  # noqa: BLE001 - not fatal: the broker's refusals are handled per record
+        log.warning("cannot read the retry and dead-letter topics' max.message.bytes", error=str(exc))
+    return limits
+
+
+def forwarding_producer(kafka: KafkaSettings, limits: Iterable[int]) -> Producer:
+    """An idempotent producer whose largest record is the largest destination's limit and whose batches fit
+    the smallest (a record alone is sent in a batch of its own)."""
+    values = list(limits) or [DEFAULT_MAX_MESSAGE_BYTES]
+    largest, smallest = max(values), min(values)
+    conf = {**kafka.as_librdkafka_dict(), **ProducerSettings().as_librdkafka_dict()}
+    conf["message.max.bytes"] = min(max(largest, DEFAULT_MAX_MESSAGE_BYTES), 1_000_000_000)
+    conf["batch.size"] = max(1, min(int(conf.get("batch.size", smallest)), smallest - HEADROOM))
+    return Producer(conf)

@@ -1,4 +1,12 @@
-"""The per-message pipeline a lane runs: decode, deduplicate, handle, then finish or hand the failure on."""
+"""The per-message pipeline a lane runs: decode, deduplicate, handle; the result is an outcome value.
+
+``Processor.process`` never raises and never waits. Whatever goes wrong for one record, at any step (its value,
+its headers, its key, the store refusing its key, the handler, routing the failure, a log line), becomes that
+record's outcome: usually the dead-letter topic with the error named. The store being unreachable is not the
+record's fault: the outcome is then to wait and run it again (``Rerun``), never to skip it and never to
+dead-letter it. ``Processor.__call__`` is a lane's loop: process, settle (``runtime/settle.py``), again while
+the settler says so.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +19,14 @@ from confluent_kafka import Message
 
 from kep.consumers.app import App, Handler
 from kep.consumers.context import MessageContext
-from kep.consumers.errors import AppError, IdempotencyStoreError
-from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore
+from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError
+from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key
+from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Redo, Rerun
+from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
+from kep.consumers.retry.router import Failure, Router
 from kep.consumers.runtime.async_runner import AsyncRunner
 from kep.consumers.runtime.partition import PartitionState, WorkItem
+from kep.consumers.runtime.settle import Settler
 from kep.consumers.status.hook import NO_OUTCOMES, Outcomes
 from kep.producers import headers as h
 from kep.producers.headers import IDEMPOTENCY_KEY
@@ -28,18 +40,9 @@ log = structlog.get_logger(__name__)
 STORE_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 
-class FailureHandler(Protocol):
-    def handle(
-        self, state: PartitionState, msg: Message, exc: BaseException, ctx: MessageContext | None
-    ) -> float | None:
-        """Deal with a failed message: return a delay to retry it in place, or None when it is finished or
-        handed to another topic (the handler then calls ``state.done`` once that is durable)."""
-
-
 class Metrics(Protocol):
     def handled(self, topic: str, duration_s: float) -> None: ...
     def failed(self, topic: str, exception_type: str, duration_s: float) -> None: ...
-    def skipped_duplicate(self, topic: str) -> None: ...
 
 
 class LogLimiter:
@@ -84,23 +87,21 @@ class Processor:
         group: str,
         codec: EventCodec,
         store: IdempotencyStore,
-        failures: FailureHandler,
+        router: Router,
+        settler: Settler,
         metrics: Metrics,
         async_runner: AsyncRunner,
-        clock: Callable[[], float] = time.time,
         outcomes: Outcomes = NO_OUTCOMES,
     ) -> None:
         self.app = app
         self.group = group
         self.codec = codec
         self.store = store
-        self.failures = failures
+        self.router = router
+        self.settler = settler
         self.metrics = metrics
         self._async_runner = async_runner
-        self._clock = clock
-        self.outcomes = (
-            outcomes  # event status and batches (consumers/status): told what became of each message
-        )
+        self.outcomes = outcomes  # event status and batches (consumers/status): told what became of each message
         strategy = app.idempotency_key
         self._key_field = strategy.removeprefix("field:") if strategy.startswith("field:") else None
         self._use_header = strategy == "header"
@@ -110,114 +111,236 @@ class Processor:
     def close(self) -> None:
         self.store.close()
         self._async_runner.close()
-        close_codec = getattr(self.codec, "close", None)  # the Confluent codec's HTTP connections
-        if close_codec is not None:
-            close_codec()
 
-    # -- the pipeline -------------------------------------------------------------------------------------------
+    # -- a lane's loop ------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
         """Run one lane batch: the messages of one partition (one key lane in key-ordered mode), in order."""
         state, msgs = item
-        one = self._one
+        token = state.token
+        process, settle = self.process, self.settler.settle
         for msg in msgs:
-            if state.stopped:
+            redo: Redo | None = None
+            while not token.cancelled:
+                redo = settle(state, msg, process(state, msg, redo))
+                if redo is None:
+                    break
+            if token.cancelled:
                 return
-            one(state, msg)
 
-    def _one(self, state: PartitionState, msg: Message) -> None:
-        value = msg.value()
+    # -- the pipeline -------------------------------------------------------------------------------------------
+    def process(self, state: PartitionState, msg: Message, redo: Redo | None = None) -> Outcome:
+        """What must happen to ``msg`` (see the module docstring). ``redo``: what an earlier run in place left."""
         try:
+            value = msg.value()
             if value is None:
-                raise DecodeError("a tombstone (no value) on an event topic", raw=None)
-            event = self.codec.decode(value)
-        except DecodeError as exc:
-            self._failed(state, msg, exc, None, 0.0)
-            return
-        except SchemaRegistryUnavailableError as exc:  # not the message's fault: wait, never dead-letter
-            waited = self._decode_when_registry_answers(state, msg, value, exc)  # type: ignore[arg-type]
-            if waited is None:
-                return
-            event = waited
-        except Exception as exc:  # a codec bug must not stop the partition: treat it as undecodable
-            self._failed(state, msg, DecodeError(f"decoder failed: {exc!r}", raw=value), None, 0.0)
-            return
-        ctx = self._context(state, msg, event)
-        route = (state.source_topic, event.avro_name)
-        handler = self._handlers.get(route)
-        if handler is None:
-            handler = self._handlers[route] = self.app.resolve(*route)
-        if handler is None:
-            missing = AppError(
-                f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}"
-            )
-            self._failed(state, msg, missing, ctx, 0.0)
-            return
-        self._run(state, msg, event, ctx, handler)
+                return self._failed(
+                    state, msg, DecodeError("a tombstone (no value) on an event topic", raw=None)
+                )
+            try:
+                event = self.codec.decode(value)
+            except DecodeError as exc:
+                return self._failed(state, msg, exc)
+            except SchemaRegistryUnavailableError as exc:  # not the record's fault: wait, never dead-letter
+                return self._registry_wait(redo, exc)
+            except Exception as exc:  # a codec bug must not stop the partition: treat it as undecodable
+                return self._failed(state, msg, DecodeError(f"decoder failed: {exc!r}", raw=value))
+            try:
+                ctx = self._context(state, msg, event, redo)
+            except Exception as exc:
+                error = RecordError(f"cannot read the record's headers or idempotency key: {exc!r}")
+                return self._failed(state, msg, error)
+            route = (state.source_topic, event.avro_name)
+            handler = self._handlers.get(route)
+            if handler is None:
+                handler = self._handlers[route] = self.app.resolve(*route)
+            if handler is None:
+                missing = AppError(
+                    f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}"
+                )
+                return self._failed(state, msg, missing, ctx, redo)
+            return self._run(state, msg, event, ctx, handler, redo)
+        except Exception as exc:  # a bug of the runtime itself: still this record's outcome
+            return self._failed(state, msg, RecordError(f"processing failed: {exc!r}"), None, redo)
 
     def _run(
-        self, state: PartitionState, msg: Message, event: Event, ctx: MessageContext, handler: Handler
-    ) -> None:
-        waits = 0
-        while not state.stopped:
+        self,
+        state: PartitionState,
+        msg: Message,
+        event: Event,
+        ctx: MessageContext,
+        handler: Handler,
+        redo: Redo | None,
+    ) -> Outcome:
+        key = ctx.store_key
+        if redo is not None and redo.handled:  # the handler succeeded; its completion could not be recorded
+            return self._complete(state, msg, ctx, redo, 0.0)
+        try:
+            claim = self.store.claim(key)
+        except IdempotencyStoreError as exc:
+            return self._store_wait(ctx, redo, exc)
+        except Exception as exc:  # noqa: BLE001 - a store that cannot take this key: the record's failure
+            return self._failed(
+                state, msg, RecordError(f"the idempotency store refused the key: {exc!r}"), ctx, redo
+            )
+        if claim is ClaimState.BUSY:  # another live worker runs it; its lease tells when to look again
+            return self._store_wait(ctx, redo, None)
+        if claim is ClaimState.DONE:
+            self._tell(self.outcomes.duplicate, msg, ctx, state.token)
+            return DUPLICATE
+        self._tell(self.outcomes.started, msg, ctx)
+        started = time.perf_counter()
+        try:
+            if handler.is_async:
+                self._async_runner.run(handler.fn(event, ctx))  # type: ignore[arg-type]
+            else:
+                handler.fn(event, ctx)
+        except AlreadyCompletedError:
+            self._tell(self.outcomes.duplicate, msg, ctx, state.token)
+            return DUPLICATE
+        except Exception as exc:
+            if (
+                ctx.store_error is not None
+            ):  # the store failed inside ctx.transaction(): not the handler's fault
+                return self._store_wait(ctx, redo, ctx.store_error)
+            self._release(key)
+            return self._failed(state, msg, exc, ctx, redo, time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        if not ctx.completed_in_transaction:
             try:
-                claim = self.store.claim(ctx.idempotency_key)
+                self.store.complete(key)
             except IdempotencyStoreError as exc:
-                self._store_wait(state, waits, exc)
-                waits += 1
-                continue
-            if claim is ClaimState.BUSY:  # another live worker runs it; its lease tells when to look again
-                self._store_wait(state, waits, None)
-                waits += 1
-                continue
-            if claim is ClaimState.DONE:
-                self.metrics.skipped_duplicate(state.source_topic)
-                self.outcomes.duplicate(msg, ctx, state.cancelled)
-                state.done(msg.offset())  # type: ignore[arg-type]
-                return
-            self.outcomes.started(msg, ctx)
-            started = time.perf_counter()
-            try:
-                if handler.is_async:
-                    self._async_runner.run(handler.fn(event, ctx))  # type: ignore[arg-type]
-                else:
-                    handler.fn(event, ctx)
-            except AlreadyCompletedError:
-                self.metrics.skipped_duplicate(state.source_topic)
-                self.outcomes.duplicate(msg, ctx, state.cancelled)
-                state.done(msg.offset())  # type: ignore[arg-type]
-                return
-            except Exception as exc:
-                self._release(ctx.idempotency_key)
-                delay = self._failed(state, msg, exc, ctx, time.perf_counter() - started)
-                if delay is None:
-                    return
-                if state.cancelled.wait(delay):
-                    return
-                ctx.attempt += 1
-                waits = 0
-                continue
-            duration = time.perf_counter() - started
-            if not ctx.completed_in_transaction and not self._complete(ctx.idempotency_key, state):
-                return
-            self.metrics.handled(state.source_topic, duration)
-            self.outcomes.handled(msg, ctx, state.cancelled)
-            state.done(msg.offset())  # type: ignore[arg-type]
-            return
+                return self._store_wait(ctx, redo, exc, handled=True)
+        self.metrics.handled(state.source_topic, duration)
+        self._tell(self.outcomes.handled, msg, ctx, state.token)
+        return HANDLED
+
+    def _complete(
+        self, state: PartitionState, msg: Message, ctx: MessageContext, redo: Redo | None, duration: float
+    ) -> Outcome:
+        try:
+            self.store.complete(ctx.store_key)
+        except IdempotencyStoreError as exc:
+            return self._store_wait(ctx, redo, exc, handled=True)
+        self.metrics.handled(state.source_topic, duration)
+        self._tell(self.outcomes.handled, msg, ctx, state.token)
+        return HANDLED
 
     def _failed(
         self,
         state: PartitionState,
         msg: Message,
         exc: BaseException,
+        ctx: MessageContext | None = None,
+        redo: Redo | None = None,
+        duration: float = 0.0,
+    ) -> Outcome:
+        """Route a failed execution. Nothing here may raise: a metric, a log line or the routing failing makes
+        the record's outcome the dead-letter topic (or a logged drop), not a stalled partition."""
+        name = "?"
+        try:
+            name = exception_name(exc)
+            self.metrics.failed(state.source_topic, name, duration)
+        except Exception:  # noqa: BLE001, S110 - a metric must not stop the record
+            pass
+        self._log_failure(state, msg, exc, name, ctx)
+        failure = None
+        try:
+            failure = self._failure(state, msg, exc, ctx, redo)
+            outcome = self.router.route(failure)
+        except Exception as error:  # noqa: BLE001 - routing failed too: the last resort
+            outcome = self._last_resort(state, msg, exc, error, failure)
+        self._tell_failure(state, msg, ctx, exc, outcome)
+        return outcome
+
+    # -- event status ----------------------------------------------------------------------------------------
+    def _tell(self, report: Callable[..., None], *args: Any) -> None:
+        """Tell the event-status recorder; its failure is logged, never the record's."""
+        try:
+            report(*args)
+        except Exception as exc:  # noqa: BLE001
+            try:
+                log.warning("event status not recorded", group=self.group, error=repr(exc))
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+    def _tell_failure(
+        self, state: PartitionState, msg: Message, ctx: MessageContext | None, exc: BaseException, outcome: Outcome
+    ) -> None:
+        if isinstance(outcome, Rerun):
+            due = int(time.time() * 1000 + outcome.delay_s * 1000)
+            self._tell(self.outcomes.retrying, msg, ctx, "blocking", outcome.redo.attempt - 1, due, exc)
+        elif isinstance(outcome, Forward) and outcome.kind == "retry":
+            due = h.header_int(outcome.headers, h.DUE_TIME) or 0
+            attempt = h.header_int(outcome.headers, h.ATTEMPT) or 1
+            self._tell(self.outcomes.retrying, msg, ctx, outcome.tier or outcome.topic, attempt, due, exc)
+        elif isinstance(outcome, Forward):
+            self._tell(self.outcomes.dead_lettered, msg, ctx, exc, outcome.reason, state.token)
+        elif isinstance(outcome, Drop):
+            self._tell(self.outcomes.dead_lettered, msg, ctx, exc, outcome.reason, state.token, dropped=True)
+
+    def _failure(
+        self,
+        state: PartitionState,
+        msg: Message,
+        exc: BaseException,
         ctx: MessageContext | None,
-        duration: float,
-    ) -> float | None:
-        name = exception_name(exc)
-        self.metrics.failed(state.source_topic, name, duration)
-        suppressed = self._log_limit.allow((state.source_topic, name))
-        if suppressed is not None:
+        redo: Redo | None,
+    ) -> Failure:
+        timestamp = msg.timestamp()[1]
+        return Failure(
+            exc=exc,
+            source_topic=state.source_topic,
+            tier=state.tier,
+            topic=msg.topic(),  # type: ignore[arg-type]
+            partition=msg.partition(),  # type: ignore[arg-type]
+            offset=msg.offset(),  # type: ignore[arg-type]
+            timestamp_ms=timestamp,
+            headers=msg.headers(),
+            attempt=ctx.attempt if ctx is not None else (redo.attempt if redo is not None else 1),
+            idempotency_key=ctx.idempotency_key if ctx is not None else None,
+            provenance=ctx.provenance if ctx is not None else _provenance(state, msg),
+            first_failure_ms=redo.first_failure_ms if redo is not None else None,
+            decoded=ctx is not None,
+        )
+
+    def _last_resort(
+        self,
+        state: PartitionState,
+        msg: Message,
+        exc: BaseException,
+        error: BaseException,
+        failure: Failure | None,
+    ) -> Outcome:
+        if failure is None:
+            failure = Failure(
+                exc=exc,
+                source_topic=state.source_topic,
+                tier=state.tier,
+                topic=state.topic,
+                partition=state.partition,
+                offset=msg.offset() or 0,
+                timestamp_ms=0,
+                headers=None,
+                attempt=1,
+            )
+        outcome = self.router.last_resort(failure, error)
+        try:
+            log.error(
+                "routing a failure failed; dead-lettering as is", error=repr(error), offset=msg.offset()
+            )
+        except Exception:  # noqa: BLE001, S110
+            pass
+        return outcome
+
+    def _log_failure(
+        self, state: PartitionState, msg: Message, exc: BaseException, name: str, ctx: MessageContext | None
+    ) -> None:
+        try:
+            suppressed = self._log_limit.allow((state.source_topic, name))
+            if suppressed is None:
+                return
             log.warning(
-                "handler failed" if ctx is not None else "message undecodable",
+                "handler failed" if ctx is not None else "message failed before its handler",
                 group=self.group,
                 topic=msg.topic(),
                 partition=msg.partition(),
@@ -227,93 +350,117 @@ class Processor:
                 error=f"{name}: {exc}",
                 similar_suppressed=suppressed,
             )
-        return self.failures.handle(state, msg, exc, ctx)
-
-    def _decode_when_registry_answers(
-        self, state: PartitionState, msg: Message, value: bytes, error: SchemaRegistryUnavailableError
-    ) -> Event | None:
-        """Decode again, with backoff, until the schema registry answers; None when the partition is revoked
-        or the worker stops meanwhile (the offset stays uncommitted) or the message turns out undecodable."""
-        waits = 0
-        while True:
-            suppressed = self._log_limit.allow(("schema registry unavailable", state.source_topic))
-            if suppressed is not None:
-                log.warning(
-                    "schema registry unavailable; waiting",
-                    group=self.group,
-                    topic=msg.topic(),
-                    partition=msg.partition(),
-                    offset=msg.offset(),
-                    error=str(error),
-                    similar_suppressed=suppressed,
-                )
-            if state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)]):
-                return None
-            waits += 1
-            try:
-                return self.codec.decode(value)
-            except SchemaRegistryUnavailableError as exc:
-                error = exc
-            except DecodeError as exc:
-                self._failed(state, msg, exc, None, 0.0)
-                return None
-            except Exception as exc:
-                self._failed(state, msg, DecodeError(f"decoder failed: {exc!r}", raw=value), None, 0.0)
-                return None
+        except Exception:  # noqa: BLE001, S110 - a log line that cannot be written must not stop the record
+            pass
 
     # -- idempotency ----------------------------------------------------------------------------------------------
-    def _store_wait(self, state: PartitionState, waits: int, error: IdempotencyStoreError | None) -> None:
-        """Wait before asking the store again: it failed, or another worker holds the claim. Never skip it."""
-        if error is not None:
-            log.warning("idempotency store unavailable; waiting", group=self.group, error=str(error))
-        state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)])
-
-    def _complete(self, key: str, state: PartitionState) -> bool:
-        waits = 0
-        while True:
+    def _store_wait(
+        self,
+        ctx: MessageContext,
+        redo: Redo | None,
+        error: IdempotencyStoreError | None,
+        *,
+        handled: bool = False,
+    ) -> Rerun:
+        """Run the message again once the store answers, or the other worker's claim is done. Never skip it."""
+        waits = redo.store_waits if redo is not None else 0
+        if error is not None and self._log_limit.allow(("store", self.group)) is not None:
             try:
-                self.store.complete(key)
-                return True
-            except IdempotencyStoreError as exc:
-                log.warning("cannot record completion; waiting", group=self.group, error=str(exc))
-                if state.cancelled.wait(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)]):
-                    return False
-                waits += 1
+                log.warning("idempotency store unavailable; waiting", group=self.group, error=str(error))
+            except Exception:  # noqa: BLE001, S110
+                pass
+        following = Redo(
+            attempt=ctx.attempt,
+            first_failure_ms=redo.first_failure_ms if redo is not None else None,
+            store_waits=waits + 1,
+            handled=handled,
+        )
+        delay = STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)]
+        return Rerun(delay, "store-unavailable" if error is not None else "claim-busy", following)
 
-    def _release(self, key: str) -> None:
+    def _registry_wait(self, redo: Redo | None, error: SchemaRegistryUnavailableError) -> Rerun:
+        """Decode again once the schema registry answers: its outage is not the record's fault."""
+        waits = redo.store_waits if redo is not None else 0
+        if self._log_limit.allow(("registry", self.group)) is not None:
+            try:
+                log.warning("schema registry unavailable; waiting", group=self.group, error=str(error))
+            except Exception:  # noqa: BLE001, S110
+                pass
+        following = Redo(
+            attempt=redo.attempt if redo is not None else 1,
+            first_failure_ms=redo.first_failure_ms if redo is not None else None,
+            store_waits=waits + 1,
+        )
+        return Rerun(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)], "registry-unavailable", following)
+
+    def _release(self, key: Key) -> None:
         try:
             self.store.release(key)
-        except IdempotencyStoreError as exc:  # the lease expires by itself
-            log.warning("cannot release claim", group=self.group, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+            try:
+                log.warning("cannot release claim", group=self.group, error=str(exc))
+            except Exception:  # noqa: BLE001, S110
+                pass
 
     # -- context ---------------------------------------------------------------------------------------------------
-    def _context(self, state: PartitionState, msg: Message, event: Event) -> MessageContext:
+    def _context(
+        self, state: PartitionState, msg: Message, event: Event, redo: Redo | None
+    ) -> MessageContext:
         headers = msg.headers()
-        attempt = 1
-        if state.tier is not None:
-            attempt = (h.header_int(headers, h.ATTEMPT) or 0) + 1
+        provenance = _provenance(state, msg) if state.tier is not None else None
+        if redo is not None:
+            attempt = redo.attempt
+        elif provenance is not None:
+            attempt = provenance.attempt + 1
+        else:
+            attempt = 1
+        key, shown = self._idempotency_key(state, msg, headers, event, provenance)
         return MessageContext(
             msg,
             group=self.group,
             topic=state.source_topic,
             attempt=attempt,
-            idempotency_key=self._idempotency_key(state, msg, headers, event),
+            idempotency_key=shown,
+            store_key=key,
             event_type=event.avro_name,
             store=self.store,
+            provenance=provenance,
         )
 
-    def _idempotency_key(self, state: PartitionState, msg: Message, headers: Any, event: Event) -> str:
+    def _idempotency_key(
+        self, state: PartitionState, msg: Message, headers: Any, event: Event, provenance: Provenance | None
+    ) -> tuple[Key, str]:
+        """The key the store is asked about, and the text the handler and the logs see.
+
+        A header key is any bytes: valid UTF-8 is used as text; anything else is used as the exact bytes and
+        shown with backslash escapes.
+        """
         if self._key_field is not None:
-            return str(getattr(event, self._key_field))
+            text = str(getattr(event, self._key_field))
+            return text, text
         if self._use_header and headers:
             for name, value in headers:
                 if name == IDEMPOTENCY_KEY and value:
-                    return value.decode() if isinstance(value, bytes) else str(value)
-        if state.tier is not None:  # the original coordinates survive in the provenance headers
-            topic = h.header_str(headers, h.ORIGINAL_TOPIC) or state.source_topic
-            partition, offset = (
-                h.header_int(headers, h.ORIGINAL_PARTITION),
-                h.header_int(headers, h.ORIGINAL_OFFSET),
-            )
-            return f"{topic}/{partition}/{offset}"
-        return f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+                    if isinstance(value, str):
+                        return value, value
+                    try:
+                        text = value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return bytes(value), value.decode("utf-8", "backslashreplace")
+                    return text, text
+        if provenance is not None:  # the original coordinates survive in the provenance headers
+            text = f"{provenance.original_topic}/{provenance.original_partition}/{provenance.original_offset}"
+            return text, text
+        text = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+        return text, text
+
+
+def _provenance(state: PartitionState, msg: Message) -> Provenance | None:
+    """The provenance a retry record carries; None on a main topic, or when it is unreadable (then the record
+    is counted from here: its next failure is its first)."""
+    if state.tier is None:
+        return None
+    try:
+        return Provenance.from_headers(msg.headers())
+    except InvalidProvenanceError:
+        return None

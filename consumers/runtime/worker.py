@@ -1,16 +1,17 @@
 """The worker: one consumer-group member running an ``App``.
 
-The poll thread owns the Kafka consumer. It fetches batches, hands each message to its partition's lane (or, in
-key-ordered mode, to the lane of its key), pauses partitions whose retry is not due yet or whose in-flight work
-hit the bound, and commits the contiguous finished prefix of every partition in batches. Lanes run on a thread
-pool; they mark offsets finished. Revoke and shutdown commit synchronously what is finished; a lost partition's
-work is dropped without committing.
+The poll thread owns the Kafka consumer and the forwarding producer's callbacks. It fetches batches, hands each
+message to its partition's lane (or, in key-ordered mode, to the lane of its key), holds retry records that are
+not due yet and hands each to its lane at its due time, pauses partitions whose in-flight work hit the bound,
+serves the producer's delivery callbacks, and commits the contiguous finished prefix of every partition in
+batches. Lanes run on a thread pool; they process messages into outcomes and settle them (``settle.py``).
+Revoke and shutdown commit synchronously what is finished; a lost partition's work is dropped uncommitted.
+See docs/architecture.md, "Threads", for who owns what.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,18 +22,19 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from kep.consumers.metrics import Health, WorkerMetrics
 from kep.consumers.metrics import PartitionState as PartitionSnapshot
+from kep.consumers.runtime.cancel import CancelToken
 from kep.consumers.runtime.committer import Committer
+from kep.consumers.runtime.held import HeldRetries
 from kep.consumers.runtime.lanes import Lane
-from kep.consumers.runtime.partition import BACKPRESSURE, DELAY, STOPPING, PartitionState, WorkItem
+from kep.consumers.runtime.partition import BACKPRESSURE, HOLDING, STOPPING, PartitionState, WorkItem
 from kep.consumers.runtime.plan import WorkerPlan
 from kep.consumers.runtime.processor import Processor
-from kep.producers import headers as h
+from kep.consumers.runtime.settle import Settler
 
 log = structlog.get_logger(__name__)
 
 CONSUME_BATCH = 500
 CONSUME_TIMEOUT_S = 0.1
-RETRY_RESUME_GRACE_S = 0.2
 
 
 class Worker:
@@ -44,10 +46,11 @@ class Worker:
         self.plan = plan
         self.settings = plan.settings
         self.processor = processor
+        self.settler: Settler = processor.settler
         self.metrics = metrics
         self.health = health
         self._states: dict[tuple[str, int], PartitionState] = {}
-        self._stop = threading.Event()
+        self._stop = CancelToken()
         self._pool = ThreadPoolExecutor(max_workers=self._pool_size(), thread_name_prefix="kep-lane")
         self._consumer = Consumer(
             {**plan.consumer_config(), "error_cb": self._on_error, "on_commit": self._on_commit}
@@ -79,11 +82,11 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def stop(self) -> None:
-        self._stop.set()
+        self._stop.cancel()
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._stop.cancelled
 
     def run(self) -> None:
         topics = list(self.plan.subscriptions)
@@ -97,7 +100,7 @@ class Worker:
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(self.settings.switch_interval_ms / 1000.0)
         try:
-            while not self._stop.is_set():
+            while not self._stop.cancelled:
                 self._poll_once()
             self._drain()
         finally:
@@ -105,22 +108,34 @@ class Worker:
             self._close()
 
     def _poll_once(self) -> None:
-        msgs = self._consumer.consume(num_messages=self._batch, timeout=CONSUME_TIMEOUT_S)
+        msgs = self._consumer.consume(num_messages=self._batch, timeout=self._consume_timeout())
         self.health.beat()
-        self.plan.poll_producer()
+        self.settler.poll()
         if msgs:
             self._dispatch(msgs)
         if self._states:
-            self._resume_due()
+            self._release_due()
             self._backpressure()
             self._committer.maybe_commit(self._states.values())
             self._refresh_watermarks()
         self._check_rebalance_timeout()
 
+    def _consume_timeout(self) -> float:
+        """The usual consume timeout, shortened so a held retry is handed on at its due time."""
+        soonest = None
+        for state in self._states.values():
+            held = state.held
+            if held is not None and held.next_due_ms is not None:
+                due = held.next_due_ms
+                soonest = due if soonest is None or due < soonest else soonest
+        if soonest is None:
+            return CONSUME_TIMEOUT_S
+        return min(CONSUME_TIMEOUT_S, max(0.0, (soonest - time.time() * 1000) / 1000.0))
+
     # -- dispatch -------------------------------------------------------------------------------------------------
     def _dispatch(self, msgs: list[Message]) -> None:
         runs: dict[Lane[WorkItem], WorkItem] = {}
-        delayed: set[PartitionState] = set()
+        added: dict[PartitionState, list[int]] = {}
         now_ms = int(time.time() * 1000)
         states = self._states
         for msg in msgs:
@@ -129,61 +144,73 @@ class Worker:
                 self._on_message_error(err)
                 continue
             state = states.get((msg.topic(), msg.partition()))  # type: ignore[arg-type]
-            if (
-                state is None
-                or state in delayed
-                or DELAY in state.pause_reasons
-                or STOPPING in state.pause_reasons
-            ):
+            if state is None or STOPPING in state.pause_reasons:
                 continue  # revoked, or fetched before the pause took effect: it will be fetched again
             offset: int = msg.offset()  # type: ignore[assignment]
-            if state.tier is not None:
-                due = h.header_int(msg.headers(), h.DUE_TIME)
-                if due is not None and due > now_ms:
-                    self._delay(state, offset, due, now_ms)
-                    delayed.add(state)
+            offsets = added.get(state)
+            if offsets is None:
+                offsets = added[state] = []
+            offsets.append(offset)
+            held = state.held
+            if held is not None:
+                due = held.due_ms(msg.headers(), msg.timestamp()[1], now_ms)
+                if due > now_ms:
+                    held.hold(due, msg)
                     continue
-            state.tracker.add(offset)
             lane = state.lane_for(msg.key(), offset)
             run = runs.get(lane)
             if run is None:
                 runs[lane] = (state, [msg])
             else:
                 run[1].append(msg)
+        for state, offsets in added.items():
+            state.tracker.extend(offsets)
         self.health.connected(True)
         for lane, run in runs.items():
             lane.submit((run,))
 
-    def _delay(self, state: PartitionState, offset: int, due_ms: int, now_ms: int) -> None:
-        """A retry that is not due yet: pause its partition, rewind to it, resume after the due time.
-
-        The resume waits ``RETRY_RESUME_GRACE_S`` past the due time, so the records failed just after this one
-        are due too and run in the same fetch: without it, a busy retry topic pauses and seeks again every few
-        records. A retry never runs early; it may run up to the grace late.
-        """
-        self._pause(state, DELAY)
-        self._consumer.seek(TopicPartition(state.topic, state.partition, offset))
-        state.resume_at = time.monotonic() + (due_ms - now_ms) / 1000.0 + RETRY_RESUME_GRACE_S
-
-    def _resume_due(self) -> None:
-        now = time.monotonic()
+    def _release_due(self) -> None:
+        """Hand the held retry records that are due to their lanes, soonest due first."""
+        now_ms: int | None = None
         for state in self._states.values():
-            if state.resume_at is not None and state.resume_at <= now:
-                state.resume_at = None
-                self._unpause(state, DELAY)
+            held = state.held
+            if held is None or held.next_due_ms is None:
+                continue
+            if now_ms is None:
+                now_ms = int(time.time() * 1000)
+            due = held.release(now_ms)
+            if not due:
+                continue
+            runs: dict[Lane[WorkItem], WorkItem] = {}
+            for msg in due:
+                lane = state.lane_for(msg.key(), msg.offset())
+                run = runs.get(lane)
+                if run is None:
+                    runs[lane] = (state, [msg])
+                else:
+                    run[1].append(msg)
+            for lane, run in runs.items():
+                lane.submit((run,))
 
     def _backpressure(self) -> None:
         limit = self.settings.max_in_flight
         total = 0
         for state in self._states.values():
-            total += state.tracker.in_flight
+            total += state.running
         for state in self._states.values():
-            in_flight = state.tracker.in_flight
+            running = state.running
             if BACKPRESSURE in state.pause_reasons:
-                if total <= limit // 2 and in_flight <= limit // 2:
+                if total <= limit // 2 and running <= limit // 2:
                     self._unpause(state, BACKPRESSURE)
-            elif in_flight > 0 and (total >= limit or in_flight >= limit):
+            elif running > 0 and (total >= limit or running >= limit):
                 self._pause(state, BACKPRESSURE)
+            held = state.held
+            if held is not None:
+                if HOLDING in state.pause_reasons:
+                    if len(held) <= limit // 2:
+                        self._unpause(state, HOLDING)
+                elif len(held) >= limit:
+                    self._pause(state, HOLDING)
 
     def _pause(self, state: PartitionState, reason: str) -> None:
         if not state.pause_reasons:
@@ -211,8 +238,12 @@ class Worker:
     def _new_state(self, topic: str, partition: int) -> PartitionState:
         source, tier = self.plan.source_of(topic)
         lanes_n = self.settings.workers if self.settings.concurrency == "key" else 1
-        lanes: list[Lane[WorkItem]] = [Lane(self._pool, self.processor) for _ in range(lanes_n)]
-        return PartitionState(topic, partition, source, tier, lanes)
+        token = CancelToken()
+        lanes: list[Lane[WorkItem]] = [Lane(self._pool, self.processor, token) for _ in range(lanes_n)]
+        held = None
+        if tier is not None:
+            held = HeldRetries(self.plan.max_waits.get(topic, 0))
+        return PartitionState(topic, partition, source, tier, lanes, token=token, held=held)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalancing_since = time.monotonic()
@@ -250,7 +281,7 @@ class Worker:
         deadline = time.monotonic() + timeout
         for state in states:
             state.wait_idle(max(0.0, deadline - time.monotonic()))
-        self.plan.flush_producer(max(0.5, deadline - time.monotonic()))
+        self.settler.flush(max(0.5, deadline - time.monotonic()))
         self._committer.commit(states, asynchronous=False)
 
     def _check_rebalance_timeout(self) -> None:
@@ -285,11 +316,14 @@ class Worker:
             in_flight=self.in_flight(),
             deadline_s=self.settings.drain_timeout_s,
         )
-        while time.monotonic() < deadline and any(s.tracker.in_flight for s in states):
+        for state in states:  # not due yet: left uncommitted for the next run, not waited for
+            if state.held is not None:
+                state.held.clear()
+        while time.monotonic() < deadline and any(s.running > 0 for s in states):
             self._consumer.consume(
                 num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S
             )  # callbacks, heartbeats
-            self.plan.poll_producer()
+            self.settler.poll()
         self._finish(states, timeout=max(0.0, deadline - time.monotonic()))
 
     def _close(self) -> None:

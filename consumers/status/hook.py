@@ -8,7 +8,6 @@ member is counted before its offset can be committed) until ``cancelled`` is set
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
 
 from confluent_kafka import Message
@@ -16,14 +15,20 @@ from confluent_kafka import Message
 from kep.consumers.context import MessageContext
 
 
+class Cancelled(Protocol):
+    """The partition's cancellation (``runtime.cancel.CancelToken``): ``wait`` returns True once cancelled."""
+
+    def wait(self, timeout: float | None) -> bool: ...
+
+
 class Outcomes(Protocol):
     def started(self, msg: Message, ctx: MessageContext) -> None:
         """A handler is about to run (attempt ``ctx.attempt``)."""
 
-    def handled(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
+    def handled(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         """The handler succeeded and the idempotency key is complete."""
 
-    def duplicate(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
+    def duplicate(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         """The key was already complete: a redelivery of a handled event."""
 
     def retrying(
@@ -43,7 +48,7 @@ class Outcomes(Protocol):
         ctx: MessageContext | None,
         exc: BaseException,
         reason: str,
-        cancelled: threading.Event,
+        cancelled: Cancelled,
         *,
         dropped: bool = False,
     ) -> None:
@@ -54,10 +59,10 @@ class NoOutcomes:
     def started(self, msg: Message, ctx: MessageContext) -> None:
         pass
 
-    def handled(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
+    def handled(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         pass
 
-    def duplicate(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
+    def duplicate(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         pass
 
     def retrying(
@@ -77,7 +82,7 @@ class NoOutcomes:
         ctx: MessageContext | None,
         exc: BaseException,
         reason: str,
-        cancelled: threading.Event,
+        cancelled: Cancelled,
         *,
         dropped: bool = False,
     ) -> None:

@@ -32,7 +32,7 @@ from kep.consumers.idempotency.base import ClaimState, IdempotencyStore
 from kep.consumers.idempotency.factory import open_store
 from kep.consumers.settings import ConsumerSettings
 from kep.consumers.status.factory import open_status_store
-from kep.consumers.status.hook import NoOutcomes
+from kep.consumers.status.hook import Cancelled, NoOutcomes
 from kep.consumers.status.model import BatchProgress, EventStatus, MemberState, State
 from kep.consumers.status.store import StatusStore
 from kep.producers import headers as h
@@ -108,10 +108,10 @@ class StatusRecorder:
         if ctx.attempt == 1 and _has(msg.headers(), h.REPLAYED_AT):
             self._pending.append((ctx.idempotency_key, msg, ctx.topic, "replayed", 1, None, None, now))
 
-    def handled(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
+    def handled(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         self._final(msg, ctx.idempotency_key, ctx.topic, "handled", ctx.attempt, None, None, cancelled)
 
-    def duplicate(self, msg: Message, ctx: MessageContext, cancelled: threading.Event) -> None:
+    def duplicate(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         # Only batches care: the member may have been handled by a worker that died before counting it.
         if h.header_bytes(msg.headers(), h.BATCH_ID) is not None:
             self._count(msg, ctx.idempotency_key, "handled", cancelled)
@@ -143,7 +143,7 @@ class StatusRecorder:
         ctx: MessageContext | None,
         exc: BaseException,
         reason: str,
-        cancelled: threading.Event,
+        cancelled: Cancelled,
         *,
         dropped: bool = False,
     ) -> None:
@@ -170,14 +170,14 @@ class StatusRecorder:
         attempt: int,
         exception_type: str | None,
         reason: str | None,
-        cancelled: threading.Event,
+        cancelled: Cancelled,
     ) -> None:
         self._running.pop(key, None)
         self._pending.append((key, msg, topic, state, attempt, exception_type, reason, _now_ms()))
         if _has(msg.headers(), h.BATCH_ID):
             self._count(msg, key, "handled" if state == "handled" else "dead_lettered", cancelled)
 
-    def _count(self, msg: Message, key: str, state: MemberState, cancelled: threading.Event) -> None:
+    def _count(self, msg: Message, key: str, state: MemberState, cancelled: Cancelled) -> None:
         """Count the member (retried until the store answers or the partition is given up), then announce the
         batch if this finished it."""
         headers = msg.headers()
@@ -203,7 +203,7 @@ class StatusRecorder:
         if progress.finished and not progress.announced_ms:
             self._announce(progress, cancelled)
 
-    def _announce(self, progress: BatchProgress, cancelled: threading.Event) -> None:
+    def _announce(self, progress: BatchProgress, cancelled: Cancelled) -> None:
         batch_id = progress.batch_id
         if self._topic is None or self._producer_factory is None:
             self._warn(
@@ -258,7 +258,7 @@ class StatusRecorder:
                 self._producer = self._producer_factory()
             return self._producer
 
-    def _pause(self, cancelled: threading.Event, waits: int) -> bool:
+    def _pause(self, cancelled: Cancelled, waits: int) -> bool:
         """Wait before trying again; True when the partition was given up or the recorder closed."""
         delay = _BACKOFF_S[min(waits, len(_BACKOFF_S) - 1)]
         return cancelled.wait(delay) or self._stop.is_set()

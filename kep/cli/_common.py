@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -13,11 +15,13 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.text import Text
 
 from kep.schemas.errors import KepError
 from kep.schemas.settings import settings_problems
 from kep.topology.cluster import require_cluster
 from kep.topology.errors import AdminError
+from kep.consumers.redact import scrub
 from kep.topology.settings import KafkaSettings
 
 
@@ -98,6 +102,24 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
+GROUP_FILTER_HELP = "Only groups whose id matches this glob in full: * any run, ? one character, [abc] a set."
+MAX_GROUP_FILTER = 255
+
+
+def group_pattern(glob: str | None, *, option: str = "--group") -> re.Pattern[str] | None:
+    """A ``--group`` glob as a pattern that matches whole group ids.
+
+    A glob, not a regular expression: a pattern given on a command line (or copied from one) must not be
+    able to take seconds per group id. ``fnmatch`` translates runs of ``*`` so that matching never backtracks
+    exponentially, and the glob's length is bounded.
+    """
+    if glob is None:
+        return None
+    if len(glob) > MAX_GROUP_FILTER:
+        fail(f"{option}: a pattern of at most {MAX_GROUP_FILTER} characters, got {len(glob)}")
+    return re.compile(fnmatch.translate(glob))
+
+
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
     """Connection settings: the explicit option wins, then ``KEP_KAFKA_*`` environment variables."""
     caller_modules_importable()
@@ -125,6 +147,32 @@ def check_cluster(settings: KafkaSettings) -> None:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` in red on stderr and exit with ``code``."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    """Print ``error: message`` in red on stderr and exit with ``code``. The message is shown as it is (no
+    markup), secrets masked and control characters escaped: it often quotes what came from outside."""
+    err_console.print(
+        Text.assemble(("error:", "red"), " ", clean(scrub(message), lines=True)), highlight=False
+    )
     raise typer.Exit(code)
+
+
+# Everything a terminal may act on: C0 and C1 controls (ESC starts colour, cursor and title sequences), DEL,
+# and the invisible marks that reorder text (bidi overrides and isolates).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(text: str, *, lines: bool = False) -> str:
+    """``text`` safe for a terminal: control characters shown as ``\\xNN`` / ``\\uNNNN`` escapes. With ``lines``,
+    newlines and tabs are kept (tracebacks); otherwise they are escaped too (one cell, one line)."""
+    return (_CONTROL if lines else _CONTROL_OR_NEWLINE).sub(_escape, text)
+
+
+def plain(text: object, style: str = "", *, lines: bool = False) -> Text:
+    """Untrusted ``text`` as a Rich ``Text``: never read as markup (``k-[/]`` is shown, not parsed), control
+    characters escaped (see ``clean``)."""
+    return Text(clean("" if text is None else str(text), lines=lines), style=style)

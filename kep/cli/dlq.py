@@ -19,6 +19,7 @@ from kep.cli._common import (
     cluster_settings,
     console,
     fail,
+    plain,
     print_json,
 )
 from kep.consumers.dlq import (
@@ -82,15 +83,18 @@ def list_dead_letters(
         # A narrow terminal wraps names (and times), never cuts them.
         table.add_column(column, justify="right" if numbers else "left", no_wrap=numbers, overflow="fold")
     for ref, summary in zip(refs, summaries, strict=True):
+        by_exception = Text("\n").join(
+            plain(f"{_short(name)} x{n}") for name, n in summary.by_exception.most_common()
+        )
         table.add_row(
-            ref.group,
-            ref.source,
-            ref.topic,
-            str(summary.count) if summary.exists else "[yellow]missing[/yellow]",
-            str(summary.pending) if summary.exists else "",
-            "\n".join(f"{_short(name)} x{n}" for name, n in summary.by_exception.most_common()),
-            iso_ms(summary.oldest_ms) or "",
-            iso_ms(summary.newest_ms) or "",
+            plain(ref.group),
+            plain(ref.source),
+            plain(ref.topic),
+            Text(str(summary.count)) if summary.exists else Text("missing", style="yellow"),
+            Text(str(summary.pending) if summary.exists else ""),
+            by_exception,
+            Text(iso_ms(summary.oldest_ms) or ""),
+            Text(iso_ms(summary.newest_ms) or ""),
         )
     console.print(table if refs else "no dead-letter topics in the topology")
 
@@ -136,7 +140,8 @@ def show(
         print_json(views)
         return
     if not views:
-        console.print(f"no dead letters in {topic}" + (f"[{partition}]" if partition is not None else ""))
+        where = topic + (f"[{partition}]" if partition is not None else "")
+        console.print(Text("no dead letters in ") + plain(where))
     for view in views:
         console.print(_panel(view))
 
@@ -201,7 +206,7 @@ def replay_command(
         return
     console.print(_replay_table(result))
     for reason in result.reasons:
-        console.print(f"[red]failed:[/red] {reason}", highlight=False)
+        console.print(Text("failed: ", style="red") + plain(reason), highlight=False)
     if result.failed:
         raise typer.Exit(1)
 
@@ -234,7 +239,7 @@ class _ReplayProgress:
 
 
 def _replay_table(result: ReplayResult) -> Table:
-    table = Table(title=f"Replay of {result.topic}", show_header=False)
+    table = Table(title=Text("Replay of ") + plain(result.topic), show_header=False)
     table.add_column("what")
     table.add_column("records", justify="right")
     sent = ("would replay", result.selected) if result.dry_run else ("replayed", result.replayed)
@@ -250,9 +255,9 @@ def _replay_table(result: ReplayResult) -> Table:
     for label, value in rows:
         table.add_row(label, str(value))
     for target, n in sorted(result.by_target.items()):
-        table.add_row(f"to {target}", str(n))
-    dry = "dry run: nothing sent, nothing committed"
-    table.caption = dry if result.dry_run else f"progress kept in group {result.group}"
+        table.add_row(Text("to ") + plain(target), str(n))
+    dry = Text("dry run: nothing sent, nothing committed")
+    table.caption = dry if result.dry_run else Text("progress kept in group ") + plain(result.group)
     return table
 
 
@@ -290,43 +295,46 @@ def _summary_dict(summary: DeadLetterSummary) -> dict[str, Any]:
 
 
 def _panel(view: dict[str, Any]) -> Panel:
+    """One dead letter. Everything in it came from the record (whoever produced it chose its key, headers and
+    error text), so every value is shown as plain text: never markup, control characters escaped."""
     provenance = view["provenance"]
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
-    facts.add_row("dead-lettered", view["dead_lettered_at"] or "")
-    facts.add_row(
-        "key", view["key"] if view["key"] is not None else (view["key_hex"] and f"hex {view['key_hex']}")
-    )
-    facts.add_row("event type", view["event_type"] or "")
+    facts.add_row("dead-lettered", plain(view["dead_lettered_at"]))
+    key = view["key"] if view["key"] is not None else (view["key_hex"] and f"hex {view['key_hex']}")
+    facts.add_row("key", plain(key))
+    facts.add_row("event type", plain(view["event_type"]))
     parts: list[Any] = [facts]
     if provenance is not None:
-        facts.add_row("error", f"{provenance['exception_type']}: {provenance['exception_message']}")
+        facts.add_row("error", plain(f"{provenance['exception_type']}: {provenance['exception_message']}"))
         facts.add_row(
             "original",
-            f"{provenance['original_topic']}[{provenance['original_partition']}]@{provenance['original_offset']}"
-            f" at {provenance['original_timestamp_at']}",
+            plain(
+                f"{provenance['original_topic']}[{provenance['original_partition']}]"
+                f"@{provenance['original_offset']} at {provenance['original_timestamp_at']}"
+            ),
         )
-        facts.add_row("group", provenance["consumer_group"])
-        facts.add_row("attempts", str(provenance["attempt"]))
+        facts.add_row("group", plain(provenance["consumer_group"]))
+        facts.add_row("attempts", plain(provenance["attempt"]))
         facts.add_row(
-            "failures", f"first {provenance['first_failure_at']}, last {provenance['last_failure_at']}"
+            "failures", plain(f"first {provenance['first_failure_at']}, last {provenance['last_failure_at']}")
         )
-        facts.add_row("idempotency key", provenance["idempotency_key"] or "")
+        facts.add_row("idempotency key", plain(provenance["idempotency_key"]))
     else:
-        facts.add_row("provenance", Text(view["provenance_error"] or "none", style="yellow"))
+        facts.add_row("provenance", plain(view["provenance_error"] or "none", style="yellow"))
     if view["event"] is not None:
         parts.append(Text("event", style="bold"))
-        parts.append(Text(json.dumps(view["event"], indent=2)))
+        parts.append(plain(json.dumps(view["event"], indent=2), lines=True))
     else:
-        parts.append(Text(f"undecodable: {view['decode_error'] or 'no codec'}", style="red"))
+        parts.append(plain(f"undecodable: {view['decode_error'] or 'no codec'}", style="red"))
         shown = (view["value_hex"] or "")[: _HEX_SHOWN * 2]
         more = f" ... ({view['value_size']} bytes)" if len(view["value_hex"] or "") > len(shown) else ""
         parts.append(Text(f"value (hex): {shown}{more}"))
     if provenance is not None and provenance["exception_traceback"]:
         parts.append(Text("traceback", style="bold"))
-        parts.append(Text(provenance["exception_traceback"].rstrip()))
-    title = f"{view['topic']}[{view['partition']}]@{view['offset']}"
+        parts.append(plain(provenance["exception_traceback"].rstrip(), lines=True))
+    title = plain(f"{view['topic']}[{view['partition']}]@{view['offset']}")
     return Panel(Group(*parts), title=title, title_align="left")
 
 

@@ -20,7 +20,18 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kep.cli._common import BootstrapOption, IsolationOption, JsonOption, cluster_settings, console, fail
+from kep.cli._common import (
+    GROUP_FILTER_HELP,
+    BootstrapOption,
+    IsolationOption,
+    JsonOption,
+    clean,
+    cluster_settings,
+    console,
+    fail,
+    group_pattern,
+    plain,
+)
 from kep.consumers.lag import GroupLag, LagError, LagMonitor, LagSnapshot, PartitionLag, Status
 from kep.consumers.lag.probe import ISOLATION_LEVELS, IsolationLevel
 from kep.logs import configure_logging
@@ -49,14 +60,14 @@ def _group_line(group: GroupLag) -> Text:
     members = "?" if group.members is None else str(group.members)
     line = Text.assemble(
         ("group ", "dim"),
-        (group.group, "bold"),
+        (clean(group.group), "bold"),
         ": ",
         _status(group.status),
-        f"  state {group.state}, {members} members, lag {group.lag_messages} messages, ",
+        clean(f"  state {group.state}, {members} members, lag {group.lag_messages} messages, "),
         f"max {group.max_lag_seconds:.1f}s",
     )
     if group.error:
-        line.append(f"  ({group.error})", style="magenta")
+        line.append(clean(f"  ({group.error})"), style="magenta")
     return line
 
 
@@ -82,8 +93,8 @@ def _table(snapshot: LagSnapshot) -> Table:
     for group in snapshot.groups:
         for p in group.partitions:
             table.add_row(
-                group.group,
-                p.topic,
+                plain(group.group),  # group ids and topics are whatever their creators chose
+                plain(p.topic),
                 str(p.partition),
                 _committed(p),
                 _cell(p.log_end),
@@ -143,7 +154,7 @@ def render(snapshot: LagSnapshot) -> RenderableType:
     lines: list[RenderableType] = [_Partitions(snapshot), Text()]
     lines += [_group_line(g) for g in snapshot.groups] or [Text("no consumer groups found", style="dim")]
     if snapshot.error:
-        lines.append(Text(f"poll failed: {snapshot.error}", style="magenta"))
+        lines.append(plain(f"poll failed: {snapshot.error}", style="magenta"))
     return Group(*lines)
 
 
@@ -186,13 +197,11 @@ def _watch(monitor: LagMonitor, interval: float, as_json: bool, topics: re.Patte
 
 def command(
     bootstrap_servers: BootstrapOption = None,
-    group: Annotated[
-        str | None, typer.Option("--group", "-g", help="Only groups whose id matches this regex in full.")
-    ] = None,
+    group: Annotated[str | None, typer.Option("--group", "-g", help=GROUP_FILTER_HELP)] = None,
     topic: Annotated[
         str | None,
         typer.Option(
-            "--topic", "-t", help="Only partitions of topics whose name matches this regex in full."
+            "--topic", "-t", help="Only partitions of topics whose name matches this glob in full (* ? [abc])."
         ),
     ] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
@@ -206,13 +215,11 @@ def command(
     """Show consumer-group lag: offsets, lag in messages and seconds, Burrow-style status."""
     configure_logging("console", "WARNING")  # warnings go to stderr; stdout stays the table or the JSON
     try:
-        topics = re.compile(topic) if topic is not None else None
-    except re.error as exc:
-        fail(f"invalid topic filter {topic!r}: {exc}")
-    try:
+        topics = group_pattern(topic, option="--topic")
+        pattern = group_pattern(group)
         kafka = cluster_settings(bootstrap_servers)
         level = isolation_level(isolation)
-        with LagMonitor(kafka, group_filter=group, window_s=window, isolation_level=level) as monitor:
+        with LagMonitor(kafka, group_filter=pattern, window_s=window, isolation_level=level) as monitor:
             if watch:
                 _watch(monitor, interval, as_json, topics)
                 return

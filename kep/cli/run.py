@@ -17,8 +17,8 @@ from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_impo
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
-from kep.consumers.metrics import MetricsServer
-from kep.consumers.runtime.build import build_worker
+from kep.consumers.metrics import MetricsServer, MetricsServerError
+from kep.consumers.runtime.build import build_worker, register_secrets
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings, load_schema_registry_settings, load_settings
 from kep.logs import configure_logging
@@ -42,6 +42,10 @@ def command(
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz (0: none).")
     ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host", help="Address the metrics server listens on (default 0.0.0.0)."),
+    ] = None,
     idempotency_store: Annotated[
         str | None,
         typer.Option("--idempotency-store", help="memory://, sqlite:///path, redis://, postgresql://"),
@@ -57,6 +61,7 @@ def command(
         "topology": topology,
         "group": group,
         "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
         "idempotency_store": idempotency_store,
         "concurrency": concurrency,
         "log_format": log_format,
@@ -67,6 +72,7 @@ def command(
     try:
         settings, kafka = load_settings(config, **overrides)
         schema_registry = load_schema_registry_settings(config)
+        register_secrets(settings, kafka)
         configure_logging(settings.log_format, settings.log_level)
         app = load_app(target)
         spec = load_topology(settings.topology)  # a missing topology is said before the cluster is asked
@@ -82,7 +88,12 @@ def command(
     joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
-        server = MetricsServer(worker.metrics.registry, worker.health, port=settings.metrics_port).start()
+        try:
+            server = MetricsServer(
+                worker.metrics.registry, worker.health, port=settings.metrics_port, host=settings.metrics_host
+            ).start()
+        except MetricsServerError as exc:
+            fail(str(exc))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     try:

@@ -92,3 +92,33 @@ def test_show_unknown_topic_names_it_and_does_not_create_it(
     assert code == 2 and f"topic '{topic}' does not exist" in output
     admin = AdminClient({"bootstrap.servers": kafka})
     assert topic not in admin.list_topics(timeout=10).topics
+
+
+def test_untrusted_keys_errors_and_tracebacks_are_shown_as_text_never_as_markup_or_escapes(
+    dead_letters: DeadLetters, cli: Callable[..., tuple[int, str]]
+) -> None:
+    """Whoever produced the record chose its key and error text: ``k-[/]`` crashed ``dlq show`` (Rich markup),
+    and an ESC sequence in a header reached the terminal."""
+    hostile = type("Odd[/]\x1b]0;owned\x07", (Exception,), {})
+    dead_letters.add(
+        partition=0,
+        exc=hostile("\x1b[2J[bold red]boom[/]\u202etxt.exe"),
+        failed_at_ms=T0,
+        key=b"k-[/]\x1b[31m",
+    )
+
+    code, output = cli("show", dead_letters.dlq)
+    assert code == 0, output
+    assert "k-[/]\\x1b[31m" in output
+    assert "\\x1b[2J[bold red]boom[/]\\u202etxt.exe" in output
+    assert "\x1b" not in output and "\u202e" not in output and "\x07" not in output
+
+    code, output = cli("ls", "--topology", str(dead_letters.topology_file))
+    assert code == 0, output
+    assert "Odd[/]\\x1b]0;owned\\x07 x1" in output
+    assert "\x1b" not in output
+
+
+def test_an_error_naming_an_untrusted_topic_is_printed_as_is(cli: Callable[..., tuple[int, str]]) -> None:
+    code, output = cli("show", "no-such-[/]-topic")
+    assert code == 2 and "no-such-[/]-topic" in output

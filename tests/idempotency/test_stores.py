@@ -105,17 +105,116 @@ def test_transaction_completes_the_key_atomically(make_store: StoreFactory) -> N
 
 
 @pytest.mark.unit
-def test_transaction_fails_when_the_claim_was_taken_over(make_store: StoreFactory) -> None:
+def test_a_claim_taken_over_is_a_store_failure_and_only_a_completion_a_duplicate(
+    make_store: StoreFactory,
+) -> None:
     if isinstance(make_store(), MemoryStore):
         pytest.skip("the in-memory store has no leases across processes to take over")
     a, b, k = make_store(lease_s=0.5), make_store(lease_s=30), key()
     assert a.claim(k) is ClaimState.NEW
     wait_until(lambda: b.claim(k) is ClaimState.NEW, timeout=5, message="takeover")
-    with pytest.raises(AlreadyCompletedError), a.transaction(k):
-        pass
+    with pytest.raises(IdempotencyStoreError, match="claim was lost"), a.transaction(k):
+        pass  # b holds it and has not finished: a must wait and ask again, not take it for done
+    assert a.claim(k) is ClaimState.BUSY
     with b.transaction(k):
         pass
+    with pytest.raises(AlreadyCompletedError), a.transaction(k):
+        pass
     assert a.claim(k) is ClaimState.DONE
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "hostile",
+    [b"a\x00b", b"\xff\xfe", "k" * 3000, b"\xff" * 100_000, "\x00", "emoji \U0001f600 key", b""],
+    ids=["nul", "not-utf8", "3k", "100k", "text-nul", "emoji", "empty"],
+)
+def test_any_bytes_of_any_length_are_a_key(make_store: StoreFactory, hostile: str | bytes) -> None:
+    store = make_store()
+    assert store.claim(hostile) is ClaimState.NEW
+    store.complete(hostile)
+    assert store.claim(hostile) is ClaimState.DONE
+    other = hostile + (b"!" if isinstance(hostile, bytes) else "!")  # type: ignore[operator]
+    assert store.claim(other) is ClaimState.NEW
+    with store.transaction(other):
+        pass
+    assert store.claim(other) is ClaimState.DONE
+
+
+@pytest.mark.unit
+def test_text_and_its_utf8_bytes_are_the_same_key(make_store: StoreFactory) -> None:
+    store, k = make_store(), key() + "-\u00e9"
+    store.claim(k)
+    store.complete(k)
+    assert store.claim(k.encode()) is ClaimState.DONE
+
+
+@pytest.mark.unit
+def test_redis_connection_dropped_while_watching_is_not_a_duplicate() -> None:
+    """redis-py raises WatchError when the connection drops while a key is watched; that is no completion."""
+    import redis
+
+    url = require_redis()
+    name = f"kep-test-{uuid.uuid4().hex[:8]}"
+    store = open_store(f"{url}?client_name={name}", f"ns-{name}", ttl_s=60, lease_s=30)
+    admin = redis.Redis.from_url(url)
+    k = key()
+    try:
+        assert store.claim(k) is ClaimState.NEW
+        with pytest.raises(IdempotencyStoreError), store.transaction(k) as pipe:
+            pipe.rpush(f"effects-{name}", k)
+            for client in admin.client_list():
+                if client.get("name") == name:
+                    admin.client_kill_filter(_id=client["id"])
+        assert admin.lrange(f"effects-{name}", 0, -1) == []
+        assert store.claim(k) is ClaimState.NEW  # still this worker's claim: run it again
+        with store.transaction(k) as pipe:
+            pipe.rpush(f"effects-{name}", k)
+        assert store.claim(k) is ClaimState.DONE
+        assert admin.lrange(f"effects-{name}", 0, -1) == [k.encode()]
+    finally:
+        admin.delete(f"effects-{name}")
+        admin.close()
+        store.close()
+
+
+@pytest.mark.unit
+def test_postgres_connection_killed_inside_a_transaction_is_a_store_failure() -> None:
+    import psycopg
+
+    dsn = require_postgres()
+    store = open_store(dsn, f"ns-{uuid.uuid4().hex[:8]}", ttl_s=60, lease_s=30)
+    k = key()
+    try:
+        assert store.claim(k) is ClaimState.NEW
+        with pytest.raises(IdempotencyStoreError, match="connection lost"), store.transaction(k) as conn:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            conn.execute("SELECT 1")
+        assert store.claim(k) is ClaimState.NEW
+        with store.transaction(k):
+            pass
+        assert store.claim(k) is ClaimState.DONE
+    finally:
+        store.close()
+
+
+@pytest.mark.unit
+def test_a_handler_sql_error_in_a_transaction_is_the_handlers(make_store: StoreFactory) -> None:
+    """A constraint the handler's statement breaks is its failure (retried, dead-lettered), not a store outage
+    to wait out forever."""
+    store = make_store()
+    if not store.supports_transactions or isinstance(store, MemoryStore):
+        pytest.skip("no SQL")
+    if type(store).__name__ == "RedisStore":
+        pytest.skip("redis reports errors of queued commands at EXEC")
+    k = key()
+    store.claim(k)
+    with pytest.raises(Exception) as info, store.transaction(k) as conn:  # noqa: PT011
+        conn.execute("SELECT * FROM kep_no_such_table")
+    assert not isinstance(info.value, IdempotencyStoreError)
+    assert store.claim(k) is ClaimState.NEW
 
 
 @pytest.mark.unit
@@ -146,11 +245,10 @@ def test_sqlite_transaction_rolls_back_handler_writes_on_error(tmp_path: Path) -
 
 
 @pytest.mark.unit
-def test_unreachable_stores_raise_store_errors() -> None:
-    redis_store = open_store("redis://127.0.0.1:1/0", "g")
-    with pytest.raises(IdempotencyStoreError, match="redis"):
-        redis_store.claim("k")
-    redis_store.close()
+def test_unreachable_stores_are_noticed_when_opened() -> None:
+    with pytest.raises(IdempotencyStoreError, match="redis") as info:
+        open_store("redis://user:s3cret@127.0.0.1:1/0", "g")
+    assert "s3cret" not in str(info.value)
     with pytest.raises(IdempotencyStoreError, match="postgres"):
         open_store("postgresql://nobody@127.0.0.1:1/none", "g")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -10,10 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from kep.broker import free_port
+from kep.cli.lag import render
 from kep.cli.main import app
+from kep.consumers.lag import GroupLag, LagSnapshot, Status
+from kep.consumers.lag.snapshot import PartitionLag
 from tests.lag.support import commit, http_get, http_json, now_ms, produce
 from tests.support.wait import wait_until
 
@@ -80,10 +85,32 @@ def test_kep_lag_prints_a_describe_table_and_a_status_line(kafka: str, topic: st
     assert any(line.startswith(f"group {group_id}: OK") for line in lines)
 
 
-def test_kep_lag_rejects_an_invalid_group_regex(kafka: str) -> None:
-    result = runner.invoke(app, ["lag", "-b", kafka, "--group", "[unclosed"])
-    assert result.exit_code == 2
-    assert "invalid group filter" in result.stderr
+def test_kep_lag_group_filters_are_globs_that_cannot_backtrack(kafka: str, topic: str, group_id: str) -> None:
+    """A regex such as ``(a+)+$`` took seconds per group id; ``--group`` is a glob, matched in linear time."""
+    prefix = group_id.rsplit("-", 1)[0]
+    result = runner.invoke(app, ["lag", "-b", kafka, "--group", f"{prefix}-*", "--json"])
+    assert result.exit_code == 0, result.output
+    assert group_id in [g["group"] for g in json.loads(result.stdout)["groups"]]
+    for literal in ("[unclosed", "(a+)+$", "a" * 40 + "!"):
+        result = runner.invoke(app, ["lag", "-b", kafka, "--group", literal, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["groups"] == []
+    result = runner.invoke(app, ["lag", "-b", kafka, "--group", "x" * 300])
+    assert result.exit_code == 2 and "at most 255 characters" in result.stderr
+
+
+def test_kep_lag_shows_hostile_group_ids_as_text() -> None:
+    """Anyone may create a group or topic; their names are shown as text, never as markup or terminal
+    escapes (the embedded broker percent-encodes such names, so the table is rendered from a snapshot)."""
+    hostile = "g-[/]\x1b]0;owned\x07"
+    partition = PartitionLag("t-[bold]x\x1b[2J", 0, 1, 1, 5, 4, 2.0, Status.OK)
+    group = GroupLag(hostile, "Stable", 1, (partition,), error="[/] \x1b[31mred")
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(LagSnapshot(0.0, 0.1, (group,), error="poll [/]")))
+    text = out.getvalue()
+    assert "g-[/]\\x1b]0;owned\\x07" in text and "t-[bold]x\\x1b[2J" in text
+    assert "([/] \\x1b[31mred)" in text and "poll failed: poll [/]" in text
+    assert "\x1b" not in text and "\x07" not in text
 
 
 def test_kep_lag_takes_the_isolation_level_and_refuses_an_unknown_one(

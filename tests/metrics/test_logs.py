@@ -101,6 +101,17 @@ def test_exceptions_are_structured_without_local_variables() -> None:
     assert exception[0]["exc_value"] == "bad order"
 
 
+def test_values_orjson_refuses_are_still_written() -> None:
+    """A header can carry a 20-digit integer or bytes that decode to lone surrogates; the line must not fail."""
+    out = io.StringIO()
+    configure_logging("json", "INFO", stream=out)
+    structlog.get_logger("kep").warning("odd values", attempt=99999999999999999999, key="k-\udcff")
+    (event,) = lines(out)
+    assert event["attempt"] == "99999999999999999999"
+    assert event["key"] == "k-\\udcff"
+    assert event["event"] == "odd values"
+
+
 def test_console_output_is_one_readable_line_per_event() -> None:
     out = io.StringIO()
     assert configure_logging("console", "DEBUG", stream=out) == "console"

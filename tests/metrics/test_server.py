@@ -19,6 +19,7 @@ from kep.consumers.metrics import (
     WorkerMetrics,
 )
 from tests.metrics.support import StaticSource
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -159,3 +160,43 @@ def test_stop_releases_the_port(health: Health) -> None:
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(
+    health: Health, metrics: WorkerMetrics
+) -> None:
+    with MetricsServer(metrics.registry, health, port=0, host="127.0.0.1", timeout_s=0.3) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as idle:
+            idle.sendall(b"GET /hea")  # and never the rest
+            assert idle.recv(1024) == b""  # the server hung up on us (the test's own timeout is 10 s)
+        assert get(server, "/healthz")[0] in (200, 503)
+
+
+def test_requests_past_the_thread_cap_get_503_at_once(health: Health, metrics: WorkerMetrics) -> None:
+    with MetricsServer(
+        metrics.registry, health, port=0, host="127.0.0.1", timeout_s=5, max_threads=2
+    ) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+        try:
+            for sock in idle:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # headers never finished: each holds a thread
+            status, body, _ = get(server, "/metrics")
+            assert (status, body) == (503, b"busy\n")
+        finally:
+            for sock in idle:
+                sock.close()
+
+        def served() -> bool:
+            return get(server, "/metrics")[0] == 200
+
+        wait_until(served, timeout=10, message="served again once the slots are free")
+
+
+def test_the_bind_address_is_an_option(health: Health, metrics: WorkerMetrics) -> None:
+    with MetricsServer(metrics.registry, health, port=0, host="127.0.0.1") as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert get(server, "/healthz")[0] in (200, 503)
+    from kep.consumers.settings import load_settings
+
+    settings, _ = load_settings(metrics_host="127.0.0.1")
+    assert settings.metrics_host == "127.0.0.1"

@@ -64,3 +64,20 @@ def test_header_int_refuses_what_is_not_a_number() -> None:
 
 def test_header_str_survives_invalid_utf8() -> None:
     assert h.header_str([("k", b"\xff\xfeok")], "k") == "\ufffd\ufffdok"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"--1", b"+1", b" 1", b"1 ", b"1_000", b"", b"-", b"7" * 5000, b"99999999999999999999",
+     b"9223372036854775808", "\u0663".encode(), "\u0663", b"0x10", b"1e3", b"\xff"],
+)  # fmt: skip
+def test_parse_int_takes_only_ascii_decimal_within_64_bits(raw: bytes | str) -> None:
+    assert h.parse_int(raw) is None
+    assert h.header_int([("n", raw)], "n") is None
+
+
+def test_parse_int_bounds() -> None:
+    assert h.parse_int(b"9223372036854775807") == 2**63 - 1
+    assert h.parse_int(b"-9223372036854775808") == -(2**63)
+    assert h.parse_int(b"-5") == -5
+    assert h.parse_int("0") == 0

@@ -123,7 +123,13 @@ def test_headers_given_as_a_mapping_are_read_too() -> None:
     ("name", "value", "match"),
     [
         (names.ATTEMPT, b"two", "kep-attempt: not an ASCII decimal integer"),
-        (names.ORIGINAL_OFFSET, b"\xff\xfe", "kep-original-offset: not UTF-8"),
+        (names.ATTEMPT, b"--1", "kep-attempt: not an ASCII decimal integer"),
+        (names.ATTEMPT, b"-5", "kep-attempt: a count cannot be negative"),
+        (names.ATTEMPT, b"9" * 5000, "kep-attempt: not an ASCII decimal integer within 64 bits"),
+        (names.ATTEMPT, b"99999999999999999999", "kep-attempt: not an ASCII decimal integer within 64 bits"),
+        (names.DUE_TIME, "\u0663".encode(), "kep-due-time: not an ASCII decimal integer"),
+        (names.ORIGINAL_OFFSET, b"\xff\xfe", "kep-original-offset: not an ASCII decimal integer"),
+        (names.EXCEPTION_TYPE, b"\xff\xfe", "kep-exception-type: not UTF-8"),
         (names.ORIGINAL_PARTITION, None, "kep-original-partition: missing"),
     ],
 )

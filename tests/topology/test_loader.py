@@ -262,3 +262,47 @@ def test_unknown_schema_names_are_reported_with_their_path(tmp_path: Path) -> No
 def test_parse_topology_names_its_source() -> None:
     with pytest.raises(TopologyError, match=r"^inline:1: topics\[0\].name: missing required key 'name'"):
         parse_topology("topics: [{partitions: 1}]", source="inline")
+
+
+def test_yaml_aliases_are_refused_before_anything_is_expanded(tmp_path: Path) -> None:
+    """A billion-laughs file hung ``kep topology validate``; an alias is refused with its line, at once."""
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    bomb += [
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    error = load_error(tmp_path, "\n".join(["topics: []", *bomb, "groups: []"]))
+    assert "YAML aliases (*a) are not allowed" in str(error)
+    assert error.problems[0].line == 3
+
+
+def test_deep_nesting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    error = load_error(tmp_path, "topics: " + "[" * 5000 + "]" * 5000 + "\ngroups: []\n")
+    assert "nested more than 32 levels deep" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("    topics: [orders]\n", '    topics: [orders]\n    retry: {delays: ["10s\\n"]}\n'),
+        ("delays: [1s, 10s, 1m]", "delays: [1s, \u0661\u0660s]"),  # Arabic-Indic digits
+        (
+            "    partitions: 3\n    value_schema",
+            '    partitions: 3\n    configs: {retention.ms: "\u0663"}\n    value_schema',
+        ),
+    ],
+)
+def test_names_durations_and_integers_are_whole_ascii_strings(old: str, new: str) -> None:
+    assert old in GOOD
+    with pytest.raises(TopologyError):
+        parse_topology(GOOD.replace(old, new, 1))
+
+
+def test_a_kafka_name_with_a_final_newline_is_refused() -> None:
+    from kep.topology._types import kafka_name_problem
+
+    assert (
+        kafka_name_problem("orders\n")
+        == "'orders\\n' contains '\\n'; Kafka allows only letters, digits, '.', '_' and '-'"
+    )
+    assert kafka_name_problem("orders") is None
