@@ -26,8 +26,8 @@ from kep.consumers.runtime.partition import PartitionState
 from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.settle import Settler
 from kep.producers import headers as h
-from kep.producers.sample import sample_events
 from kep.schemas.codec import codec_for
+from shop.samples import sample_events
 
 
 def _messages(count: int) -> list[Message]:

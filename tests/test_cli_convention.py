@@ -21,6 +21,7 @@ from kep.cli._common import console
 from kep.cli.lag import render as lag_render
 from kep.cli.main import app
 from kep.consumers.lag import GroupLag, LagSnapshot, PartitionLag
+from tests.support.shop import SHOP_TOPOLOGY
 
 pytestmark = pytest.mark.unit
 runner = CliRunner()
@@ -56,6 +57,7 @@ def test_tables_adapt_to_the_terminal_width_and_never_cut_a_name(
     width: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(console, "width", width)
+    monkeypatch.setenv("KEP_TOPOLOGY", str(SHOP_TOPOLOGY))
     for args in (["topology", "show"], ["schemas", "ls"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
@@ -100,6 +102,8 @@ NO_JSON = {
     ("lag-exporter",): "runs until stopped; serves JSON on /groups",
     ("demo",): "a guided tour on a throw-away broker",
     ("schemas", "export"): "prints JSON (an Avro schema) already",
+    ("console",): "runs until stopped; serves pages (and JSON to htmx)",
+    ("ingest",): "runs until stopped; answers JSON",
 }
 
 
@@ -159,7 +163,7 @@ def test_every_command_that_prints_data_takes_json() -> None:
     ids=" ".join,
 )
 def test_json_output_is_json(args: list[str]) -> None:
-    result = runner.invoke(app, [*args, "--json"])
+    result = runner.invoke(app, [*args, "--json"], env={"KEP_TOPOLOGY": str(SHOP_TOPOLOGY)})
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)
 
@@ -175,6 +179,8 @@ def test_run_says_when_the_app_attribute_is_missing() -> None:
     [("orders", "is a main topic"), ("orders.billing.retry.1s", "is a retry topic of group 'billing'")],
 )
 def test_dlq_show_refuses_a_topic_that_holds_no_dead_letters(topic: str, says: str) -> None:
-    result = runner.invoke(app, ["dlq", "show", topic, "-b", "127.0.0.1:1"], env={"KEP_TOPOLOGY": ""})
+    result = runner.invoke(
+        app, ["dlq", "show", topic, "-b", "127.0.0.1:1"], env={"KEP_TOPOLOGY": str(SHOP_TOPOLOGY)}
+    )
     assert result.exit_code == 2
     assert f"'{topic}' {says}" in result.output and "orders.billing.dlq" in result.output

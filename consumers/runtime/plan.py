@@ -16,7 +16,6 @@ from kep.consumers.errors import AppError
 from kep.consumers.runtime.held import max_wait_ms
 from kep.consumers.runtime.settle import DEFAULT_MAX_MESSAGE_BYTES, HEADROOM
 from kep.consumers.settings import CLASSIC_ONLY_KEYS, ConsumerSettings
-from kep.producers.producer import EventProducer
 from kep.producers.settings import ProducerSettings
 from kep.topology.errors import TopologyError
 from kep.topology.loader import load_topology

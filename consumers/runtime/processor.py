@@ -101,7 +101,9 @@ class Processor:
         self.settler = settler
         self.metrics = metrics
         self._async_runner = async_runner
-        self.outcomes = outcomes  # event status and batches (consumers/status): told what became of each message
+        self.outcomes = (
+            outcomes  # event status and batches (consumers/status): told what became of each message
+        )
         strategy = app.idempotency_key
         self._key_field = strategy.removeprefix("field:") if strategy.startswith("field:") else None
         self._use_header = strategy == "header"
@@ -244,6 +246,7 @@ class Processor:
             pass
         self._log_failure(state, msg, exc, name, ctx)
         failure = None
+        outcome: Outcome
         try:
             failure = self._failure(state, msg, exc, ctx, redo)
             outcome = self.router.route(failure)
@@ -253,10 +256,10 @@ class Processor:
         return outcome
 
     # -- event status ----------------------------------------------------------------------------------------
-    def _tell(self, report: Callable[..., None], *args: Any) -> None:
+    def _tell(self, report: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         """Tell the event-status recorder; its failure is logged, never the record's."""
         try:
-            report(*args)
+            report(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             try:
                 log.warning("event status not recorded", group=self.group, error=repr(exc))
@@ -264,7 +267,12 @@ class Processor:
                 pass
 
     def _tell_failure(
-        self, state: PartitionState, msg: Message, ctx: MessageContext | None, exc: BaseException, outcome: Outcome
+        self,
+        state: PartitionState,
+        msg: Message,
+        ctx: MessageContext | None,
+        exc: BaseException,
+        outcome: Outcome,
     ) -> None:
         if isinstance(outcome, Rerun):
             due = int(time.time() * 1000 + outcome.delay_s * 1000)

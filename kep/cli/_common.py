@@ -17,11 +17,11 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.text import Text
 
+from kep.consumers.redact import scrub
 from kep.schemas.errors import KepError
 from kep.schemas.settings import settings_problems
 from kep.topology.cluster import require_cluster
 from kep.topology.errors import AdminError
-from kep.consumers.redact import scrub
 from kep.topology.settings import KafkaSettings
 
 
@@ -53,9 +53,7 @@ IsolationOption = Annotated[
 ]
 TopologyOption = Annotated[
     Path | None,
-    typer.Option(
-        "--topology", "-t", envvar="KEP_TOPOLOGY", help="Topology YAML file (required: kep ships none)."
-    ),
+    typer.Option("--topology", envvar="KEP_TOPOLOGY", help="Topology YAML file (required: kep ships none)."),
 ]
 
 

@@ -24,7 +24,7 @@ def command(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", "-p", envvar="KEP_CONSOLE_PORT", help="HTTP port.", show_default="8090"),
+        typer.Option("--port", envvar="KEP_CONSOLE_PORT", help="HTTP port.", show_default="8090"),
     ] = None,
     database: Annotated[
         str | None,

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from kep.cli._common import TopologyOption, console, err_console, fail
@@ -302,7 +301,7 @@ def command(
     try:
         broker = start_broker()
     except KepError as exc:
-        fail(escape(str(exc)), code=1)  # the message names the extra: kep-kafka[embedded]
+        fail(str(exc), code=1)  # fail() shows it as text: the message names kep-kafka[embedded]
     workers: Workers | None = None
     try:
         with deadline.watchdog(broker):

@@ -36,7 +36,7 @@ from kep.consumers.dlq import (
 from kep.consumers.dlq.show import iso_ms
 from kep.schemas.codec import codec_for
 from kep.schemas.errors import KepError
-from kep.topology.loader import load_topology, schema_registry
+from kep.topology.loader import default_topology_path, load_topology, schema_registry
 
 app = typer.Typer(help="Dead letters: list, show and replay.", no_args_is_help=True)
 
@@ -118,12 +118,14 @@ def show(
 ) -> None:
     """Dead letters with their decoded event (hex when undecodable), error, traceback and provenance.
 
-    Events are decoded with the topology's schemas (``--topology`` or ``KEP_TOPOLOGY``) and ``KEP_SCHEMAS``.
+    Events are decoded with the topology's schemas (--topology or KEP_TOPOLOGY) and KEP_SCHEMAS.
     """
     count = limit if limit is not None else (1 if offset is not None else 10)
     try:
-        spec = load_topology(topology)
-        refuse_other_topics(spec, topic)  # a main or retry topic holds no dead letters
+        source = topology or default_topology_path()
+        spec = load_topology(source) if source is not None else None
+        if spec is not None:
+            refuse_other_topics(spec, topic)  # a main or retry topic holds no dead letters
         schemas = schema_registry(spec)
         records = fetch_records(
             cluster_settings(bootstrap_servers), topic, partition=partition, offset=offset, limit=count

@@ -25,7 +25,7 @@ def command(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", "-p", envvar="KEP_INGEST_PORT", help="HTTP port.", show_default="8080"),
+        typer.Option("--port", envvar="KEP_INGEST_PORT", help="HTTP port.", show_default="8080"),
     ] = None,
     ack_timeout: Annotated[
         float | None,
@@ -59,7 +59,7 @@ def command(
         str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
     ] = "auto",
 ) -> None:
-    """Serve POST /events/{type} and /batches/{type}: 202 once the broker stored the event, 503 if it cannot."""
+    """Serve POST /events/EVENT_TYPE and /batches/EVENT_TYPE: 202 once the broker stored the event, 503 if it cannot."""
     configure_logging(log_format, "INFO")
     try:
         import uvicorn

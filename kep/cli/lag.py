@@ -201,7 +201,9 @@ def command(
     topic: Annotated[
         str | None,
         typer.Option(
-            "--topic", "-t", help="Only partitions of topics whose name matches this glob in full (* ? [abc])."
+            "--topic",
+            "-t",
+            help="Only partitions of topics whose name matches this glob in full (* ? [abc]).",
         ),
     ] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,

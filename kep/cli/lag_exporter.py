@@ -29,7 +29,14 @@ def command(
         ),
     ] = 9401,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
-    group: Annotated[str | None, typer.Option("--group", "-g", help=GROUP_FILTER_HELP)] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group",
+            "-g",
+            help="Only groups whose id matches this regular expression in full (the deployment's own setting).",
+        ),
+    ] = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")] = 10.0,
     window: Annotated[float, typer.Option("--window", min=0.1, help="Status window in seconds.")] = 120.0,
     isolation: IsolationOption = "read_committed",
@@ -42,7 +49,6 @@ def command(
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        pattern = group_pattern(group)
         exporter = LagExporter(
             kafka_settings(bootstrap_servers),
             group_filter=group,

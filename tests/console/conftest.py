@@ -76,7 +76,7 @@ groups:
     admin.apply(admin.plan(topology, settings), settings)
     dlq = f"{source}.{group}.dlq"
     producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True, "linger.ms": 0})
-    letters = DeadLetters(kafka, source, group, dlq, 2, topology_file, producer)
+    letters = DeadLetters(kafka, source, group, dlq, 2, topology_file, producer, f"{source}.{group}.retry.1s")
     yield Cluster(
         kafka, source, group, other, dlq, f"{source}.{group}.retry.1s", topology, topology_file, letters
     )

@@ -72,7 +72,7 @@ def test_viewer_sees_no_replay_control_and_a_forged_post_gets_403(served: Served
     with _operator(served) as operator:
         no_token = operator.post(f"/dead-letters/{letters.dlq}/replay", data={"ref": "0:0"})
         assert no_token.status_code == 403 and "CSRF" in no_token.text
-    assert read_topic(served.cluster.kafka, served.cluster.source) == []
+    assert read_topic(served.cluster.kafka, served.cluster.tier) == []
 
 
 def test_operator_dry_runs_then_replays_one_and_the_action_is_recorded(served: Served) -> None:
@@ -88,7 +88,7 @@ def test_operator_dry_runs_then_replays_one_and_the_action_is_recorded(served: S
         preview = client.get(action_url)
         assert re.search(r'id="would-replay">1<', preview.text), preview.text
         assert served.cluster.source in preview.text
-        assert read_topic(served.cluster.kafka, served.cluster.source) == []  # a dry run sends nothing
+        assert read_topic(served.cluster.kafka, served.cluster.tier) == []  # a dry run sends nothing
         ran = client.post(f"{action_url}/run", data={"csrf_token": token})
         assert ran.status_code == 303
         done = client.get(action_url)
@@ -97,7 +97,7 @@ def test_operator_dry_runs_then_replays_one_and_the_action_is_recorded(served: S
         assert again.status_code == 409
         audit = client.get("/audit")
         assert "alice (token login)" in audit.text and "1 replayed" in audit.text
-    republished = read_topic(served.cluster.kafka, served.cluster.source, expected=1)
+    republished = read_topic(served.cluster.kafka, served.cluster.tier, expected=1)
     assert republished[0].value() == letters.sent[1]["value"]
     # the other dead letter was not selected: it stays pending, holding partition 0's replay progress back
     assert 0 not in committed(served.cluster.kafka, replay_group(letters.dlq), letters.dlq, 2)
@@ -178,7 +178,7 @@ def test_edited_payload_is_validated_before_anything_is_sent_then_replayed(serve
         assert "currency" in refused.text and "payload does not match kep.orders.OrderPlaced" in refused.text
         refused = client.post(edit, data={"payload": "{not json", "csrf_token": token})
         assert refused.status_code == 422 and "not valid JSON" in refused.text
-        assert read_topic(served.cluster.kafka, served.cluster.source) == []
+        assert read_topic(served.cluster.kafka, served.cluster.tier) == []
 
         payload["currency"] = "EUR"
         planned = client.post(edit, data={"payload": json.dumps(payload), "csrf_token": token})
@@ -187,7 +187,7 @@ def test_edited_payload_is_validated_before_anything_is_sent_then_replayed(serve
         assert 'id="would-replay">1<' in client.get(action_url).text
         assert client.post(f"{action_url}/run", data={"csrf_token": token}).status_code == 303
         assert 'id="replayed-count">1<' in client.get(action_url).text
-    [record] = read_topic(served.cluster.kafka, served.cluster.source, expected=1)
+    [record] = read_topic(served.cluster.kafka, served.cluster.tier, expected=1)
     replayed = codec_for().decode(record.value() or b"")
     assert isinstance(replayed, OrderPlaced) and replayed.order_id == "o-edited"
     assert record.key() == letters.sent[0]["key"]  # same key, same headers: only the payload changed
@@ -213,7 +213,7 @@ def test_replay_by_filter_takes_every_pending_match_only(served: Served) -> None
         pending = client.get(f"/dead-letters/{letters.dlq}", params={"state": "pending"}).text
         assert 'id="total">1<' in pending and "KeyError" in pending
     values = sorted(
-        m.value() or b"" for m in read_topic(served.cluster.kafka, served.cluster.source, expected=4)
+        m.value() or b"" for m in read_topic(served.cluster.kafka, served.cluster.tier, expected=4)
     )
     assert values == sorted(bytes(t["value"]) for t in timeouts)  # type: ignore[call-overload]
 

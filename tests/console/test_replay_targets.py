@@ -84,7 +84,9 @@ def test_replay_runs_the_event_again_in_the_failing_group_only(cluster: Cluster)
         wait_until(lambda: shipped == [order.event_id], message="shipping handled the order once")
 
         fixed.set()
-        result = run_replay(kafka, cluster.dlq, [(dead.partition() or 0, dead.offset() or 0)], timeout_s=10)
+        result = run_replay(
+            kafka, cluster.topology, cluster.dlq, [(dead.partition() or 0, dead.offset() or 0)], timeout_s=10
+        )
         assert (result.replayed, result.failed) == (1, 0)
         wait_until(lambda: billed == [order.event_id], message="billing handled the replayed order")
         wait_until(

@@ -29,10 +29,10 @@ from kep.consumers.runtime.build import build_worker
 from kep.logs import configure_logging
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import LineItem, OrderPlaced
 from kep.topology import admin
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
+from shop.orders import LineItem, OrderPlaced
 from tests.support.kafka import read_records, unique
 from tests.support.runtime import Setup, applied_topology, running, settings
 from tests.support.services import require_postgres

@@ -33,8 +33,8 @@ from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.settle import Settler
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import LineItem, OrderPlaced
 from kep.topology.model import ConsumerGroupSpec, RetrySpec
+from shop.orders import LineItem, OrderPlaced
 
 pytestmark = pytest.mark.unit
 

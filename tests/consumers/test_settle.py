@@ -85,6 +85,12 @@ def retry(headers: list[tuple[str, bytes | None]] | None = None) -> Forward:
     return Forward(RETRY, headers or [(h.ATTEMPT, b"1"), (h.DUE_TIME, b"9")], "retry", DLQ, tier="1s")
 
 
+def _logged(capsys: pytest.CaptureFixture[str]) -> str:
+    """What was logged, wherever the test run's logging configuration sends it (stdout or stderr)."""
+    out, err = capsys.readouterr()
+    return out + err
+
+
 def test_handled_and_duplicate_finish_their_offsets() -> None:
     settler, _, state, counts = setup()
     assert settler.settle(state, msg(0), HANDLED) is None
@@ -157,7 +163,7 @@ def test_a_refused_dead_letter_is_cut_then_sent_as_provenance_alone_then_dropped
     settler.poll()
     assert len(producer.sent) == 3
     assert state.tracker.processed == 1  # dropped, not stalled
-    assert "no form of it could be forwarded" in capsys.readouterr().out
+    assert "no form of it could be forwarded" in _logged(capsys)
 
 
 def test_a_record_over_its_topic_limit_is_cut_before_it_is_sent() -> None:
@@ -198,7 +204,7 @@ def test_a_drop_finishes_the_offset_with_an_error_log(capsys: pytest.CaptureFixt
     settler, _, state, _ = setup()
     settler.settle(state, msg(0), Drop("message dropped: dead letters are disabled", "KeyError: x"))
     assert state.tracker.processed == 1
-    assert "dead letters are disabled" in capsys.readouterr().out
+    assert "dead letters are disabled" in _logged(capsys)
 
 
 def test_cancelled_partitions_are_not_sent_again() -> None:

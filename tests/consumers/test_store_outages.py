@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
 from tests.support.kafka import read_records
 from tests.support.proxy import ResettingProxy
 from tests.support.runtime import Setup, applied_topology, produce_orders, running

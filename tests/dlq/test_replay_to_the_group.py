@@ -10,10 +10,10 @@ import pytest
 from kep.consumers.app import App
 from kep.consumers.context import MessageContext
 from kep.consumers.dlq import replay, start_replay_progress
-from kep.schemas.orders import OrderPlaced
 from kep.topology import admin
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
+from shop.orders import OrderPlaced
 from tests.support.kafka import read_records, read_topic, unique
 from tests.support.runtime import Setup, produce_orders, running
 from tests.support.wait import wait_until

@@ -21,9 +21,9 @@ from kep.consumers.lag import LagExporter, LagSnapshot
 from kep.consumers.metrics import MetricsServer
 from kep.consumers.runtime.worker import Worker
 from kep.producers import headers as h
-from kep.producers.sample import sample_events
 from kep.schemas.codec import codec_for
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
+from shop.samples import sample_events
 from tests.metrics.observability import ALERTS, promtool
 from tests.metrics.promql import SampleKey, Target, firing, input_series, run_rule_tests, scrape
 from tests.support.runtime import Setup, applied_topology, produce_orders, running

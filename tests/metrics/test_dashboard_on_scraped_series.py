@@ -20,8 +20,8 @@ from kep.consumers.context import MessageContext
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.lag import LagExporter, LagSnapshot
 from kep.producers.producer import EventProducer
-from kep.producers.sample import sample_events
-from kep.schemas.orders import OrderPlaced
+from shop.orders import OrderPlaced
+from shop.samples import sample_events
 from tests.metrics.observability import dashboard_targets, promtool
 from tests.metrics.promql import Target, input_series, run_rule_tests, scrape
 from tests.metrics.test_alerts_on_scraped_series import ROUTING, served
