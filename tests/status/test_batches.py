@@ -104,7 +104,7 @@ def test_a_member_failing_for_good_reads_499_and_1_and_its_replay_completes_the_
         assert (shown["handled"], shown["dead_lettered"], shown["pending"]) == (499, 1, 0)
 
         fixed.touch()
-        result = replay(setup.kafka, setup.spec.dlq_topic(setup.topic) or "")
+        result = replay(setup.kafka, setup.spec.dlq_topic(setup.topic) or "", topology=setup.topology)
         assert result.replayed == 1, result.reasons
 
         def completed_after_replay() -> dict[str, object] | None:
