@@ -132,10 +132,15 @@ def _with_schema_paths(topology: Topology, base: Path, source: str, root: yaml.N
     return topology.model_copy(update={"schemas": tuple(str(path) for path in resolved)})
 
 
+KEP_OWN_NAMESPACE = "kep.batches."
+"""kep's own events (``KEP_SCHEMA_DIR``), left out of the names an error lists as known."""
+
+
 def check_schema_names(topology: Topology, known: Iterable[str], *, source: str | None = None) -> None:
     """Raise ``TopologyError`` naming each ``topics[i].value_schema[j]`` that is not in ``known``."""
     names = set(known)
-    listing = ", ".join(sorted(names)) or "none: list schema paths under 'schemas:' or in KEP_SCHEMAS"
+    services = sorted(n for n in names if not n.startswith(KEP_OWN_NAMESPACE))  # not kep's own events
+    listing = ", ".join(services) or "none: list schema paths under 'schemas:' or in KEP_SCHEMAS"
     problems = [
         Problem(format_loc(("topics", t, "value_schema", s)), f"unknown schema {name!r} (known: {listing})")
         for t, spec in enumerate(topology.topics)

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from kep.cli.main import app
+from kep.schemas.registry import KEP_SCHEMA_DIR
 from tests.support.shop import SHOP_SCHEMAS, SHOP_TOPOLOGY
 from tests.topology.conftest import TopologyFile
 
@@ -28,8 +29,9 @@ def test_validate_accepts_the_shop_topology(monkeypatch: pytest.MonkeyPatch) -> 
     code, output = kep("topology", "validate", "--topology", str(SHOP_TOPOLOGY))
     assert code == 0, output
     assert (
-        "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked against 2 schema(s) "
-        f"in {SHOP_SCHEMAS}" in output
+        "valid: 2 topics, 2 groups, 10 retry and dead-letter topics; schema names checked against 3 schema(s) "
+        f"in {KEP_SCHEMA_DIR}, {SHOP_SCHEMAS}"
+        in output  # kep's own kep.batches.BatchCompleted, and the shop's
     )
 
 

@@ -215,7 +215,11 @@ def test_schema_paths_are_relative_to_the_topology_file(
     monkeypatch.chdir(tmp_path)  # resolved against the file, not the working directory
     topology = load_topology(Path("service/two.yaml"), check_schemas=True)
     assert topology.schemas == ("service/events", f"service/more/{payment.name}")
-    assert schema_registry(topology).names() == ["kep.orders.OrderPlaced", "kep.orders.PaymentCaptured"]
+    assert schema_registry(topology).names() == [
+        "kep.batches.BatchCompleted",  # kep's own, always there
+        "kep.orders.OrderPlaced",
+        "kep.orders.PaymentCaptured",
+    ]
 
 
 def test_kep_schemas_adds_to_the_topology_schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
