@@ -118,7 +118,9 @@ class Processor:
             if token.cancelled:
                 return
             redo = settle(state, msg, process(state, msg, None))
-            while redo is not None and not token.cancelled:  # run again in place (store, busy claim, blocking)
+            while (
+                redo is not None and not token.cancelled
+            ):  # run again in place (store, busy claim, blocking)
                 redo = settle(state, msg, process(state, msg, redo))
 
     # -- the pipeline -------------------------------------------------------------------------------------------
