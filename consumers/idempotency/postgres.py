@@ -70,12 +70,30 @@ class PostgresStore(IdempotencyStore):
         try:
             return fn(self._conn())
         except self._psycopg.Error as exc:
-            self._drop_broken()
+            self._drop_broken(exc)
             raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
 
-    def _drop_broken(self) -> None:
+    def _drop_broken(self, exc: BaseException | None = None) -> None:
+        """Throw this thread's connection away when it cannot serve the next statement.
+
+        Closed or broken, but also wedged: a connection reset in the middle of a result can leave libpq with
+        a command "already in progress" and the connection not marked broken; every later statement then
+        fails the same way, for ever. After an error of the connection itself, or when it is not idle, it is
+        closed and the next statement opens a new one.
+        """
         conn = self._conns.current()
-        if conn is not None and (conn.closed or conn.broken):
+        if conn is None:
+            return
+        wedged = isinstance(exc, self._psycopg.OperationalError | self._psycopg.InterfaceError)
+        try:
+            idle = conn.info.transaction_status == self._psycopg.pq.TransactionStatus.IDLE
+        except Exception:  # noqa: BLE001 - a connection that cannot say is not usable either
+            idle = False
+        if conn.closed or conn.broken or wedged or not idle:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001, S110 - it is being thrown away
+                pass
             self._conns.forget()
 
     def _params(self, key: Key) -> dict[str, Any]:
@@ -125,21 +143,21 @@ class PostgresStore(IdempotencyStore):
             tx = conn.transaction()
             tx.__enter__()
         except self._psycopg.Error as exc:
-            self._drop_broken()
+            self._drop_broken(exc)
             raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
         try:
             yield conn
         except BaseException as exc:
-            self._rollback(tx, exc)
-            if isinstance(exc, self._psycopg.Error) and self._connection_lost(conn):
-                self._drop_broken()
+            rolled_back = self._rollback(tx, exc)
+            if isinstance(exc, self._psycopg.Error) and (not rolled_back or self._connection_lost(conn)):
+                self._drop_broken(exc)
                 raise IdempotencyStoreError(f"postgres idempotency store: connection lost: {exc}") from exc
             raise
         try:
             done = conn.execute(_COMPLETE_IF_OURS, params).rowcount == 1
         except self._psycopg.Error as exc:
             self._rollback(tx, exc)
-            self._drop_broken()
+            self._drop_broken(exc)
             raise IdempotencyStoreError(f"postgres idempotency store: {exc}") from exc
         if not done:
             self._rollback(tx, None)
@@ -147,19 +165,23 @@ class PostgresStore(IdempotencyStore):
         try:
             tx.__exit__(None, None, None)
         except self._psycopg.Error as exc:
-            self._drop_broken()
+            self._drop_broken(exc)
             raise IdempotencyStoreError(f"postgres idempotency store: commit failed: {exc}") from exc
 
-    def _rollback(self, tx: Any, exc: BaseException | None) -> None:
+    def _rollback(self, tx: Any, exc: BaseException | None) -> bool:
+        """Roll the transaction back; False when that failed (the connection is then thrown away: nothing was
+        committed on it)."""
         try:
             if exc is None:
                 tx.__exit__(_Rollback, _Rollback(), None)
             else:
                 tx.__exit__(type(exc), exc, exc.__traceback__)
-        except self._psycopg.Error:
-            self._drop_broken()  # the connection is gone: nothing was committed
         except _Rollback:
             pass
+        except Exception as error:  # noqa: BLE001 - psycopg.Error, or a wedged connection's own complaint
+            self._drop_broken(self._psycopg.OperationalError(str(error)))  # thrown away whatever its state
+            return False
+        return True
 
     def _connection_lost(self, conn: Any) -> bool:
         return bool(conn.closed or conn.broken)
@@ -168,7 +190,7 @@ class PostgresStore(IdempotencyStore):
         try:
             row = self._conn().execute(_STATE, params).fetchone()
         except self._psycopg.Error as exc:
-            self._drop_broken()
+            self._drop_broken(exc)
             return IdempotencyStoreError(f"postgres idempotency store: {exc}")
         if row is not None and row[0] == "":
             return AlreadyCompletedError("the idempotency key was completed meanwhile")

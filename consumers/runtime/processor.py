@@ -121,13 +121,13 @@ class Processor:
         token = state.token
         process, settle = self.process, self.settler.settle
         for msg in msgs:
-            redo: Redo | None = None
-            while not token.cancelled:
-                redo = settle(state, msg, process(state, msg, redo))
-                if redo is None:
-                    break
             if token.cancelled:
                 return
+            redo = settle(state, msg, process(state, msg, None))
+            while (
+                redo is not None and not token.cancelled
+            ):  # run again in place (store, busy claim, blocking)
+                redo = settle(state, msg, process(state, msg, redo))
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     def process(self, state: PartitionState, msg: Message, redo: Redo | None = None) -> Outcome:
@@ -422,7 +422,8 @@ class Processor:
             attempt = provenance.attempt + 1
         else:
             attempt = 1
-        key, shown = self._idempotency_key(state, msg, headers, event, provenance)
+        key = self._idempotency_key(state, msg, headers, event, provenance)
+        shown = key if type(key) is str else key.decode("utf-8", "backslashreplace")  # type: ignore[union-attr]
         return MessageContext(
             msg,
             group=self.group,
@@ -437,30 +438,26 @@ class Processor:
 
     def _idempotency_key(
         self, state: PartitionState, msg: Message, headers: Any, event: Event, provenance: Provenance | None
-    ) -> tuple[Key, str]:
-        """The key the store is asked about, and the text the handler and the logs see.
+    ) -> Key:
+        """The key the store is asked about (the handler and the logs see it as text).
 
-        A header key is any bytes: valid UTF-8 is used as text; anything else is used as the exact bytes and
-        shown with backslash escapes.
+        A header key is any bytes: valid UTF-8 is used as text; anything else as the exact bytes (shown with
+        backslash escapes).
         """
         if self._key_field is not None:
-            text = str(getattr(event, self._key_field))
-            return text, text
+            return str(getattr(event, self._key_field))
         if self._use_header and headers:
             for name, value in headers:
                 if name == IDEMPOTENCY_KEY and value:
                     if isinstance(value, str):
-                        return value, value
+                        return value
                     try:
-                        text = value.decode("utf-8")
+                        return value.decode("utf-8")  # type: ignore[no-any-return]
                     except UnicodeDecodeError:
-                        return bytes(value), value.decode("utf-8", "backslashreplace")
-                    return text, text
+                        return bytes(value)
         if provenance is not None:  # the original coordinates survive in the provenance headers
-            text = f"{provenance.original_topic}/{provenance.original_partition}/{provenance.original_offset}"
-            return text, text
-        text = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
-        return text, text
+            return f"{provenance.original_topic}/{provenance.original_partition}/{provenance.original_offset}"
+        return f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
 
 
 def _provenance(state: PartitionState, msg: Message) -> Provenance | None:

@@ -41,9 +41,16 @@ class Worker:
     """Runs until ``stop()`` (thread-safe; ``kep run`` calls it on SIGTERM/SIGINT), then drains and leaves."""
 
     def __init__(
-        self, plan: WorkerPlan, processor: Processor, *, metrics: WorkerMetrics, health: Health
+        self,
+        plan: WorkerPlan,
+        processor: Processor,
+        *,
+        metrics: WorkerMetrics,
+        health: Health,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.plan = plan
+        self._clock_ms = clock_ms  # wall clock of due times (epoch ms); injected by tests
         self.settings = plan.settings
         self.processor = processor
         self.settler: Settler = processor.settler
@@ -130,13 +137,13 @@ class Worker:
                 soonest = due if soonest is None or due < soonest else soonest
         if soonest is None:
             return CONSUME_TIMEOUT_S
-        return min(CONSUME_TIMEOUT_S, max(0.0, (soonest - time.time() * 1000) / 1000.0))
+        return min(CONSUME_TIMEOUT_S, max(0.0, (soonest - self._clock_ms()) / 1000.0))
 
     # -- dispatch -------------------------------------------------------------------------------------------------
     def _dispatch(self, msgs: list[Message]) -> None:
         runs: dict[Lane[WorkItem], WorkItem] = {}
         added: dict[PartitionState, list[int]] = {}
-        now_ms = int(time.time() * 1000)
+        now_ms = self._clock_ms()
         states = self._states
         for msg in msgs:
             err = msg.error()
@@ -177,7 +184,7 @@ class Worker:
             if held is None or held.next_due_ms is None:
                 continue
             if now_ms is None:
-                now_ms = int(time.time() * 1000)
+                now_ms = self._clock_ms()
             due = held.release(now_ms)
             if not due:
                 continue

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message
+from structlog.testing import capture_logs
 
 from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Redo, Rerun
 from kep.consumers.runtime.partition import PartitionState
@@ -85,12 +86,6 @@ def retry(headers: list[tuple[str, bytes | None]] | None = None) -> Forward:
     return Forward(RETRY, headers or [(h.ATTEMPT, b"1"), (h.DUE_TIME, b"9")], "retry", DLQ, tier="1s")
 
 
-def _logged(capsys: pytest.CaptureFixture[str]) -> str:
-    """What was logged, wherever the test run's logging configuration sends it (stdout or stderr)."""
-    out, err = capsys.readouterr()
-    return out + err
-
-
 def test_handled_and_duplicate_finish_their_offsets() -> None:
     settler, _, state, counts = setup()
     assert settler.settle(state, msg(0), HANDLED) is None
@@ -144,9 +139,7 @@ def test_a_retry_record_the_broker_refuses_goes_to_the_dead_letter_topic() -> No
     assert state.tracker.processed == 1
 
 
-def test_a_refused_dead_letter_is_cut_then_sent_as_provenance_alone_then_dropped_loudly(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_refused_dead_letter_is_cut_then_sent_as_provenance_alone_then_dropped_loudly() -> None:
     settler, producer, state, _ = setup()
     headers = [(h.ATTEMPT, b"3"), ("custom", b"x" * 5000)]
     settler.settle(state, msg(0, value=b"v" * 10_000), Forward(DLQ, headers, "dead-letter"))
@@ -159,11 +152,12 @@ def test_a_refused_dead_letter_is_cut_then_sent_as_provenance_alone_then_dropped
     minimal = producer.sent[-1]
     assert minimal.value is None and h.header_bytes(minimal.headers, "custom") is None
     assert h.header_int(minimal.headers, h.ATTEMPT) == 3
-    producer.ack(error=KafkaError.INVALID_RECORD)
-    settler.poll()
+    with capture_logs() as logs:
+        producer.ack(error=KafkaError.INVALID_RECORD)
+        settler.poll()
     assert len(producer.sent) == 3
     assert state.tracker.processed == 1  # dropped, not stalled
-    assert "no form of it could be forwarded" in _logged(capsys)
+    assert [e["event"] for e in logs] == ["message dropped: no form of it could be forwarded"]
 
 
 def test_a_record_over_its_topic_limit_is_cut_before_it_is_sent() -> None:
@@ -200,11 +194,14 @@ def test_a_full_queue_is_waited_out_on_the_lane() -> None:
     assert len(producer.sent) == 1 and producer.polls == 0  # lanes never poll the producer
 
 
-def test_a_drop_finishes_the_offset_with_an_error_log(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_drop_finishes_the_offset_with_an_error_log() -> None:
     settler, _, state, _ = setup()
-    settler.settle(state, msg(0), Drop("message dropped: dead letters are disabled", "KeyError: x"))
+    with capture_logs() as logs:
+        settler.settle(state, msg(0), Drop("message dropped: dead letters are disabled", "KeyError: x"))
     assert state.tracker.processed == 1
-    assert "dead letters are disabled" in _logged(capsys)
+    assert [(e["log_level"], e["event"], e["error"]) for e in logs] == [
+        ("error", "message dropped: dead letters are disabled", "KeyError: x")
+    ]
 
 
 def test_cancelled_partitions_are_not_sent_again() -> None:

@@ -267,3 +267,17 @@ def test_memory_store_is_bounded() -> None:
         store.claim(str(i))
         store.complete(str(i))
     assert len(store) <= 100
+
+
+@pytest.mark.unit
+def test_a_wedged_postgres_connection_is_replaced_not_reused_for_ever() -> None:
+    """A reset in the middle of a result can leave libpq with a command "already in progress" on a connection
+    not marked broken; every later statement then failed the same way and the partitions waited for ever."""
+    store = open_store(require_postgres(), f"ns-{uuid.uuid4().hex[:8]}", ttl_s=60, lease_s=30)
+    try:
+        store._conn().pgconn.send_query(b"SELECT 1")  # type: ignore[attr-defined]  # a result never read
+        with pytest.raises(IdempotencyStoreError, match="already in progress"):
+            store.claim("k")
+        assert store.claim("k") is ClaimState.NEW
+    finally:
+        store.close()
