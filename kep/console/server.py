@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import uvicorn
 
+from kep._asgi import BackgroundServer as _BackgroundServer
 from kep.console.settings import ConsoleSettings
 
 
@@ -28,42 +27,8 @@ def uvicorn_config(app: Any, settings: ConsoleSettings, *, access_log: bool = Fa
     )
 
 
-class BackgroundServer:
-    """uvicorn on a daemon thread. ``start()`` returns once it listens; ``url`` tells where."""
+class BackgroundServer(_BackgroundServer):
+    """uvicorn serving the console on a daemon thread (see ``kep._asgi.BackgroundServer``)."""
 
     def __init__(self, config: uvicorn.Config) -> None:
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="kep-console-server", daemon=True)
-        self._error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except BaseException as exc:  # noqa: BLE001 - surfaced by start()
-            self._error = exc
-
-    def start(self, timeout: float = 30.0) -> BackgroundServer:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if self._error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"the console did not start: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the console did not start within {timeout:g}s")
-            time.sleep(0.01)  # sleep-ok: polling interval of a bounded wait for the server to listen
-        return self
-
-    @property
-    def port(self) -> int:
-        for server in self.server.servers:
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
-        raise RuntimeError("the console is not listening")
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.server.config.host}:{self.port}"
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout)
+        super().__init__(config, "the console")
