@@ -62,11 +62,15 @@ def handled(effects: Path) -> list[tuple[str, int]]:
     return [(row[0], int(row[1])) for row in rows]
 
 
-def consume_a_batch(setup: Setup, effects: Path, n: int, seed: int) -> None:
-    """Produce ``n`` orders and wait until every one is handled: both members consume."""
-    before = len(handled(effects))
-    produce_orders(setup, n, seed=seed)
-    wait_until(lambda: len(handled(effects)) >= before + n, timeout=60, message=f"{n} more events handled")
+def consume_a_batch(setup: Setup, effects: Path, n: int, seed: int) -> set[str]:
+    """Produce ``n`` orders and wait until every one of them is handled (both members consume); their ids."""
+    ids = {event.event_id for event in produce_orders(setup, n, seed=seed)}
+    wait_until(
+        lambda: ids <= {event_id for event_id, _ in handled(effects)},
+        timeout=60,
+        message=f"{n} events handled",
+    )
+    return ids
 
 
 def static_worker(
@@ -110,14 +114,14 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
         wait_until(
             lambda: owned(restarted) == theirs, timeout=60, message="the restarted member's partitions"
         )
-        consume_a_batch(setup, effects, 100, seed=2)
+        after_restart = consume_a_batch(setup, effects, 100, seed=2)
 
         assert rebalances(first) == seen_by_first, "the other member went through a rebalance"
         assert owned(first) == every - theirs
         assert [(event, sorted(parts)) for event, parts in rebalances(restarted)] == [
             ("partitions assigned", sorted(theirs))
         ]
-        partitions = {partition for _, partition in handled(effects)[-100:]}
+        partitions = {partition for event_id, partition in handled(effects) if event_id in after_restart}
         assert partitions == set(range(PARTITIONS))
     finally:
         codes = [w.terminate(60) for w in (first, restarted) if w is not None]
