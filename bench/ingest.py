@@ -106,7 +106,7 @@ def run(ctx: BenchContext) -> list[Result]:
 
         port = free_port()
         intake_argv = [
-            sys.executable, "-m", "kep.cli.main", "ingest", "-t", str(topology_file),
+            sys.executable, "-m", "kep.cli.main", "ingest", "--topology", str(topology_file),
             "-b", ctx.bootstrap_servers, "--port", str(port), "--status-store", "none",
         ]  # fmt: skip
         with _server(intake_argv, f"http://127.0.0.1:{port}/readyz", work / "intake.log"):
