@@ -185,6 +185,11 @@ KEP_SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 """kep's own events (``kep.batches.BatchCompleted``), beside a service's schemas in ``kep.topology.schema_registry``."""
 
 
+def kep_schema_names() -> frozenset[str]:
+    """The names of kep's own events (the schemas in ``KEP_SCHEMA_DIR``), read once."""
+    return frozenset(_registry_of((KEP_SCHEMA_DIR,)).names())
+
+
 def schema_paths_from_env(environ: dict[str, str] | None = None) -> list[Path]:
     """The paths in ``KEP_SCHEMAS`` (``os.pathsep``-separated; empty entries are ignored)."""
     value = (os.environ if environ is None else environ).get(SCHEMAS_ENV, "")

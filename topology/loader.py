@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from kep.schemas.errors import SchemaError
-from kep.schemas.registry import KEP_SCHEMA_DIR, LocalSchemaRegistry, schema_paths_from_env
+from kep.schemas.registry import KEP_SCHEMA_DIR, LocalSchemaRegistry, kep_schema_names, schema_paths_from_env
 from kep.topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 
@@ -132,14 +132,10 @@ def _with_schema_paths(topology: Topology, base: Path, source: str, root: yaml.N
     return topology.model_copy(update={"schemas": tuple(str(path) for path in resolved)})
 
 
-KEP_OWN_NAMESPACE = "kep.batches."
-"""kep's own events (``KEP_SCHEMA_DIR``), left out of the names an error lists as known."""
-
-
 def check_schema_names(topology: Topology, known: Iterable[str], *, source: str | None = None) -> None:
     """Raise ``TopologyError`` naming each ``topics[i].value_schema[j]`` that is not in ``known``."""
     names = set(known)
-    services = sorted(n for n in names if not n.startswith(KEP_OWN_NAMESPACE))  # not kep's own events
+    services = sorted(names - kep_schema_names())  # a service's own; kep's events need no listing
     listing = ", ".join(services) or "none: list schema paths under 'schemas:' or in KEP_SCHEMAS"
     problems = [
         Problem(format_loc(("topics", t, "value_schema", s)), f"unknown schema {name!r} (known: {listing})")

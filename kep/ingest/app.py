@@ -374,15 +374,23 @@ def _handler(intake: Intake, route: EventRoute) -> Callable[[Request], Awaitable
                 return intake.failure(exc, event.event_id)
             return _accepted(route, event.event_id, report)
 
-        if key is None:
-            return _response(await work())
-        try:
-            answer, replayed = await intake.answers.once(key, fingerprint(path, body), work)
-        except KeyReusedError:
-            return _response(_key_reused())
-        return _response(answer, replayed=replayed)
+        return await _answered_once(intake, key, path, body, work)
 
     return publish_event
+
+
+async def _answered_once(
+    intake: Intake, key: str | None, path: bytes, body: bytes, work: Callable[[], Awaitable[Answer]]
+) -> Response:
+    """``work``'s answer; with an ``Idempotency-Key``, the first answer for that key and request (a retry gets
+    it again, marked replayed), and 409 for the key reused with another request."""
+    if key is None:
+        return _response(await work())
+    try:
+        answer, replayed = await intake.answers.once(key, fingerprint(path, body), work)
+    except KeyReusedError:
+        return _response(_key_reused())
+    return _response(answer, replayed=replayed)
 
 
 def _key_reused() -> Answer:
@@ -414,13 +422,7 @@ def _batch_handler(intake: Intake, route: EventRoute) -> Callable[[Request], Awa
         async def work() -> Answer:
             return await _publish_members(intake, route, batch_id, events, headers)
 
-        if key is None:
-            return _response(await work())
-        try:
-            answer, replayed = await intake.answers.once(key, fingerprint(path, body), work)
-        except KeyReusedError:
-            return _response(_key_reused())
-        return _response(answer, replayed=replayed)
+        return await _answered_once(intake, key, path, body, work)
 
     return publish_batch
 
