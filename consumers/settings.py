@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict, SettingsError
 
 from kep.consumers.errors import ConfigError
 from kep.schemas.settings import KepSettings, SchemaRegistrySettings, settings_problems
+from kep.schemas.yaml_guard import yaml_hazard
 from kep.topology.settings import KafkaSettings
 
 Concurrency = Literal["partition", "key"]
@@ -153,7 +154,12 @@ def _read_config(config_file: Path | None) -> dict[str, Any]:
     if config_file is None:
         return {}
     try:
-        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        text = Path(config_file).read_text()
+        hazard = yaml_hazard(text, "a worker config")
+        if hazard is not None:
+            line = f" (line {hazard.line})" if hazard.line is not None else ""
+            raise ConfigError(f"{config_file}{line}: {hazard.reason}")
+        loaded = yaml.safe_load(text) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{config_file}: cannot read worker config: {exc}") from exc
     if not isinstance(loaded, dict):

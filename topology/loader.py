@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from kep.schemas.errors import SchemaError
 from kep.schemas.registry import KEP_SCHEMA_DIR, LocalSchemaRegistry, kep_schema_names, schema_paths_from_env
+from kep.schemas.yaml_guard import yaml_hazard
 from kep.topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
 from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
 
@@ -38,8 +39,6 @@ NO_TOPOLOGY = (
     "consumer groups and where your .avsc schemas are)"
 )
 
-#: Deepest nesting of mappings and lists a topology file may have (a real one needs 5).
-MAX_DEPTH = 32
 _KNOWN_KEYS = sorted({f for m in (Topology, TopicSpec, ConsumerGroupSpec, RetrySpec) for f in m.model_fields})
 
 
@@ -148,35 +147,10 @@ def check_schema_names(topology: Topology, known: Iterable[str], *, source: str 
 
 
 def _refuse_aliases_and_depth(text: str, source: str) -> None:
-    """Refuse YAML aliases (``*name``) and nesting deeper than ``MAX_DEPTH``, before anything is built.
-
-    An alias repeats a node without copying it, so a few lines of aliases to aliases stand for billions of
-    nodes: building or walking them hangs (``kep topology validate`` did). Deep nesting makes PyYAML's
-    recursive composer fail with a ``RecursionError``. Both are found here from the parser's event stream,
-    which is flat and never expands an alias. Syntax errors are left to ``_compose``, which reports them.
-    """
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                reason = (
-                    f"YAML aliases (*{event.anchor}) are not allowed in a topology file; write the value out"
-                )
-                raise TopologyError.from_problems(source, [Problem("", reason, _line_of(event))])
-            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    reason = f"nested more than {MAX_DEPTH} levels deep; a topology file needs a few"
-                    raise TopologyError.from_problems(source, [Problem("", reason, _line_of(event))])
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        return
-
-
-def _line_of(event: yaml.Event) -> int | None:
-    mark = event.start_mark
-    return None if mark is None else int(mark.line) + 1
+    """Refuse YAML aliases and over-deep nesting (``kep.schemas.yaml_guard``) with the file and the line."""
+    hazard = yaml_hazard(text, "a topology file")
+    if hazard is not None:
+        raise TopologyError.from_problems(source, [Problem("", hazard.reason, hazard.line)])
 
 
 def _compose(text: str, source: str) -> yaml.Node | None:

@@ -8,6 +8,7 @@ import pytest
 
 from kep.consumers.errors import ConfigError
 from kep.consumers.settings import load_settings
+from tests.support.hostile import yaml_alias_bomb
 
 pytestmark = pytest.mark.unit
 
@@ -71,6 +72,21 @@ def test_invalid_yaml_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "worker.yaml"
     config.write_text("workers: [1,\n")
     with pytest.raises(ConfigError, match="worker.yaml: cannot read worker config"):
+        load_settings(config)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_with_its_line(tmp_path: Path) -> None:
+    """Without the guard, ``yaml.safe_load`` expands 9**9 nodes here and the worker never starts."""
+    config = tmp_path / "worker.yaml"
+    config.write_text(yaml_alias_bomb(first_line="workers: 2"))
+    with pytest.raises(ConfigError, match=r"worker.yaml \(line 3\): YAML aliases \(\*a\) are not allowed"):
+        load_settings(config)
+
+
+def test_deep_nesting_in_a_worker_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "worker.yaml"
+    config.write_text("kafka: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested more than 32 levels deep; a worker config"):
         load_settings(config)
 
 

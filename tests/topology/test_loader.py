@@ -12,6 +12,7 @@ from kep.topology import (
     parse_topology,
     schema_registry,
 )
+from tests.support.hostile import yaml_alias_bomb
 from tests.support.shop import SHOP_SCHEMAS, SHOP_TOPOLOGY
 
 pytestmark = pytest.mark.unit
@@ -270,12 +271,7 @@ def test_parse_topology_names_its_source() -> None:
 
 def test_yaml_aliases_are_refused_before_anything_is_expanded(tmp_path: Path) -> None:
     """A billion-laughs file hung ``kep topology validate``; an alias is refused with its line, at once."""
-    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]
-    bomb += [
-        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
-        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
-    ]
-    error = load_error(tmp_path, "\n".join(["topics: []", *bomb, "groups: []"]))
+    error = load_error(tmp_path, yaml_alias_bomb(first_line="topics: []") + "\ngroups: []")
     assert "YAML aliases (*a) are not allowed" in str(error)
     assert error.problems[0].line == 3
 
