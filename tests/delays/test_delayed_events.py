@@ -1,0 +1,178 @@
+"""Delayed events end to end, on real ``kep run`` workers (each also runs the delay forwarder): none handled
+before its due time, all handled, each once, through a kill -9 of every worker; live events keep flowing while
+many delayed ones wait; hostile delay headers do not stall a tier."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from kep.producers import EventProducer
+from kep.producers import headers as h
+from kep.producers.delay import due_time_ms
+from shop.orders import OrderPlaced
+from shop.samples import sample_events
+from tests.delays._support import DelaySetup, delay_setup, lateness_report
+from tests.support.kafka import unique
+from tests.support.wait import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _orders(n: int, seed: int) -> list[OrderPlaced]:
+    return [e for e in sample_events(n, seed=seed, kind="orders") if isinstance(e, OrderPlaced)]
+
+
+def _ok(report: Any, error: Any) -> None:
+    assert error is None, error
+
+
+def _publish_delayed(setup: DelaySetup, events: list[OrderPlaced], delays_s: list[float]) -> dict[str, int]:
+    """Publish each event due ``delays_s`` from now; its due time in ms by event id."""
+    due: dict[str, int] = {}
+    with EventProducer(setup.kafka, setup.topology) as producer:
+        start_ms = time.time_ns() // 1_000_000
+        for event, delay in zip(events, delays_s, strict=True):
+            at = datetime.fromtimestamp((start_ms + round(delay * 1000)) / 1000, tz=UTC)
+            producer.publish(event, topic=setup.topic, deliver_at=at, on_delivery=_ok)
+            due_ms = due_time_ms(at, None, 0)
+            assert due_ms is not None
+            due[event.event_id] = due_ms
+        assert producer.flush(30) == 0
+    return due
+
+
+def test_delayed_events_are_never_early_all_handled_once_through_kill9_of_every_worker(
+    kafka: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 300
+    setup = delay_setup(kafka, tmp_path, tiers=("1s", "2s", "5s", "10s"))
+    rng = random.Random(11)
+    events = _orders(n, seed=3)
+    delays_s = [rng.uniform(1.0, 20.0) for _ in events]
+    workers = [setup.worker(tmp_path, f"worker-{i}").start() for i in range(2)]
+    try:
+        due = _publish_delayed(setup, events, delays_s)
+        wait_until(lambda: setup.distinct() >= n // 4, timeout=90, interval=0.2, message="a quarter handled")
+        handled_before_kill = setup.distinct()
+        for worker in workers:
+            worker.kill9()
+        for worker in workers:
+            worker.start()
+        wait_until(lambda: setup.distinct() >= n, timeout=180, interval=0.5, message=f"{n} delayed events")
+    finally:
+        codes = [w.terminate(60) for w in workers]
+    rows = setup.handled()
+    early = [(event_id, due[event_id] - at) for event_id, at in rows if at < due[event_id]]
+    assert not early, f"handled before their due time (event, ms early): {early[:10]}"
+    assert handled_before_kill < n, "everything was handled before the kill: the kill proved nothing"
+    assert len(rows) == n, f"{len(rows) - n} events handled twice"
+    assert codes == [0, 0], [w.log() for w in workers]
+    with capsys.disabled():
+        lateness = [at - due[event_id] for event_id, at in rows]
+        print("\n" + lateness_report("delayed 1-20 s, kill -9 of every worker midway", lateness))
+
+
+def test_live_events_keep_flowing_while_many_delayed_events_wait(kafka: str, tmp_path: Path) -> None:
+    setup = delay_setup(kafka, tmp_path, tiers=("1s", "30s", "10m"), partitions=1, tier_partitions=1)
+    waiting = _orders(3000, seed=5)
+    _publish_delayed(setup, waiting, [600.0 + i / 100 for i in range(len(waiting))])  # 10 min from now
+    worker = setup.worker(tmp_path, "worker").start()
+    try:
+        short = _orders(20, seed=6)
+        short_due = _publish_delayed(setup, short, [2.0] * len(short))
+        live = _orders(200, seed=7)
+        with EventProducer(setup.kafka, setup.topology) as producer:
+            for event in live:
+                producer.publish(event, topic=setup.topic, on_delivery=_ok)
+            assert producer.flush(30) == 0
+        wanted = {e.event_id for e in live} | set(short_due)
+        wait_until(
+            lambda: wanted <= {event_id for event_id, _ in setup.handled()},
+            timeout=90,
+            interval=0.2,
+            message="live events and short delays handled",
+        )
+        handled = dict(setup.handled())
+    finally:
+        assert worker.terminate(60) == 0, worker.log()
+    assert not {e.event_id for e in waiting} & set(handled), "a 10-minute delayed event was handled early"
+    assert all(handled[event_id] >= due for event_id, due in short_due.items())
+
+
+def _raw_tier_record(
+    producer: Producer,
+    setup: DelaySetup,
+    tier: str,
+    key: bytes,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+) -> None:
+    producer.produce(tier, value, key, headers=headers)
+
+
+def test_hostile_delay_headers_go_to_the_dead_letter_topic_and_do_not_stall_the_tier(
+    kafka: str, tmp_path: Path
+) -> None:
+    setup = delay_setup(kafka, tmp_path, tiers=("1s", "5s"), partitions=1, tier_partitions=1)
+    tier = setup.delays.tier_list()[0].topic
+    # A real delayed record, copied to build the hostile ones around it (same key, value and event headers).
+    template = _orders(1, seed=9)[0]
+    with EventProducer(setup.kafka, setup.topology) as producer:
+        report = producer.publish_and_wait(template, topic=setup.topic, delay=0.5)
+    assert report.topic == tier
+    peek = Consumer({"bootstrap.servers": kafka, "group.id": unique("peek"), "auto.offset.reset": "earliest"})
+    peek.subscribe([tier])
+    msg = wait_until(
+        lambda: next(iter(peek.consume(1, 1.0)), None), timeout=30, message="the template record"
+    )
+    peek.close()
+    base = [(k, v) for k, v in msg.headers() or [] if k not in (h.DELAY_TOPIC, h.DELAY_DUE)]
+    now = time.time_ns() // 1_000_000
+    hostile = [
+        [(h.DELAY_DUE, str(now).encode())],  # no destination
+        [(h.DELAY_TOPIC, "ordérs".encode()), (h.DELAY_DUE, str(now).encode())],
+        [(h.DELAY_TOPIC, b"not-a-topology-topic"), (h.DELAY_DUE, str(now).encode())],
+        [(h.DELAY_TOPIC, setup.topic.encode()), (h.DELAY_DUE, b"9" * 10_000)],
+        [(h.DELAY_TOPIC, setup.topic.encode()), (h.DELAY_DUE, "١٢٣".encode())],
+        [(h.DELAY_TOPIC, setup.topic.encode()), (h.DELAY_DUE, str(2**63 - 1).encode())],  # far future
+        [(h.DELAY_TOPIC, setup.topic.encode())],  # no due time
+    ]
+    raw = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
+    for extra in hostile:
+        _raw_tier_record(raw, setup, tier, msg.key(), msg.value(), [*base, *extra])
+    assert raw.flush(30) == 0
+    behind = _orders(30, seed=10)
+    behind_due = _publish_delayed(
+        setup, behind, [1.5] * len(behind)
+    )  # after the hostile ones, same partition
+    worker = setup.worker(tmp_path, "worker").start()
+    try:
+        wanted = set(behind_due) | {template.event_id}
+        wait_until(
+            lambda: wanted <= {event_id for event_id, _ in setup.handled()},
+            timeout=90,
+            interval=0.2,
+            message="the delayed events behind the hostile records",
+        )
+        dead = Consumer(
+            {"bootstrap.servers": kafka, "group.id": unique("dlq"), "auto.offset.reset": "earliest"}
+        )
+        dead.subscribe([setup.delays.dlq_topic])
+        letters: list[Any] = []
+        deadline = time.monotonic() + 30
+        while len(letters) < len(hostile) and time.monotonic() < deadline:
+            letters += [m for m in dead.consume(100, 0.5) if m.error() is None]
+        dead.close()
+    finally:
+        assert worker.terminate(60) == 0, worker.log()
+    assert len(letters) == len(hostile)
+    reasons = [h.header_str(m.headers(), h.DELAY_ERROR) or "" for m in letters]
+    assert all(reasons), reasons
+    assert "delayed record dead-lettered" in worker.log_path.read_text()
