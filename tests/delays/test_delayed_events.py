@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from kep.consumers.delays import DelayForwarder
 from kep.producers import EventProducer
 from kep.producers import headers as h
 from kep.producers.delay import due_time_ms
@@ -166,3 +167,33 @@ def test_hostile_delay_headers_go_to_the_dead_letter_topic_and_do_not_stall_the_
     assert "delayed record dead-lettered" in worker.log_path.read_text()
     # none of them reached the destination: only the template and the events behind
     read_topic(kafka, setup.topic, expected=len(wanted))
+
+
+@pytest.mark.embedded
+def test_forwarder_metrics_pending_per_tier_and_lateness(kafka: str, tmp_path: Path) -> None:
+    setup = delay_setup(kafka, tmp_path, tiers=("1s", "30s", "10m"), partitions=1, tier_partitions=1)
+    _publish_delayed(setup, _orders(50, seed=12), [700.0] * 50)
+    short = _publish_delayed(setup, _orders(5, seed=13), [1.2] * 5)
+    forwarder = DelayForwarder(
+        setup.topology, setup.kafka, group_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+    )
+    thread = forwarder.start()
+    registry = forwarder.metrics.registry
+    try:
+        wait_until(
+            lambda: registry.get_sample_value("kep_delay_forward_lateness_seconds_count") == len(short),
+            timeout=60,
+            message="the short delays forwarded",
+        )
+        wait_until(
+            lambda: registry.get_sample_value("kep_delay_pending_records", {"tier": "10m"}) == 50,
+            timeout=30,
+            message="50 records pending in the 10m tier",
+        )
+    finally:
+        forwarder.stop()
+        thread.join(30)
+    assert registry.get_sample_value("kep_delay_pending_records", {"tier": "1s"}) == 0
+    assert registry.get_sample_value("kep_delay_forwarded_records_total", {"to": "destination"}) == len(short)
+    assert not thread.is_alive()
+    read_topic(kafka, setup.topic, expected=len(short))
