@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from kep.consumers.delays.decide import (
@@ -149,7 +149,11 @@ class DelayForwarder:
         log.info("delay forwarder started", group=self.delays.group, tiers=list(self._tiers))
         try:
             while not self._stop.is_set():
-                self._step(consumer)
+                try:
+                    self._step(consumer)
+                except KafkaException as exc:  # a fatal client error: said, then tried again
+                    log.error("delay forwarder error", error=str(exc))
+                    self._stop.wait(1.0)
         finally:
             self._finish(consumer)
 
