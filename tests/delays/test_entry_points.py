@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,3 +114,25 @@ def test_the_intake_takes_delay_and_deliver_at_and_documents_them(setup: DelaySe
     assert h.header_str(record.headers(), h.IDEMPOTENCY_KEY) == "d-1"
     names = {p["name"] for p in spec["paths"][ORDER_PATH]["post"]["parameters"]}
     assert {"delay", "deliver_at"} <= names
+
+
+def test_kep_delays_run_forwards_on_its_own_and_stops_on_sigterm(setup: DelaySetup, tmp_path: Path) -> None:
+    topology = write_topology(setup.topology, tmp_path / "topology.yaml")
+    env = dict(os.environ)
+    args = ["delays", "run", "--topology", str(topology), "-b", setup.kafka.bootstrap_servers]
+    log = tmp_path / "delays.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kep.cli.main", *args], env=env, stdout=out, stderr=out
+        )
+    try:
+        event = sample_events(1, seed=4, kind="orders")[0]
+        with EventProducer(setup.kafka, setup.topology) as producer:
+            assert producer.publish_and_wait(event, topic=setup.topic, delay=1.5).topic == _tier(setup, "1s")
+        [record] = read_topic(setup.kafka.bootstrap_servers, setup.topic, expected=1, timeout=60)
+        assert h.header_str(record.headers(), h.IDEMPOTENCY_KEY) == event.event_id
+        assert h.header_bytes(record.headers(), h.DELAY_DUE) is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    assert code == 0, log.read_text()
