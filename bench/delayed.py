@@ -87,6 +87,9 @@ def run(ctx: BenchContext) -> list[Result]:
     forwarder = DelayForwarder(topology, kafka, group_config=settings.group_config())
     threads = [threading.Thread(target=worker.run, daemon=True), forwarder.start()]
     threads[0].start()
+    joined = time.monotonic() + 120  # measure forwarding, not the groups' first join
+    while not (worker.health.ready()[0] and forwarder.assigned) and time.monotonic() < joined:
+        time.sleep(0.1)  # sleep-ok: the polling interval of a bounded wait
     due = _publish(kafka, topology, topic, count, max_s)
     done.wait(max_s + 120)
     forwarder.stop()

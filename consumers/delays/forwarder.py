@@ -132,6 +132,11 @@ class DelayForwarder:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def assigned(self) -> int:
+        """How many tier partitions this forwarder owns now (0 until its group assigned it some)."""
+        return len(self._parts)
+
     def start(self) -> threading.Thread:
         """Run on a daemon thread of its own (``kep-delay-forwarder``)."""
         thread = threading.Thread(target=self.run, name="kep-delay-forwarder", daemon=True)
