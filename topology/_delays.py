@@ -9,7 +9,7 @@ Names: tier ``{prefix}.{delay}`` (``kep.delay.30s``), the forwarder's dead lette
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kep.topology._types import FrozenModel, KafkaName, PositiveDuration, TopicConfigs
 from kep.topology.durations import format_duration
@@ -55,6 +55,16 @@ class DelaySpec(FrozenModel):
         if list(tiers) != sorted(tiers):
             raise ValueError(f"tiers must be listed shortest first: {', '.join(suffixes)}")
         return tiers
+
+    @model_validator(mode="after")
+    def _retention_outlasts_the_largest_tier(self) -> DelaySpec:
+        retention = int(self.effective_configs()["retention.ms"])
+        if 0 <= retention <= self.tiers[-1] * 1000:
+            raise ValueError(
+                f"topic_configs retention.ms {retention} is not longer than the largest tier "
+                f"{format_duration(self.tiers[-1])}: records would expire before they are due"
+            )
+        return self
 
     @field_validator("replication_factor", mode="before")
     @classmethod

@@ -259,7 +259,7 @@ class Topology(FrozenModel):
                 if dlq is not None:
                     spec = _derived_spec(source, dlq, self.effective_dead_letter_configs())
                     derived.append(DerivedTopic(kind="dlq", spec=spec, source=source_name, group=group.name))
-        return derived + _delay_topics(self.delays)
+        return derived + _delay_topics(self.delays, self.topics)
 
     def all_topic_specs(self) -> list[TopicSpec]:
         """The declared topics followed by every derived retry and dead-letter topic."""
@@ -278,10 +278,14 @@ def _derived_spec(source: TopicSpec, name: str, configs: dict[str, str]) -> Topi
     )
 
 
-def _delay_topics(delays: DelaySpec | None) -> list[DerivedTopic]:
+def _delay_topics(delays: DelaySpec | None, topics: tuple[TopicSpec, ...] = ()) -> list[DerivedTopic]:
+    """The delay tiers and the forwarder's dead letters; they take the largest ``max.message.bytes`` a topic
+    declares (any topic's records may wait there), unless ``delays.topic_configs`` sets it."""
     if delays is None:
         return []
     names = [tier.topic for tier in delays.tier_list()] + [delays.dlq_topic]
+    limits = [int(t.configs["max.message.bytes"]) for t in topics if "max.message.bytes" in t.configs]
+    inherited = {"max.message.bytes": str(max(limits))} if limits else {}
     return [
         DerivedTopic(
             kind="delay",
@@ -289,7 +293,7 @@ def _delay_topics(delays: DelaySpec | None) -> list[DerivedTopic]:
                 name=name,
                 partitions=delays.partitions,
                 replication_factor=delays.replication_factor,
-                configs=delays.effective_configs(),
+                configs={**inherited, **delays.effective_configs()},
             ),
             source="",
             group=delays.group,

@@ -194,3 +194,21 @@ def test_bad_delays_sections_are_refused(delays: dict[str, object], says: str) -
     }
     with pytest.raises((TopologyError, ValidationProblems, ValueError), match=says):
         Topology.model_validate(body)
+
+
+def test_delay_topics_take_the_largest_record_size_of_the_topics_and_outlast_the_largest_tier() -> None:
+    topics = [
+        {"name": "orders", "partitions": 1, "configs": {"max.message.bytes": "2000000"}},
+        {"name": "payments", "partitions": 1, "configs": {"max.message.bytes": "3000000"}},
+    ]
+    topology = Topology.model_validate({"topics": topics, "delays": {}})
+    sizes = {d.spec.configs.get("max.message.bytes") for d in topology.derived_topics() if d.kind == "delay"}
+    assert sizes == {"3000000"}
+    own = Topology.model_validate(
+        {"topics": topics, "delays": {"topic_configs": {"max.message.bytes": "5000000"}}}
+    )
+    assert {d.spec.configs["max.message.bytes"] for d in own.derived_topics() if d.kind == "delay"} == {
+        "5000000"
+    }
+    with pytest.raises(ValueError, match="expire before they are due"):
+        DelaySpec.model_validate({"tiers": ["1s", "1d"], "topic_configs": {"retention.ms": "3600000"}})
