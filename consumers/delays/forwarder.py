@@ -48,7 +48,7 @@ log = structlog.get_logger("kep.delays")
 _MAX_WAIT_S = 0.1
 _RETRY_SEND_MS = 1000
 _COMMIT_EVERY_S = 0.5
-_REJECT_LOGS_PER_MINUTE = 20
+_LOGS_PER_MINUTE = 20
 
 
 @dataclass
@@ -120,7 +120,7 @@ class DelayForwarder:
         self._producer: Producer | None = None
         self._last_commit = 0.0
         self._pending_snapshot: dict[str, int] = {}
-        self._rejects_logged: list[float] = []
+        self._logged: dict[str, list[float]] = {}
         self.metrics = DelayMetrics(registry or CollectorRegistry(), lambda: dict(self._pending_snapshot))
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -278,16 +278,14 @@ class DelayForwarder:
 
     def _failed(self, entry: _Entry, topic: str, reason: str, *, retriable: bool) -> None:
         """Send again in a second; a destination that refuses for good gets the record as a dead letter."""
-        log.warning("delay forward failed", topic=topic, error=reason, retrying=True)
+        if self._may_log("failed"):
+            log.warning("delay forward failed", topic=topic, error=reason, retrying=True)
         if not retriable and isinstance(entry.step, Deliver):
             entry.step = Reject(f"destination {topic!r} refused the record: {reason}")
         self._push(self._clock() + _RETRY_SEND_MS, entry)
 
     def _log_reject(self, entry: _Entry, reason: str) -> None:
-        now = time.monotonic()
-        self._rejects_logged = [t for t in self._rejects_logged if now - t < 60]
-        if len(self._rejects_logged) < _REJECT_LOGS_PER_MINUTE:
-            self._rejects_logged.append(now)
+        if self._may_log("reject"):
             log.error(
                 "delayed record dead-lettered",
                 tier=entry.tp[0],
@@ -296,6 +294,16 @@ class DelayForwarder:
                 reason=reason,
                 dead_letter_topic=self.delays.dlq_topic,
             )
+
+    def _may_log(self, kind: str) -> bool:
+        """At most ``_LOGS_PER_MINUTE`` lines of one kind a minute: a flood of bad records or failed sends must
+        not flood the log."""
+        now = time.monotonic()
+        recent = self._logged[kind] = [t for t in self._logged.get(kind, []) if now - t < 60]
+        if len(recent) >= _LOGS_PER_MINUTE:
+            return False
+        recent.append(now)
+        return True
 
     # -- partitions -----------------------------------------------------------------------------------------
     def _flow_control(self, consumer: Consumer) -> None:
