@@ -60,6 +60,7 @@ def command(
         bool,
         typer.Option(
             "--delay-forwarder/--no-delay-forwarder",
+            envvar="KEP_DELAY_FORWARDER",
             help="Also forward delayed events when the topology has delays: (docs/delayed-events.md).",
         ),
     ] = True,
