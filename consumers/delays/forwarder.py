@@ -36,6 +36,7 @@ from kep.consumers.delays.decide import (
     schedule,
 )
 from kep.consumers.delays.metrics import DelayMetrics
+from kep.consumers.errors import ConfigError
 from kep.consumers.runtime.offsets import OffsetTracker
 from kep.producers import ProducerSettings
 from kep.producers import headers as h
@@ -93,7 +94,7 @@ class DelayForwarder:
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         if topology.delays is None:
-            raise ValueError("the topology has no delays: section")
+            raise ConfigError("the topology has no delays: section, so there are no delay tiers to forward")
         self.delays: DelaySpec = topology.delays
         self._destinations = frozenset(t.name for t in topology.topics)
         self._tiers = {t.topic: t.delay_seconds for t in self.delays.tier_list()}
