@@ -32,7 +32,17 @@ from bench.report import markdown_table, print_benchmark, summary_table, write_j
 from bench.result import Result
 
 #: Benchmark modules run by ``python -m bench``, in order.
-BENCHMARKS: list[str] = ["producer", "consumer", "path", "retry", "lag", "metrics", "console", "ingest"]
+BENCHMARKS: list[str] = [
+    "producer",
+    "consumer",
+    "path",
+    "retry",
+    "lag",
+    "metrics",
+    "console",
+    "ingest",
+    "delayed",
+]
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

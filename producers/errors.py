@@ -8,6 +8,7 @@ Hierarchy::
         │   ├── UnknownTopicError        a topic the topology does not declare (names the topic)
         │   ├── WrongEventTypeError      the topic does not carry this event type (names both)
         │   └── AmbiguousTopicError      no topic given and several (or none) carry the event type
+        ├── InvalidDelayError            a ``deliver_at``/``delay`` that cannot be honoured (names why)
         ├── InvalidTraceparentError      a ``traceparent`` that is not W3C trace context
         ├── InvalidHeaderError           a caller header that kep sets itself
         ├── MissingKeyError              no key given and the event has no key field value
@@ -27,6 +28,11 @@ from kep.schemas.errors import KepError
 
 class ProducerError(KepError):
     """Something went wrong publishing a record."""
+
+
+class InvalidDelayError(ProducerError):
+    """``deliver_at`` and ``delay`` both given, a naive datetime, a negative delay, a delay past the topology's
+    ``delays.max_delay``, or a delayed publish with no ``delays:`` in the topology."""
 
 
 class RoutingError(ProducerError):

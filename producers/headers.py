@@ -43,11 +43,18 @@ TRUNCATED = "kep-truncated"
 #: Why a record could not be forwarded where its policy sent it (too large for the topic, refused).
 FORWARD_ERROR = "kep-forward-error"
 
+# Delayed events (``docs/delayed-events.md``): on a record waiting in a delay-tier topic, the topic it is due on
+# and when (milliseconds since the epoch). The forwarder removes both before producing to the destination.
+DELAY_TOPIC = "kep-delay-topic"
+DELAY_DUE = "kep-delay-due"
+#: On a record the delay forwarder dead-lettered: why.
+DELAY_ERROR = "kep-delay-error"
+
 #: Bound on the size of ``kep-exception-traceback``, in bytes.
 EXCEPTION_TRACEBACK_MAX_BYTES = 4096
 
 #: Headers ``EventProducer.publish`` sets itself; callers pass them through dedicated arguments instead.
-PRODUCER_HEADERS = frozenset({EVENT_TYPE, SCHEMA, IDEMPOTENCY_KEY, TRACEPARENT})
+PRODUCER_HEADERS = frozenset({EVENT_TYPE, SCHEMA, IDEMPOTENCY_KEY, TRACEPARENT, DELAY_TOPIC, DELAY_DUE})
 
 HeaderValue = str | bytes | None
 #: Headers as confluent-kafka gives or takes them: a list of pairs (names may repeat) or a mapping.

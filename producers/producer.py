@@ -22,6 +22,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from datetime import datetime
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
@@ -31,6 +32,7 @@ from confluent_kafka import KafkaException, Producer
 from kep.producers import _routing
 from kep.producers import headers as h
 from kep.producers.batches import BatchReport, batch_headers, check_batch_id, check_members, new_batch_id
+from kep.producers.delay import DelayArg, delay_route, due_time_ms
 from kep.producers.delivery import DeliveryCallback, DeliveryFuture, DeliveryReport, wrap_callback
 from kep.producers.errors import (
     BackpressureTimeoutError,
@@ -109,6 +111,8 @@ class EventProducer:
         headers: HeadersArg | None = ...,
         traceparent: str | None = ...,
         on_delivery: None = ...,
+        deliver_at: datetime | None = ...,
+        delay: DelayArg | None = ...,
     ) -> Future[DeliveryReport]: ...
 
     @overload
@@ -121,6 +125,8 @@ class EventProducer:
         headers: HeadersArg | None = ...,
         traceparent: str | None = ...,
         on_delivery: DeliveryCallback,
+        deliver_at: datetime | None = ...,
+        delay: DelayArg | None = ...,
     ) -> None: ...
 
     def publish(
@@ -132,6 +138,8 @@ class EventProducer:
         headers: HeadersArg | None = None,
         traceparent: str | None = None,
         on_delivery: DeliveryCallback | None = None,
+        deliver_at: datetime | None = None,
+        delay: DelayArg | None = None,
     ) -> Future[DeliveryReport] | None:
         """Encode ``event`` and send it; nothing is sent if any check fails.
 
@@ -139,6 +147,11 @@ class EventProducer:
         or the event's key field. Raises ``RoutingError`` (unknown topic, wrong event type, no single topic),
         ``InvalidTraceparentError``, ``InvalidHeaderError``, ``MissingKeyError``, ``EncodeError`` or, when the
         local queue stays full, ``BackpressureTimeoutError``.
+
+        ``deliver_at`` (an aware datetime) or ``delay`` (a ``timedelta`` or seconds), not both: the event is
+        handled no earlier than then. It waits in a delay-tier topic of the topology's ``delays:`` section
+        (the report names that topic); due now or in the past, it is published at once. ``InvalidDelayError``
+        when it cannot be delayed (``docs/delayed-events.md``).
         """
         if self._closed:
             raise ProducerClosedError("publish on a closed EventProducer")
@@ -161,6 +174,14 @@ class EventProducer:
             record_headers.append((h.TRACEPARENT, validate_traceparent(traceparent)))
         if headers:
             record_headers.extend(_caller_headers(headers))
+        out_topic = route.topic
+        if deliver_at is not None or delay is not None:
+            now_ms = time.time_ns() // 1_000_000
+            due_ms = due_time_ms(deliver_at, delay, now_ms)
+            if due_ms is not None:
+                waiting = delay_route(self._topology.delays, route.topic, due_ms, now_ms)
+                out_topic = waiting.topic
+                record_headers.extend(waiting.headers)
         value = route.encode(event)
         future: DeliveryFuture | None = None
         if on_delivery is None:
@@ -172,11 +193,11 @@ class EventProducer:
         try:
             # Positional, in the order of the C signature (topic, value, key, partition, callback,
             # on_delivery, timestamp, headers): its keyword parsing costs about 0.5 µs a call.
-            self._produce(route.topic, value, key, _ANY_PARTITION, callback, None, 0, record_headers)
+            self._produce(out_topic, value, key, _ANY_PARTITION, callback, None, 0, record_headers)
         except BufferError:
-            self._produce_when_room(route.topic, value, key, callback, record_headers)
+            self._produce_when_room(out_topic, value, key, callback, record_headers)
         except KafkaException as exc:
-            raise _delivery_error(route.topic, exc) from exc
+            raise _delivery_error(out_topic, exc) from exc
         self._until_poll -= 1
         if self._until_poll <= 0:
             self._until_poll = self._poll_every
@@ -192,12 +213,22 @@ class EventProducer:
         key: str | bytes | None = None,
         headers: HeadersArg | None = None,
         traceparent: str | None = None,
+        deliver_at: datetime | None = None,
+        delay: DelayArg | None = None,
     ) -> DeliveryReport:
         """Publish and wait for the acknowledgement.
 
         The ``DeliveryReport``, or ``DeliveryError`` / ``DeliveryTimeoutError``; checks as in ``publish``.
         """
-        future = self.publish(event, topic=topic, key=key, headers=headers, traceparent=traceparent)
+        future = self.publish(
+            event,
+            topic=topic,
+            key=key,
+            headers=headers,
+            traceparent=traceparent,
+            deliver_at=deliver_at,
+            delay=delay,
+        )
         try:
             return future.result(timeout)
         except TimeoutError as exc:

@@ -18,6 +18,7 @@ from kep.topology._actions import (
     Plan,
     Refusal,
 )
+from kep.topology._delays import DelaySpec, DelayTier
 from kep.topology.admin import apply, plan
 from kep.topology.cluster import require_cluster
 from kep.topology.durations import format_duration, parse_duration
@@ -55,6 +56,8 @@ __all__ = [
     "Plan",
     "Refusal",
     "ConsumerGroupSpec",
+    "DelaySpec",
+    "DelayTier",
     "DerivedTopic",
     "DurationError",
     "KafkaSettings",

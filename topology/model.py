@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from kep.topology._delays import DelaySpec
 from kep.topology._retry import RetrySpec, RetryTier
 from kep.topology._types import AvroName, FieldName, FrozenModel, KafkaName, TopicConfigs, kafka_name_problem
 from kep.topology.durations import format_duration
@@ -132,9 +133,10 @@ INHERITED_CONFIGS = ("max.message.bytes", "min.insync.replicas")
 
 
 class DerivedTopic(FrozenModel):
-    """A retry or dead-letter topic computed from a group's policy, with the spec it must have."""
+    """A retry or dead-letter topic computed from a group's policy, or a delay topic (``kind="delay"``: a tier or
+    the delay forwarder's dead letters, ``group`` the forwarder's group), with the spec it must have."""
 
-    kind: Literal["retry", "dlq"]
+    kind: Literal["retry", "dlq", "delay"]
     spec: TopicSpec
     source: str
     group: str
@@ -155,6 +157,8 @@ class Topology(FrozenModel):
     groups: tuple[ConsumerGroupSpec, ...] = ()
     retry_topic_configs: TopicConfigs = Field(default_factory=dict)
     dead_letter_topic_configs: TopicConfigs = Field(default_factory=dict)
+    delays: DelaySpec | None = None
+    """Delayed events (``docs/delayed-events.md``): the delay-tier topics, absent when the service has none."""
 
     @field_validator("schemas", mode="before")
     @classmethod
@@ -255,7 +259,7 @@ class Topology(FrozenModel):
                 if dlq is not None:
                     spec = _derived_spec(source, dlq, self.effective_dead_letter_configs())
                     derived.append(DerivedTopic(kind="dlq", spec=spec, source=source_name, group=group.name))
-        return derived
+        return derived + _delay_topics(self.delays, self.topics)
 
     def all_topic_specs(self) -> list[TopicSpec]:
         """The declared topics followed by every derived retry and dead-letter topic."""
@@ -272,6 +276,30 @@ def _derived_spec(source: TopicSpec, name: str, configs: dict[str, str]) -> Topi
         value_schema=source.value_schema,
         key_field=source.key_field,
     )
+
+
+def _delay_topics(delays: DelaySpec | None, topics: tuple[TopicSpec, ...] = ()) -> list[DerivedTopic]:
+    """The delay tiers and the forwarder's dead letters; they take the largest ``max.message.bytes`` a topic
+    declares (any topic's records may wait there), unless ``delays.topic_configs`` sets it."""
+    if delays is None:
+        return []
+    names = [tier.topic for tier in delays.tier_list()] + [delays.dlq_topic]
+    limits = [int(t.configs["max.message.bytes"]) for t in topics if "max.message.bytes" in t.configs]
+    inherited = {"max.message.bytes": str(max(limits))} if limits else {}
+    return [
+        DerivedTopic(
+            kind="delay",
+            spec=TopicSpec(
+                name=name,
+                partitions=delays.partitions,
+                replication_factor=delays.replication_factor,
+                configs={**inherited, **delays.effective_configs()},
+            ),
+            source="",
+            group=delays.group,
+        )
+        for name in names
+    ]
 
 
 def _duplicate_names(section: str, names: list[str], what: str) -> list[Issue]:
@@ -295,6 +323,7 @@ def _derived_name_problems(topology: Topology) -> list[Issue]:
         for source in group.topics:
             derived = [tier.topic for tier in group.retry_tiers(source)] + [group.dlq_topic(source)]
             candidates += [(name, ("groups", number)) for name in derived if name is not None]
+    candidates += [(d.spec.name, ("delays",)) for d in _delay_topics(topology.delays)]
     seen: dict[str, tuple[str, str]] = {}
     issues: list[Issue] = []
     for name, owner in candidates:

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,6 +149,8 @@ def _send_all(
     tally: _Tally,
     *,
     show_progress: bool = True,
+    deliver_at: datetime | None = None,
+    delay: float | None = None,
 ) -> int:
     """Publish every event (paced, with a progress bar) until done or SIGINT/SIGTERM; the number published."""
     stop = threading.Event()
@@ -162,7 +165,7 @@ def _send_all(
                 if stop.is_set():
                     break
                 pacer.wait_turn(published, stop)
-                producer.publish(event, topic=topic, on_delivery=tally)
+                producer.publish(event, topic=topic, on_delivery=tally, deliver_at=deliver_at, delay=delay)
                 published += 1
                 if published % 1000 == 0 or rate:
                     progress.update(task, completed=published)
@@ -227,6 +230,18 @@ def command(
     ] = None,
     imports: ImportOption = None,
     as_json: JsonOption = False,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay", help="Handle each event this long after it is sent, e.g. 10m (needs delays:)."
+        ),
+    ] = None,
+    deliver_at: Annotated[
+        str | None,
+        typer.Option(
+            "--deliver-at", help="Handle the events no earlier than this ISO 8601 time with a zone."
+        ),
+    ] = None,
 ) -> None:
     """Send COUNT generated events, or the events of a JSON-lines file, to TOPIC.
 
@@ -238,6 +253,7 @@ def command(
     from kep.topology import load_topology, schema_registry
 
     import_modules(imports)
+    delay_s, at = _delay_options(delay, deliver_at)
     try:
         topology = load_topology(topology_file)
         spec = topology.topic(topic)
@@ -259,7 +275,17 @@ def command(
     start = time.monotonic()
     try:
         with EventProducer(cluster_settings(bootstrap_servers), topology, codec=codec) as producer:
-            published = _send_all(producer, topic, events, total, rate, tally, show_progress=not as_json)
+            published = _send_all(
+                producer,
+                topic,
+                events,
+                total,
+                rate,
+                tally,
+                show_progress=not as_json,
+                deliver_at=at,
+                delay=delay_s,
+            )
             producer.flush(30)
     except KepError as exc:  # ProducerError, or the codec's (a schema registry that does not answer)
         fail(str(exc), code=1)
@@ -272,6 +298,31 @@ def command(
     else:
         console.print(_summary(topic, published, tally, bad, seconds))
     _exit_on_problems(file, published, tally, bad, strict=strict)
+
+
+def _delay_options(delay: str | None, deliver_at: str | None) -> tuple[float | None, datetime | None]:
+    """``--delay`` in seconds and ``--deliver-at`` as an aware datetime; exit 2 naming the bad value."""
+    from kep.topology.durations import parse_duration
+    from kep.topology.errors import DurationError
+
+    if delay is not None and deliver_at is not None:
+        fail("pass --delay or --deliver-at, not both", code=2)
+    if delay is not None:
+        try:
+            return parse_duration(delay), None
+        except DurationError as exc:
+            fail(f"--delay: {exc}", code=2)
+    if deliver_at is not None:
+        try:
+            at = datetime.fromisoformat(deliver_at)
+        except ValueError:
+            fail(
+                f"--deliver-at {deliver_at!r} is not an ISO 8601 time like 2030-01-01T09:00:00+00:00", code=2
+            )
+        if at.tzinfo is None:
+            fail(f"--deliver-at {deliver_at!r} has no time zone; add one, e.g. Z or +02:00", code=2)
+        return None, at
+    return None, None
 
 
 def _exit_on_problems(

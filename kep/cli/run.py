@@ -14,6 +14,7 @@ import typer
 
 from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
+from kep.cli.delays import start_forwarder
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
@@ -55,6 +56,14 @@ def command(
         typer.Option("--concurrency", help="'partition' (default) or 'key' (key-ordered workers)."),
     ] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="auto, console or json.")] = None,
+    delay_forwarder: Annotated[
+        bool,
+        typer.Option(
+            "--delay-forwarder/--no-delay-forwarder",
+            envvar="KEP_DELAY_FORWARDER",
+            help="Also forward delayed events when the topology has delays: (docs/delayed-events.md).",
+        ),
+    ] = True,
 ) -> None:
     """Run a consumer group worker: at-least-once, idempotent, with retries and dead letters."""
     overrides: dict[str, Any] = {
@@ -94,11 +103,18 @@ def command(
             ).start()
         except MetricsServerError as exc:
             fail(str(exc))
+    delays = (
+        start_forwarder(spec, kafka, settings.group_config(), worker.metrics.registry)
+        if delay_forwarder
+        else None
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     try:
         worker.run()
     finally:
+        if delays is not None:
+            delays.stop()
         joining.stop()
         if server is not None:
             server.stop()

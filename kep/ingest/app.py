@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kep import __version__
 from kep.ingest.answers import Answer, Answers, KeyReusedError, fingerprint
+from kep.ingest.delay import DELAY_PARAMETERS, delay_of
 from kep.ingest.publisher import AckTimeoutError, AsyncPublisher
 from kep.ingest.settings import IngestSettings
 from kep.ingest.signature import SignatureError, verify
@@ -39,6 +41,7 @@ from kep.producers.delivery import DeliveryReport
 from kep.producers.errors import (
     BackpressureTimeoutError,
     DeliveryError,
+    InvalidDelayError,
     InvalidTraceparentError,
     MissingKeyError,
     ProducerClosedError,
@@ -288,10 +291,17 @@ class Intake:
             return []  # a malformed trace context is dropped, not an error: the event still matters
 
     # -- publishing -------------------------------------------------------------------------------------
-    async def publish(self, event: Event, headers: list[tuple[str, str | bytes | None]]) -> DeliveryReport:
+    async def publish(
+        self,
+        event: Event,
+        headers: list[tuple[str, str | bytes | None]],
+        when: tuple[datetime | None, float | None] = (None, None),
+    ) -> DeliveryReport:
         if self.publisher is None or self.stopping:
             raise ProducerClosedError("the intake is shutting down")
-        return await self.publisher.publish(event, timeout=self.settings.ack_timeout_s, headers=headers)
+        return await self.publisher.publish(
+            event, timeout=self.settings.ack_timeout_s, headers=headers, deliver_at=when[0], delay=when[1]
+        )
 
     def failure(self, exc: BaseException, event_id: str) -> Answer:
         """The answer for an event that was not (or not provably) stored."""
@@ -303,6 +313,8 @@ class Intake:
             return _problem(503, "broker_unavailable", _not_stored(event_id, str(exc)))
         if isinstance(exc, MissingKeyError):
             return _problem(422, "invalid_body", str(exc))
+        if isinstance(exc, InvalidDelayError):
+            return _problem(422, "bad_delay", str(exc))
         if isinstance(exc, (EncodeError, ValueError, OverflowError, TypeError)):
             return _problem(422, "invalid_body", f"event {event_id!r} cannot be encoded: {exc}")
         if isinstance(exc, ProducerError):
@@ -364,19 +376,28 @@ def _handler(intake: Intake, route: EventRoute) -> Callable[[Request], Awaitable
             key = intake.idempotency_key(request)
             event = _with_id(_parse(route.model, body), key, ())
             headers = intake.traceparent(request)
+            when = _when(request)
         except Refusal as refusal:
             return _response(refusal.answer)
 
         async def work() -> Answer:
             try:
-                report = await intake.publish(event, headers)
+                report = await intake.publish(event, headers, when)
             except Exception as exc:  # noqa: BLE001 - every failure becomes an answer that says "not stored"
                 return intake.failure(exc, event.event_id)
             return _accepted(route, event.event_id, report)
 
-        return await _answered_once(intake, key, path, body, work)
+        query = request.url.query.encode()  # a delayed request differs from the same body sent at once
+        return await _answered_once(intake, key, path + b"?" + query if query else path, body, work)
 
     return publish_event
+
+
+def _when(request: Request) -> tuple[datetime | None, float | None]:
+    try:
+        return delay_of(request.query_params)
+    except ValueError as exc:
+        raise _refuse(400, "bad_delay", str(exc)) from None
 
 
 async def _answered_once(
@@ -674,6 +695,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return _response(_problem(422, "invalid_request", _summary(detail), detail))
 
 
+def _with_delay(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "parameters": [*doc["parameters"], *DELAY_PARAMETERS]}
+
+
 def _add_publish_routes(app: FastAPI, intake: Intake, routes: list[EventRoute]) -> None:
     for route in routes:
         name = route.model.__name__
@@ -685,7 +710,7 @@ def _add_publish_routes(app: FastAPI, intake: Intake, routes: list[EventRoute]) 
             summary=f"Publish one {route.name}",
             description=(route.model.__doc__ or "").strip() + f"\n\nPublished to topic `{route.topic}`.",
             responses=_SINGLE_RESPONSES,
-            openapi_extra=_request_doc(name, "event", intake),
+            openapi_extra=_with_delay(_request_doc(name, "event", intake)),
             operation_id=f"publish_{name}",
             tags=["events"],
         )

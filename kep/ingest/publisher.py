@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from datetime import datetime
 
 import structlog
 
@@ -131,6 +132,8 @@ class AsyncPublisher:
         *,
         timeout: float,
         headers: Sequence[tuple[str, h.HeaderValue]] | None = None,
+        deliver_at: datetime | None = None,
+        delay: float | None = None,
     ) -> DeliveryReport:
         """Publish ``event`` and wait up to ``timeout`` seconds for its acknowledgement.
 
@@ -145,7 +148,11 @@ class AsyncPublisher:
         future: asyncio.Future[DeliveryReport] = loop.create_future()
         delivered = self._delivered
         self.producer.publish(
-            event, headers=headers, on_delivery=lambda report, error: delivered(future, report, error)
+            event,
+            headers=headers,
+            on_delivery=lambda report, error: delivered(future, report, error),
+            deliver_at=deliver_at,
+            delay=delay,
         )
         self._waiting[future] = time.monotonic() + timeout
         if self._sweeper is None:
