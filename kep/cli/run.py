@@ -14,6 +14,7 @@ import typer
 
 from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
+from kep.cli.outbox import worker_relay
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
@@ -85,6 +86,10 @@ def command(
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     _start_replay_progress(worker, kafka)
+    try:
+        relay = worker_relay(settings, kafka, worker.metrics.registry)  # the outbox's (docs/outbox.md)
+    except KepError as exc:
+        fail(str(exc))
     joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
@@ -100,6 +105,8 @@ def command(
         worker.run()
     finally:
         joining.stop()
+        if relay is not None:
+            relay.stop()
         if server is not None:
             server.stop()
 
