@@ -175,8 +175,9 @@ def read_marker(kafka: KafkaSettings, topic: str, relay_id: str, timeout_s: floa
     if metadata is None or metadata.error is not None:
         return None
     tps = [TopicPartition(topic, p) for p in metadata.partitions]
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
     futures = admin.list_offsets(
-        {tp: OffsetSpec.latest() for tp in tps}  # type: ignore[no-untyped-call],
+        {tp: latest for tp in tps},
         isolation_level=IsolationLevel.READ_UNCOMMITTED,
         request_timeout=timeout_s,
     )
