@@ -124,6 +124,7 @@ class TransactionalPublisher(Publisher):
         conf = _producer_config(kafka)
         conf["transactional.id"] = transactional_id(relay_id)
         conf["transaction.timeout.ms"] = transaction_timeout_ms
+        conf["delivery.timeout.ms"] = min(int(conf["delivery.timeout.ms"]), transaction_timeout_ms)
         self._producer = Producer(conf)
         # Fences any earlier producer with this id and finishes (aborts) its open transaction.
         self._producer.init_transactions(timeout_s)
