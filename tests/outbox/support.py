@@ -31,9 +31,14 @@ def outbox_topology(bootstrap: str, *, partitions: int = 3) -> OutboxSetup:
     topic, follow, group = unique("orders"), unique("payments"), unique("grp")
     topology = Topology(
         topics=(
-            TopicSpec(name=topic, partitions=partitions, value_schema="kep.orders.OrderPlaced", key_field="order_id"),
             TopicSpec(
-                name=follow, partitions=partitions, value_schema="kep.orders.PaymentCaptured", key_field="order_id"
+                name=topic, partitions=partitions, value_schema="kep.orders.OrderPlaced", key_field="order_id"
+            ),
+            TopicSpec(
+                name=follow,
+                partitions=partitions,
+                value_schema="kep.orders.PaymentCaptured",
+                key_field="order_id",
             ),
         ),
         groups=(ConsumerGroupSpec(name=group, topics=(topic,), retry=RetrySpec(delays=("1s",))),),

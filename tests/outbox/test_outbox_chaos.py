@@ -24,8 +24,8 @@ from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-SIZES = {"postgres": 10_000, "sqlite": 2_000}
-KEYS = {"postgres": 1_000, "sqlite": 200}  # orders per key: 10
+SIZES = {"postgres": 10_000, "sqlite": 10_000}
+KEYS = {"postgres": 1_000, "sqlite": 1_000}  # orders per key: 10
 PARTITIONS = 6
 RANDOM_KILLS = 4
 CRASH_POINTS = "before-publish:0.005,in-transaction:0.01,after-publish:0.03"
@@ -114,8 +114,13 @@ def test_kill9_of_workers_and_relays_leaves_exactly_one_follow_up_per_event_in_o
         codes = [p.terminate(60) for p in procs]
     elapsed = time.monotonic() - started
     logs = "".join(p.log_path.read_text(errors="replace") for p in procs)
-    crashes = {point: logs.count(f"test crash at {point}") for point in ("before-publish", "in-transaction", "after-publish")}
-    print(f"{db.kind}: {n} events in {elapsed:.1f}s, {kills} kill -9, relay crashes {crashes}, {restarts} restarts")
+    crashes = {
+        point: logs.count(f"test crash at {point}")
+        for point in ("before-publish", "in-transaction", "after-publish")
+    }
+    print(
+        f"{db.kind}: {n} events in {elapsed:.1f}s, {kills} kill -9, relay crashes {crashes}, {restarts} restarts"
+    )
 
     assert db.count(f"SELECT count(*) FROM {db.table}") == n, "an event was written to the outbox twice"
     records = read_topic(kafka, setup.follow, n, timeout_s=120)
