@@ -20,7 +20,6 @@ from shop.orders import OrderPlaced
 from shop.samples import sample_events
 from tests.outbox.support import Database, OutboxSetup, open_database, outbox_topology, read_topic
 from tests.support.processes import WorkerProcess, worker_env, write_topology
-from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
