@@ -89,12 +89,20 @@ class OutboxDatabase:
             with conn.transaction():
                 yield conn
 
-    def create(self) -> str:
-        """Create the tables if missing; the outbox's relay id."""
-        with self.transaction() as conn:
-            self.table.create(conn)
-        with self.transaction() as conn:
-            return self.table.relay_id(conn)
+    def create(self, attempts: int = 3) -> str:
+        """Create the tables if missing; the outbox's relay id. Processes starting together may race on
+        PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` (a unique violation in its catalog): tried again."""
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as conn:
+                    self.table.create(conn)
+                with self.transaction() as conn:
+                    return self.table.relay_id(conn)
+            except self.errors:
+                self.reset()
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def reset(self) -> None:
         """Throw the connection away (after an error); the next use opens a new one."""
