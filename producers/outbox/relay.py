@@ -112,6 +112,7 @@ class OutboxRelay:
         while not stop.is_set() and self.lock.held():
             if self.relay_once() == 0:
                 stop.wait(self.settings.poll_interval_s)
+        self._drop_publisher()  # if the lock comes back, a new publisher fences and recovers first
         self.metrics.active(False)
 
     def relay_once(self) -> int:
