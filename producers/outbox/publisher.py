@@ -235,7 +235,9 @@ def ensure_state_topic(kafka: KafkaSettings, topic: str, timeout_s: float = 30.0
     admin = AdminClient(kafka.as_librdkafka_dict())
     if topic in admin.list_topics(timeout=timeout_s).topics:
         return
-    spec = NewTopic(topic, num_partitions=1, replication_factor=-1, config={"cleanup.policy": "compact"})
+    # Compacted, with hourly segments: a relay starting reads at most about an hour of markers.
+    config = {"cleanup.policy": "compact", "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.1"}
+    spec = NewTopic(topic, num_partitions=1, replication_factor=-1, config=config)
     future = admin.create_topics([spec], request_timeout=timeout_s)[topic]
     try:
         future.result(timeout_s)

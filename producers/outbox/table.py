@@ -34,6 +34,7 @@ _SQLITE_SCHEMA = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, topic TEXT NOT NULL, key BLOB,
         value BLOB NOT NULL, headers TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL)""",
     "CREATE INDEX IF NOT EXISTS {t}_unsent ON {t} (id) WHERE sent_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS {t}_sent ON {t} (sent_at) WHERE sent_at IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS kep_outbox_relay (outbox TEXT PRIMARY KEY, relay_id TEXT NOT NULL)",
 )
 _POSTGRES_SCHEMA = (
@@ -43,6 +44,7 @@ _POSTGRES_SCHEMA = (
         created_at DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM clock_timestamp()),
         sent_at DOUBLE PRECISION)""",
     "CREATE INDEX IF NOT EXISTS {t}_unsent ON {t} (id) WHERE sent_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS {t}_sent ON {t} (sent_at) WHERE sent_at IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS kep_outbox_relay (outbox TEXT PRIMARY KEY, relay_id TEXT NOT NULL)",
 )
 
