@@ -2,7 +2,7 @@
 
     with psycopg.connect(dsn) as conn, conn.transaction():
         conn.execute("INSERT INTO orders ...")
-        Outbox(conn, topology).publish(OrderPlaced(...))
+        Outbox(conn).publish(OrderPlaced(...))        # the topology of $KEP_TOPOLOGY, or Outbox(conn, topology)
 
 The event is encoded now and written as a row of the outbox table through ``conn``: it is published by the
 relay (``kep outbox relay``, or the one inside ``kep run``) if and only if the transaction commits. Works on a
@@ -28,8 +28,11 @@ _ENCODERS_LOCK = threading.Lock()
 _MAX_ENCODERS = 16
 
 
-def encoder_for(topology: Topology, codec: EventCodec | None = None) -> RecordEncoder:
-    """The cached encoder of ``topology`` (a new one with ``codec``): routes and schemas are resolved once."""
+def encoder_for(topology: Topology | None, codec: EventCodec | None = None) -> RecordEncoder:
+    """The cached encoder of ``topology`` (None: the file ``$KEP_TOPOLOGY`` names, read once); a new one with
+    ``codec``. Routes and schemas are resolved once per topology."""
+    if topology is None:
+        topology = _default_topology()
     if codec is not None:
         return RecordEncoder(topology, codec)
     encoder = _ENCODERS.get(id(topology))
@@ -42,13 +45,30 @@ def encoder_for(topology: Topology, codec: EventCodec | None = None) -> RecordEn
     return encoder
 
 
+_DEFAULT: dict[str, Topology] = {}
+
+
+def _default_topology() -> Topology:
+    from kep.topology.loader import default_topology_path, load_topology
+
+    path = default_topology_path()
+    key = str(path)
+    topology = _DEFAULT.get(key)
+    if topology is None:
+        topology = _DEFAULT[key] = load_topology(path)  # TopologyError naming KEP_TOPOLOGY when unset
+    return topology
+
+
 class Outbox:
-    """Writes events to the outbox table through ``conn`` (sqlite3 or psycopg), inside its transaction."""
+    """Writes events to the outbox table through ``conn`` (sqlite3 or psycopg), inside its transaction.
+
+    ``topology``: the service's (a loaded ``Topology``, or a ``RecordEncoder`` of one); None reads the file
+    ``$KEP_TOPOLOGY`` names, once per process."""
 
     def __init__(
         self,
         conn: Any,
-        topology: Topology | RecordEncoder,
+        topology: Topology | RecordEncoder | None = None,
         *,
         codec: EventCodec | None = None,
         table: str = DEFAULT_TABLE,

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from kep.producers.errors import OutboxError
 from kep.producers.outbox.table import DEFAULT_TABLE, check_table_name
 from kep.schemas.settings import KepSettings
 
@@ -46,4 +47,7 @@ class OutboxSettings(KepSettings):
     @field_validator("table")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        return check_table_name(value)
+        try:
+            return check_table_name(value)
+        except OutboxError as exc:
+            raise ValueError(str(exc)) from None
