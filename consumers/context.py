@@ -13,7 +13,10 @@ from kep.consumers.idempotency.base import IdempotencyStore, Key
 from kep.producers import headers as h
 
 if TYPE_CHECKING:
+    from kep.consumers.outbox import HandlerOutbox
     from kep.consumers.retry.headers import Provenance
+    from kep.producers.producer import HeadersArg
+    from kep.schemas.events import Event
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -42,6 +45,9 @@ class MessageContext:
         "provenance",
         "_msg",
         "_store",
+        "event_id",
+        "_outbox",
+        "_tx",
     )
 
     def __init__(
@@ -56,6 +62,8 @@ class MessageContext:
         store: IdempotencyStore | None = None,
         store_key: Key | None = None,
         provenance: Provenance | None = None,
+        event_id: str | None = None,
+        outbox: HandlerOutbox | None = None,
     ) -> None:
         self._msg = msg
         self._store = store
@@ -71,6 +79,10 @@ class MessageContext:
         self.store_key: Key = idempotency_key if store_key is None else store_key
         #: What a record from a retry tier carried (``None`` on a main topic, or when unreadable).
         self.provenance = provenance
+        #: The handled event's id (``kep-causation-id`` of what ``publish`` writes).
+        self.event_id = event_id
+        self._outbox = outbox
+        self._tx: Any = None
 
     @property
     def partition(self) -> int:
@@ -118,11 +130,43 @@ class MessageContext:
             raise NotImplementedError("this worker's idempotency store does not offer transactions")
         try:
             with self._store.transaction(self.store_key) as tx:
+                self._tx = tx
                 yield tx
         except IdempotencyStoreError as exc:
             self.store_error = exc
             raise
+        finally:
+            self._tx = None
         self.completed_in_transaction = True
+
+    def publish(
+        self,
+        event: Event,
+        *,
+        key: str | bytes | None = None,
+        topic: str | None = None,
+        headers: HeadersArg | None = None,
+    ) -> int:
+        """Write a follow-up ``event`` to the outbox in this message's transaction; its outbox id.
+
+        Only inside ``with ctx.transaction()`` on an SQL store (SQLite, PostgreSQL): the event is published
+        (by the outbox relay) if and only if the handler's writes and the idempotency key commit. Anywhere
+        else it raises ``OutboxError`` and writes nothing. Topic and key as ``EventProducer.publish`` chooses
+        them; the record carries ``kep-causation-id`` (this event's id) and this message's ``traceparent``.
+        """
+        from kep.producers.errors import OutboxError
+
+        if self._outbox is None:
+            raise OutboxError("ctx.publish: this worker has no outbox (build it with build_worker)")
+        return self._outbox.publish(
+            self._tx,
+            event,
+            key=key,
+            topic=topic,
+            headers=headers,
+            causation_id=self.event_id,
+            traceparent=self.traceparent,
+        )
 
     def __repr__(self) -> str:
         return (

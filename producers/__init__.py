@@ -12,6 +12,7 @@ from kep.producers.errors import (
     InvalidHeaderError,
     InvalidTraceparentError,
     MissingKeyError,
+    OutboxError,
     ProducerClosedError,
     ProducerError,
     RoutingError,
@@ -19,6 +20,7 @@ from kep.producers.errors import (
     WrongEventTypeError,
 )
 from kep.producers.jsonl import BadLine, read_events
+from kep.producers.outbox import Outbox
 from kep.producers.producer import EventProducer
 from kep.producers.sample import SampleError, iter_sample_events, sample_event, sample_events
 from kep.producers.settings import ProducerSettings
@@ -40,6 +42,8 @@ __all__ = [
     "InvalidHeaderError",
     "InvalidTraceparentError",
     "MissingKeyError",
+    "Outbox",
+    "OutboxError",
     "ProducerClosedError",
     "ProducerError",
     "ProducerSettings",

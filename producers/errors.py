@@ -16,7 +16,8 @@ Hierarchy::
         ├── ProducerClosedError          publishing after ``close()``
         ├── DeliveryError                the broker did not acknowledge a record (``code``: Kafka's)
         ├── DeliveryTimeoutError         ``publish_and_wait`` got no acknowledgement in time
-        └── SampleError                  generated sample values do not satisfy an event model
+        ├── SampleError                  generated sample values do not satisfy an event model
+        └── OutboxError                  the transactional outbox cannot take or relay a record
 
 Nothing in this hierarchy carries record values or secrets.
 """
@@ -128,3 +129,8 @@ class DeliveryTimeoutError(ProducerError, TimeoutError):
 
 class SampleError(ProducerError):
     """Generated sample values do not satisfy an event model (it should define ``kep_sample``)."""
+
+
+class OutboxError(ProducerError):
+    """The transactional outbox cannot take or relay a record: no SQL transaction to write it in, a connection
+    of a kind it does not know, a table name that is not an identifier, a database it cannot open."""

@@ -22,6 +22,8 @@ TRACEPARENT = "traceparent"
 #: events the batch has. Consumers report the batch done when that many members reached a final state.
 BATCH_ID = "kep-batch-id"
 BATCH_SIZE = "kep-batch-size"
+#: On an event written through the transactional outbox by a handler: the id of the event it was handling.
+CAUSATION_ID = "kep-causation-id"
 #: Set by ``kep dlq replay`` on the copies it republishes (milliseconds since the epoch).
 REPLAYED_AT = "kep-replayed-at"
 

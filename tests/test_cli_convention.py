@@ -105,6 +105,7 @@ NO_JSON = {
     ("console",): "runs until stopped; serves pages (and JSON to htmx)",
     ("ingest",): "runs until stopped; answers JSON",
     ("delays", "run"): "runs until stopped; its logs are JSON with --log-format json",
+    ("outbox", "relay"): "runs until stopped; its logs are JSON with --log-format json",
 }
 
 

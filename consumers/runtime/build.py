@@ -9,6 +9,7 @@ from kep.consumers.app import App
 from kep.consumers.idempotency.base import IdempotencyStore
 from kep.consumers.idempotency.factory import open_store
 from kep.consumers.metrics import Health, WorkerMetrics
+from kep.consumers.outbox import handler_outbox
 from kep.consumers.retry.classify import ErrorClassifier
 from kep.consumers.retry.policy import RetryPolicy
 from kep.consumers.retry.router import Router
@@ -63,16 +64,18 @@ def build_worker(
     store.check()
     settler = Settler(group=plan.group, producer=plan.producer, limits=plan.limits, metrics=metrics)
     outcomes = status_recorder(settings, plan.group, plan.topology, kafka)
+    codec = codec_for(settings.schema_registry_url, local_schemas(plan.topology), settings=schema_registry)
     processor = Processor(
         app=app,
         group=plan.group,
-        codec=codec_for(settings.schema_registry_url, local_schemas(plan.topology), settings=schema_registry),
+        codec=codec,
         store=store,
         router=_router(app, plan, tracebacks=settings.dead_letter_tracebacks),
         settler=settler,
         metrics=metrics,
         async_runner=AsyncRunner(),
         outcomes=outcomes,
+        outbox=handler_outbox(store, plan.topology, codec),
     )
     worker = Worker(plan, processor, metrics=metrics, health=Health(ttl_s=settings.health_ttl_s))
     worker.on_close(outcomes.close)

@@ -21,6 +21,7 @@ from kep.consumers.app import App, Handler
 from kep.consumers.context import MessageContext
 from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key
+from kep.consumers.outbox import HandlerOutbox
 from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Redo, Rerun
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
 from kep.consumers.retry.router import Failure, Router
@@ -92,6 +93,7 @@ class Processor:
         metrics: Metrics,
         async_runner: AsyncRunner,
         outcomes: Outcomes = NO_OUTCOMES,
+        outbox: HandlerOutbox | None = None,
     ) -> None:
         self.app = app
         self.group = group
@@ -109,6 +111,7 @@ class Processor:
         self._use_header = strategy == "header"
         self._log_limit = LogLimiter(per_window=10, window_s=10.0)
         self._handlers: dict[tuple[str, str], Handler | None] = {}
+        self.outbox = outbox  # ctx.publish (consumers/outbox.py)
 
     def close(self) -> None:
         self.store.close()
@@ -434,6 +437,8 @@ class Processor:
             event_type=event.avro_name,
             store=self.store,
             provenance=provenance,
+            event_id=getattr(event, "event_id", None),
+            outbox=self.outbox,
         )
 
     def _idempotency_key(

@@ -15,6 +15,7 @@ import typer
 from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
 from kep.cli.delays import start_forwarder
+from kep.cli.outbox import worker_relay
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
@@ -94,6 +95,10 @@ def command(
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     _start_replay_progress(worker, kafka)
+    try:
+        relay = worker_relay(settings, kafka, worker.metrics.registry)  # the outbox's (docs/outbox.md)
+    except KepError as exc:
+        fail(str(exc))
     joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
@@ -116,6 +121,8 @@ def command(
         if delays is not None:
             delays.stop()
         joining.stop()
+        if relay is not None:
+            relay.stop()
         if server is not None:
             server.stop()
 

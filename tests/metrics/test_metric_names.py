@@ -28,6 +28,7 @@ from tests.support.wait import wait_until
 
 WORKER_PREFIXES = ("kep_consumer_", "kep_messages_", "kep_handler_", "kep_commit_")
 EXPORTER_PREFIXES = ("kep_group_", "kep_partition_", "kep_exporter_")
+OUTBOX_PREFIXES = ("kep_outbox_",)
 _TYPE = re.compile(r"^# TYPE (\S+) (\S+)$")
 _SUFFIXES = {"histogram": ("", "_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count")}
 
@@ -91,8 +92,28 @@ def test_every_worker_metric_the_dashboard_and_rules_use_has_series_on_a_live_wo
 
 @pytest.mark.unit
 def test_every_name_used_is_a_worker_or_an_exporter_name() -> None:
-    unknown = {n for n in used_names() if not n.startswith(WORKER_PREFIXES + EXPORTER_PREFIXES)}
+    unknown = {
+        n for n in used_names() if not n.startswith(WORKER_PREFIXES + EXPORTER_PREFIXES + OUTBOX_PREFIXES)
+    }
     assert not unknown, f"metric names of no kep component: {sorted(unknown)}"
+
+
+@pytest.mark.unit
+def test_every_outbox_metric_the_rules_use_has_series_on_a_live_relay_metrics() -> None:
+    from kep.producers.outbox import OUTBOX_METRIC_NAMES, RelayMetrics
+
+    metrics = RelayMetrics("kep_outbox", CollectorRegistry())
+    metrics.backlog(3, 12.5)
+    metrics.published(2)
+    metrics.active(True)
+    with MetricsServer(metrics.registry, Health(), port=0, host="127.0.0.1") as server:
+        status, text = fetch(server.port)
+    assert status == 200
+    declared, with_samples = exposed(text)
+    wanted = {name for name in used_names() if name.startswith(OUTBOX_PREFIXES)}
+    assert wanted, "the rules use no outbox metric"
+    assert wanted <= with_samples, f"exported without series: {sorted(wanted - with_samples)}"
+    assert OUTBOX_METRIC_NAMES <= declared
 
 
 @pytest.fixture
@@ -137,7 +158,9 @@ def test_every_exporter_metric_the_dashboard_and_rules_use_has_series_on_a_live_
     wanted = {name for name in used_names() if name.startswith(EXPORTER_PREFIXES)}
     assert wanted <= declared, f"not exported by the lag exporter: {sorted(wanted - declared)}"
     assert wanted <= with_samples, f"exported without series: {sorted(wanted - with_samples)}"
-    unknown = used_names() - declared - worker_declared
+    from kep.producers.outbox import OUTBOX_METRIC_NAMES
+
+    unknown = used_names() - declared - worker_declared - OUTBOX_METRIC_NAMES
     assert not unknown, f"used by the dashboard or rules, exported by nobody: {sorted(unknown)}"
 
 
