@@ -14,6 +14,7 @@ import typer
 
 from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
+from kep.cli.schedules import start_in_worker
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
@@ -55,6 +56,12 @@ def command(
         typer.Option("--concurrency", help="'partition' (default) or 'key' (key-ordered workers)."),
     ] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="auto, console or json.")] = None,
+    schedules: Annotated[
+        bool,
+        typer.Option(
+            "--schedules/--no-schedules", envvar="KEP_SCHEDULES", help="Run the topology's schedules."
+        ),
+    ] = True,
 ) -> None:
     """Run a consumer group worker: at-least-once, idempotent, with retries and dead letters."""
     overrides: dict[str, Any] = {
@@ -94,11 +101,14 @@ def command(
             ).start()
         except MetricsServerError as exc:
             fail(str(exc))
+    scheduler = start_in_worker(spec, kafka, worker.metrics.registry) if schedules else None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     try:
         worker.run()
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         joining.stop()
         if server is not None:
             server.stop()
