@@ -40,7 +40,7 @@ def _issues(index: int, spec: ScheduleSpec, topology: Topology, registry: LocalS
     except ValidationError as exc:
         return [
             Issue(
-                (*where, "fields", *(str(p) for p in error["loc"])),
+                (*where, "fields", *error["loc"]),
                 f"schedule {spec.name!r}: {error['msg']} for {spec.event}"
                 + ("" if error["type"] == "missing" else f" (got {_shown(error.get('input'))})"),
             )

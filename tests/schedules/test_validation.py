@@ -64,7 +64,8 @@ def test_a_valid_schedule_loads_with_its_defaults_and_declares_the_state_topic(t
     [
         (
             ("currency: EUR", "currency: [EUR]"),
-            "topology.yaml:21: schedules[0].fields.currency: schedule 'nightly-sync': Input should be a valid string for kep.orders.OrderPlaced (got ['EUR'])",
+            "topology.yaml:21: schedules[0].fields.currency: schedule 'nightly-sync': "
+            "Input should be a valid string for kep.orders.OrderPlaced (got ['EUR'])",
         ),
         (
             ("      amount_cents: 100\n", ""),
@@ -72,7 +73,8 @@ def test_a_valid_schedule_loads_with_its_defaults_and_declares_the_state_topic(t
         ),
         (
             ("quantity: 1", "quantity: many"),
-            "schedules[0].fields.items.0.quantity: schedule 'nightly-sync': Input should be a valid integer",
+            "topology.yaml:19: schedules[0].fields.items[0].quantity: schedule 'nightly-sync': "
+            "Input should be a valid integer",
         ),
         (
             ("      currency: EUR\n", "      currency: EUR\n      colour: red\n"),
