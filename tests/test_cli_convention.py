@@ -104,6 +104,7 @@ NO_JSON = {
     ("schemas", "export"): "prints JSON (an Avro schema) already",
     ("console",): "runs until stopped; serves pages (and JSON to htmx)",
     ("ingest",): "runs until stopped; answers JSON",
+    ("schedules", "run"): "runs until stopped; its logs are JSON with KEP_LOG_FORMAT=json",
 }
 
 
