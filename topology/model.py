@@ -351,6 +351,8 @@ def _derived_name_problems(topology: Topology) -> list[Issue]:
 def _schedule_problems(topology: Topology) -> list[Issue]:
     """Schedule names are unique; each publishes to a declared topic carrying its event; the state topic is no
     other topic."""
+    if not topology.schedules:
+        return []
     problems = _duplicate_names("schedules", [s.name for s in topology.schedules], "schedule")
     declared = {t.name: t for t in topology.topics}
     for index, spec in enumerate(topology.schedules):
@@ -364,10 +366,11 @@ def _schedule_problems(topology: Topology) -> list[Issue]:
             reason = f"schedule {spec.name!r}: topic {spec.topic!r} does not carry {spec.event} (it carries {carried})"
             problems.append(Issue(("schedules", index, "event"), reason))
     state = topology.schedule_state.topic
-    others = {t.name.replace(".", "_") for t in topology.topics} | {
-        d.spec.name.replace(".", "_") for d in topology.derived_topics()
-    }
-    if topology.schedules and state.replace(".", "_") in others:
+    names = [t.name for t in topology.topics]
+    for group in topology.groups:
+        for source in group.topics:
+            names += [tier.topic for tier in group.retry_tiers(source)] + [group.dlq_topic(source) or ""]
+    if topology.schedules and state.replace(".", "_") in {name.replace(".", "_") for name in names}:
         reason = (
             f"the schedules' state topic {state!r} is also a declared or derived topic (same up to '.'/'_')"
         )

@@ -155,11 +155,6 @@ def test_two_schedules_with_one_name_are_refused(tmp_path: Path) -> None:
     )
 
 
-def test_an_explicit_key_stands_for_a_missing_key_field(tmp_path: Path) -> None:
-    topology = load(
-        tmp_path,
-        GOOD.replace("      order_id: sync\n", "      order_id: ''\n").replace(
-            "    fields:\n", "    key: crm\n    fields:\n"
-        ),
-    )
+def test_an_explicit_key_is_kept(tmp_path: Path) -> None:
+    topology = load(tmp_path, GOOD.replace("    fields:\n", "    key: crm\n    fields:\n"))
     assert topology.schedules[0].key == "crm"  # type: ignore[attr-defined]
