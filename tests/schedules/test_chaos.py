@@ -88,3 +88,4 @@ def test_kill9_of_scheduler_replicas_fires_each_firing_once(kafka: str, tmp_path
     assert firing_id(NAME, start) not in ids, "the baseline is no firing"
     assert codes == [0, 0, 0], [r.log() for r in replicas]
     assert worker_code == 0, worker.log()
+    assert "schedules: started" not in worker.log_path.read_text(), "KEP_SCHEDULES=false did not turn it off"

@@ -3,7 +3,9 @@ stops the firings, resume starts them again (without firing what was due while p
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,13 +44,40 @@ def fired_at(effects: Path, start: datetime) -> list[datetime]:
     return [times[i] for i in handled(effects) if i in times]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metrics(port: int) -> dict[str, float]:
+    """The ``kep_schedule_*`` samples of ``/metrics``, by name and labels."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    samples = [line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("kep_schedule_")]
+    return {name: float(value) for name, value in samples}
+
+
 def test_ls_trigger_pause_and_resume(kafka: str, tmp_path: Path) -> None:
     setup = schedule_setup(kafka, tmp_path, missed="catch_up")
     worker, effects = handler_worker(setup, tmp_path, schedules=True)
+    port = free_port()
+    worker.env["KEP_METRICS_PORT"] = str(port)
     started = now()
     worker.start()
     try:
         wait_until(lambda: len(fired_at(effects, started)) >= 3, timeout=60, message="3 firings handled")
+
+        scraped = wait_until(lambda: metrics(port), timeout=10, message="the worker's /metrics")
+        assert scraped["kep_schedule_leader"] == 1
+        assert scraped[f'kep_schedule_firings_total{{schedule="{NAME}"}}'] >= 3
+        assert (
+            scraped[f'kep_schedule_last_firing_timestamp_seconds{{schedule="{NAME}"}}'] > started.timestamp()
+        )
 
         (row,) = kep(setup, "ls")["schedules"]
         assert (row["name"], row["cron"], row["timezone"], row["paused"]) == (
