@@ -79,12 +79,14 @@ class Scheduler:
         registry: LocalSchemaRegistry | None = None,
         metrics: SchedulerMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         registry = registry if registry is not None else schema_registry(topology)
         check_schedules(topology, registry)  # the same check as `kep topology validate`
         self.topology, self.kafka, self.metrics = topology, kafka, metrics or SchedulerMetrics()
         self._models: dict[str, type[Event]] = {s.name: registry.model(s.event) for s in topology.schedules}
         self._clock = clock
+        self._beat = beat or (lambda: None)  # each round of the loop (``Health.beat`` for /healthz)
         self._stop = threading.Event()
         self._progress: dict[str, _Progress] = {}
         self._membership: Membership | None = None
@@ -105,6 +107,7 @@ class Scheduler:
         log.info("schedules: started", schedules=[s.name for s in self.topology.schedules])
         try:
             while not self._stop.is_set():
+                self._beat()
                 self._membership.poll(POLL_S)
                 self._producer.poll(0)
                 if self._membership.leading:

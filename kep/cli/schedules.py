@@ -85,13 +85,19 @@ def run_command(
 
     spec = _topology(topology)
     kafka = _connected(spec, bootstrap_servers)
+    health = Health()  # live while the loop turns; ready once connected, leading or not
+    health.connected(True)
+    health.idle_by_design(True)
     try:
-        scheduler = Scheduler(spec, kafka)
+        scheduler = Scheduler(spec, kafka, beat=health.beat)
     except KepError as exc:
         fail(str(exc))
     server = None
     if metrics_port:
-        server = MetricsServer(scheduler.metrics.registry, Health(), port=metrics_port).start()
+        try:
+            server = MetricsServer(scheduler.metrics.registry, health, port=metrics_port).start()
+        except KepError as exc:
+            fail(str(exc))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: scheduler.stop())
     try:
