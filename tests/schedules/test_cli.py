@@ -72,9 +72,11 @@ def test_ls_trigger_pause_and_resume(kafka: str, tmp_path: Path) -> None:
     try:
         wait_until(lambda: len(fired_at(effects, started)) >= 3, timeout=60, message="3 firings handled")
 
-        scraped = wait_until(lambda: metrics(port), timeout=10, message="the worker's /metrics")
+        fired = f'kep_schedule_firings_total{{schedule="{NAME}"}}'
+        scraped = wait_until(
+            lambda: (m := metrics(port)).get(fired, 0) >= 3 and m, timeout=10, message="3 firings on /metrics"
+        )
         assert scraped["kep_schedule_leader"] == 1
-        assert scraped[f'kep_schedule_firings_total{{schedule="{NAME}"}}'] >= 3
         assert (
             scraped[f'kep_schedule_last_firing_timestamp_seconds{{schedule="{NAME}"}}'] > started.timestamp()
         )
@@ -103,8 +105,8 @@ def test_ls_trigger_pause_and_resume(kafka: str, tmp_path: Path) -> None:
         late = [at for at in fired_at(effects, started) if at > paused + timedelta(seconds=1)]
         assert late == [], f"fired while paused: {late}"
 
+        resumed = now()  # the resume record's time is after this one
         assert kep(setup, "resume", NAME) == {"schedule": NAME, "paused": False}
-        resumed = now()
         wait_until(
             lambda: sum(at > resumed for at in fired_at(effects, started)) >= 2,
             timeout=30,
@@ -121,8 +123,17 @@ def test_ls_trigger_pause_and_resume(kafka: str, tmp_path: Path) -> None:
     assert code == 0, worker.log()
 
 
-def test_unknown_schedule_and_topology_without_schedules_are_refused(kafka: str, tmp_path: Path) -> None:
+def test_an_unknown_schedule_and_a_missing_state_topic_are_named(kafka: str, tmp_path: Path) -> None:
     setup = schedule_setup(kafka, tmp_path)
     result = runner.invoke(app, ["schedules", "pause", "nope", "--topology", str(setup.path), "-b", kafka])
     assert result.exit_code == 2
     assert "unknown schedule 'nope' (declared schedules: tick)" in result.output
+    unapplied = tmp_path / "unapplied.yaml"
+    unapplied.write_text(setup.path.read_text().replace(setup.state_topic, setup.state_topic + "-none"))
+    for command in (["ls"], ["pause", NAME], ["run"]):
+        result = runner.invoke(app, ["schedules", *command, "--topology", str(unapplied), "-b", kafka])
+        assert result.exit_code == 1, result.output
+        assert (
+            f"state topic '{setup.state_topic}-none' does not exist: run 'kep topology apply'"
+            in result.output
+        )
