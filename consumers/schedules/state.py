@@ -145,12 +145,15 @@ def read_state(kafka: KafkaSettings, topic: str, *, timeout_s: float = 15.0) -> 
 def require_state_topic(kafka: KafkaSettings, topic: str, *, timeout_s: float = 10.0) -> None:
     """Raise ``LookupError`` naming ``topic`` when the cluster does not have it (``kep topology apply`` creates
     it from a topology with ``schedules:``)."""
+    from confluent_kafka import KafkaException, TopicCollection
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(kafka.as_librdkafka_dict())
-    metadata = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
-    if metadata is None or metadata.error is not None:
+    future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)[topic]
+    try:
+        future.result(timeout_s)  # never creates the topic, unlike a metadata request naming it
+    except KafkaException as exc:
         raise LookupError(
             f"the schedules' state topic {topic!r} does not exist: run 'kep topology apply' (a topology with "
-            "schedules: declares it, compacted, one partition)"
-        )
+            f"schedules: declares it, compacted, one partition) ({exc.args[0].name() if exc.args else exc})"
+        ) from None
