@@ -158,3 +158,19 @@ def test_two_schedules_with_one_name_are_refused(tmp_path: Path) -> None:
 def test_an_explicit_key_is_kept(tmp_path: Path) -> None:
     topology = load(tmp_path, GOOD.replace("    fields:\n", "    key: crm\n    fields:\n"))
     assert topology.schedules[0].key == "crm"  # type: ignore[attr-defined]
+
+
+def test_topology_show_lists_the_state_topic(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from kep.cli.main import app
+
+    load(tmp_path, GOOD)  # written and valid
+    result = CliRunner().invoke(
+        app, ["topology", "show", "--topology", str(tmp_path / "topology.yaml"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    kinds = {t["name"]: t["kind"] for t in json.loads(result.stdout)["topics"]}
+    assert kinds["kep.schedules"] == "schedule-state"
