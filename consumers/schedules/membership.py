@@ -49,7 +49,6 @@ class Membership:
         self.view = StateView()
         self.owner = False  # owns partition 0 (may still be reading)
         self.caught_up = False
-        self.generation = 0  # grows with each leadership won
         self._on_change = on_change or (lambda _leading: None)
         conf = {
             **kafka.as_librdkafka_dict(),
@@ -95,7 +94,6 @@ class Membership:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if any(p.partition == 0 for p in partitions):
             self.owner, self.caught_up, self.view = True, False, StateView()
-            self.generation += 1
             consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
             log.info("schedules: owns the state partition; reading the state", group=self.group)
         else:
