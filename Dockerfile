@@ -33,8 +33,9 @@ COPY consumers/ consumers/
 COPY kep/ kep/
 
 # redis and postgres: the shared idempotency stores; registry: the Confluent Schema Registry client;
-# console: the operator console (kep console); ingest: FastAPI and uvicorn for `kep ingest`.
-ARG KEP_EXTRAS=redis,postgres,registry,console,ingest
+# console: the operator console (kep console); ingest: FastAPI and uvicorn for `kep ingest`; schedules: the cron
+# parser of the topology's `schedules:`.
+ARG KEP_EXTRAS=redis,postgres,registry,console,ingest,schedules
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/kep \
  && /opt/kep/bin/pip install "$(ls /wheels/kep_kafka-*.whl)[${KEP_EXTRAS}]" \

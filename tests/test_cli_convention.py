@@ -106,6 +106,7 @@ NO_JSON = {
     ("ingest",): "runs until stopped; answers JSON",
     ("delays", "run"): "runs until stopped; its logs are JSON with --log-format json",
     ("outbox", "relay"): "runs until stopped; its logs are JSON with --log-format json",
+    ("schedules", "run"): "runs until stopped; its logs are JSON with KEP_LOG_FORMAT=json",
 }
 
 

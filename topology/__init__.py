@@ -34,13 +34,23 @@ from kep.topology.errors import (
     TopologyError,
 )
 from kep.topology.loader import (
+    check_schedules,
     check_schema_names,
     default_topology_path,
     load_topology,
     parse_topology,
     schema_registry,
 )
-from kep.topology.model import ConsumerGroupSpec, DerivedTopic, RetrySpec, RetryTier, TopicSpec, Topology
+from kep.topology.model import (
+    ConsumerGroupSpec,
+    DerivedTopic,
+    RetrySpec,
+    RetryTier,
+    ScheduleSpec,
+    ScheduleStateSpec,
+    TopicSpec,
+    Topology,
+)
 from kep.topology.settings import KafkaSettings
 
 __all__ = [
@@ -67,10 +77,13 @@ __all__ = [
     "RefusedChangeError",
     "RetrySpec",
     "RetryTier",
+    "ScheduleSpec",
+    "ScheduleStateSpec",
     "TopicSpec",
     "Topology",
     "TopologyError",
     "apply",
+    "check_schedules",
     "check_schema_names",
     "default_topology_path",
     "format_duration",

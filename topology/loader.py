@@ -20,12 +20,22 @@ from pydantic_core import ErrorDetails
 from kep.schemas.errors import SchemaError
 from kep.schemas.registry import KEP_SCHEMA_DIR, LocalSchemaRegistry, kep_schema_names, schema_paths_from_env
 from kep.schemas.yaml_guard import yaml_hazard
+from kep.topology._delays import DelaySpec
 from kep.topology.errors import Issue, Loc, Problem, TopologyError, ValidationProblems, format_loc
-from kep.topology.model import ConsumerGroupSpec, RetrySpec, TopicSpec, Topology
+from kep.topology.model import (
+    ConsumerGroupSpec,
+    RetrySpec,
+    ScheduleSpec,
+    ScheduleStateSpec,
+    TopicSpec,
+    Topology,
+)
+from kep.topology.schedule_check import schedule_issues
 
 __all__ = [
     "ENV_VAR",
     "NO_TOPOLOGY",
+    "check_schedules",
     "check_schema_names",
     "default_topology_path",
     "load_topology",
@@ -39,7 +49,8 @@ NO_TOPOLOGY = (
     "consumer groups and where your .avsc schemas are)"
 )
 
-_KNOWN_KEYS = sorted({f for m in (Topology, TopicSpec, ConsumerGroupSpec, RetrySpec) for f in m.model_fields})
+_MODELS = (Topology, TopicSpec, ConsumerGroupSpec, RetrySpec, DelaySpec, ScheduleSpec, ScheduleStateSpec)
+_KNOWN_KEYS = sorted({f for m in _MODELS for f in m.model_fields})
 
 
 def default_topology_path() -> Path | None:
@@ -65,9 +76,9 @@ def load_topology(path: str | Path | None = None, *, check_schemas: bool = False
         raise TopologyError(f"{source}: cannot read topology file: {exc}", source=str(source)) from exc
     topology = parse_topology(text, source=str(source), base=source.parent)
     if check_schemas:
-        check_schema_names(
-            topology, schema_registry(topology, source=str(source)).names(), source=str(source)
-        )
+        registry = schema_registry(topology, source=str(source))
+        check_schema_names(topology, registry.names(), source=str(source))
+        check_schedules(topology, registry, source=str(source), text=text)
     return topology
 
 
@@ -144,6 +155,22 @@ def check_schema_names(topology: Topology, known: Iterable[str], *, source: str 
     ]
     if problems:
         raise TopologyError.from_problems(source, problems)
+
+
+def check_schedules(
+    topology: Topology, registry: LocalSchemaRegistry, *, source: str | None = None, text: str | None = None
+) -> None:
+    """Raise ``TopologyError`` naming each schedule whose event is unknown, whose ``fields`` do not make a valid
+    event of the service's schema (the field and why), or that has no key on a keyed topic. ``text``: the
+    file's YAML, for line numbers."""
+    issues = schedule_issues(topology, registry)
+    if not issues:
+        return
+    root = _compose(text, source or "topology") if text is not None else None
+    problems = [
+        Problem(format_loc(i.loc), i.reason, _line(root, i.loc) if root is not None else None) for i in issues
+    ]
+    raise TopologyError.from_problems(source, problems)
 
 
 def _refuse_aliases_and_depth(text: str, source: str) -> None:

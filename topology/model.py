@@ -16,11 +16,21 @@ from pydantic import Field, field_validator, model_validator
 
 from kep.topology._delays import DelaySpec
 from kep.topology._retry import RetrySpec, RetryTier
+from kep.topology._schedules import ScheduleSpec, ScheduleStateSpec
 from kep.topology._types import AvroName, FieldName, FrozenModel, KafkaName, TopicConfigs, kafka_name_problem
 from kep.topology.durations import format_duration
 from kep.topology.errors import Issue, TopologyError, ValidationProblems, format_loc
 
-__all__ = ["ConsumerGroupSpec", "DerivedTopic", "RetrySpec", "RetryTier", "TopicSpec", "Topology"]
+__all__ = [
+    "ConsumerGroupSpec",
+    "DerivedTopic",
+    "RetrySpec",
+    "RetryTier",
+    "ScheduleSpec",
+    "ScheduleStateSpec",
+    "TopicSpec",
+    "Topology",
+]
 
 
 class TopicSpec(FrozenModel):
@@ -159,6 +169,8 @@ class Topology(FrozenModel):
     dead_letter_topic_configs: TopicConfigs = Field(default_factory=dict)
     delays: DelaySpec | None = None
     """Delayed events (``docs/delayed-events.md``): the delay-tier topics, absent when the service has none."""
+    schedules: tuple[ScheduleSpec, ...] = ()
+    schedule_state: ScheduleStateSpec = Field(default_factory=ScheduleStateSpec)
 
     @field_validator("schemas", mode="before")
     @classmethod
@@ -181,6 +193,7 @@ class Topology(FrozenModel):
             problems += _derived_name_problems(self)
         if not problems:
             problems += self._retention_problems()
+        problems += _schedule_problems(self)
         if problems:
             raise ValidationProblems(problems)
         return self
@@ -262,8 +275,29 @@ class Topology(FrozenModel):
         return derived + _delay_topics(self.delays, self.topics)
 
     def all_topic_specs(self) -> list[TopicSpec]:
-        """The declared topics followed by every derived retry and dead-letter topic."""
-        return [*self.topics, *(d.spec for d in self.derived_topics())]
+        """The declared topics followed by every derived retry and dead-letter topic (and, with ``schedules``,
+        the schedulers' state topic)."""
+        return [*self.topics, *(d.spec for d in self.derived_topics()), *self.schedule_state_topics()]
+
+    def schedule(self, name: str) -> ScheduleSpec:
+        """The schedule ``name``; ``TopologyError`` names it when there is none."""
+        for spec in self.schedules:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.schedules) or "none"
+        raise TopologyError(f"unknown schedule {name!r} (declared schedules: {known})")
+
+    def schedule_state_topics(self) -> list[TopicSpec]:
+        """The schedulers' compacted one-partition state topic when there are schedules, else nothing."""
+        if not self.schedules:
+            return []
+        state = self.schedule_state
+        configs = state.topic_configs()
+        return [
+            TopicSpec(
+                name=state.topic, partitions=1, replication_factor=state.replication_factor, configs=configs
+            )
+        ]
 
 
 def _derived_spec(source: TopicSpec, name: str, configs: dict[str, str]) -> TopicSpec:
@@ -324,6 +358,7 @@ def _derived_name_problems(topology: Topology) -> list[Issue]:
             derived = [tier.topic for tier in group.retry_tiers(source)] + [group.dlq_topic(source)]
             candidates += [(name, ("groups", number)) for name in derived if name is not None]
     candidates += [(d.spec.name, ("delays",)) for d in _delay_topics(topology.delays)]
+    candidates += [(t.name, ("schedule_state", "topic")) for t in topology.schedule_state_topics()]
     seen: dict[str, tuple[str, str]] = {}
     issues: list[Issue] = []
     for name, owner in candidates:
@@ -341,3 +376,23 @@ def _derived_name_problems(topology: Topology) -> list[Issue]:
             issues.append(Issue(owner, reason))
         seen.setdefault(key, (name, format_loc(owner)))
     return issues
+
+
+def _schedule_problems(topology: Topology) -> list[Issue]:
+    """Schedule names are unique; each publishes to a declared topic carrying its event. (That the state topic is
+    no other topic is checked with every derived name, in ``_derived_name_problems``.)"""
+    if not topology.schedules:
+        return []
+    problems = _duplicate_names("schedules", [s.name for s in topology.schedules], "schedule")
+    declared = {t.name: t for t in topology.topics}
+    for index, spec in enumerate(topology.schedules):
+        topic = declared.get(spec.topic)
+        if topic is None:
+            listing = ", ".join(sorted(declared)) or "none"
+            reason = f"schedule {spec.name!r}: unknown topic {spec.topic!r} (declared topics: {listing})"
+            problems.append(Issue(("schedules", index, "topic"), reason))
+        elif not topic.carries(spec.event):
+            carried = ", ".join(topic.value_schema) or "no value_schema"
+            reason = f"schedule {spec.name!r}: topic {spec.topic!r} does not carry {spec.event} (it carries {carried})"
+            problems.append(Issue(("schedules", index, "event"), reason))
+    return problems

@@ -25,7 +25,7 @@ app = typer.Typer(
 # a single command). The name is the module's last part, with "_" as "-".
 _SUBCOMMANDS = [
     "broker", "schemas", "topology", "produce", "demo", "run", "dlq", "lag", "lag_exporter", "console", "ingest",
-    "status", "delays", "outbox",
+    "status", "delays", "outbox", "schedules",
 ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import structlog
 import typer
@@ -16,6 +16,7 @@ from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_importable, check_cluster, fail
 from kep.cli.delays import start_forwarder
 from kep.cli.outbox import worker_relay
+from kep.cli.schedules import start_in_worker
 from kep.consumers.app import load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
@@ -26,6 +27,7 @@ from kep.consumers.settings import ConsumerSettings, load_schema_registry_settin
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 from kep.topology.loader import load_topology
+from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
 log = structlog.get_logger("kep.run")
@@ -65,6 +67,12 @@ def command(
             help="Also forward delayed events when the topology has delays: (docs/delayed-events.md).",
         ),
     ] = True,
+    schedules: Annotated[
+        bool,
+        typer.Option(
+            "--schedules/--no-schedules", envvar="KEP_SCHEDULES", help="Run the topology's schedules."
+        ),
+    ] = True,
 ) -> None:
     """Run a consumer group worker: at-least-once, idempotent, with retries and dead letters."""
     overrides: dict[str, Any] = {
@@ -95,10 +103,7 @@ def command(
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     _start_replay_progress(worker, kafka)
-    try:
-        relay = worker_relay(settings, kafka, worker.metrics.registry)  # the outbox's (docs/outbox.md)
-    except KepError as exc:
-        fail(str(exc))
+    companions = _start_companions(worker, spec, settings, kafka, delays=delay_forwarder, schedules=schedules)
     joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
@@ -108,23 +113,44 @@ def command(
             ).start()
         except MetricsServerError as exc:
             fail(str(exc))
-    delays = (
-        start_forwarder(spec, kafka, settings.group_config(), worker.metrics.registry)
-        if delay_forwarder
-        else None
-    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     try:
         worker.run()
     finally:
-        if delays is not None:
-            delays.stop()
         joining.stop()
-        if relay is not None:
-            relay.stop()
+        for companion in companions:
+            companion.stop()
         if server is not None:
             server.stop()
+
+
+class _Companion(Protocol):
+    def stop(self) -> None: ...
+
+
+def _start_companions(
+    worker: Worker,
+    topology: Topology,
+    settings: ConsumerSettings,
+    kafka: KafkaSettings,
+    *,
+    delays: bool,
+    schedules: bool,
+) -> list[_Companion]:
+    """What runs beside the worker, each on its own thread with its own clients, when the topology or the store
+    asks for it: the delay forwarder (``delays:``), the scheduler (``schedules:``) and the outbox relay (an SQL
+    store). Each is stopped after the worker has drained."""
+    registry = worker.metrics.registry
+    try:
+        started = [
+            start_forwarder(topology, kafka, settings.group_config(), registry) if delays else None,
+            start_in_worker(topology, kafka, registry) if schedules else None,
+            worker_relay(settings, kafka, registry),  # KEP_OUTBOX_RELAY=false turns it off
+        ]
+    except KepError as exc:
+        fail(str(exc))
+    return [companion for companion in started if companion is not None]
 
 
 def _start_replay_progress(worker: Worker, kafka: KafkaSettings) -> None:

@@ -98,6 +98,10 @@ def show_command(topology: TopologyOption = None, as_json: JsonOption = False) -
         delay = format_duration(derived.tier.delay_seconds) if derived.tier else ""
         item, replication = derived.spec, _rf(derived.spec)
         table.add_row(item.name, derived.kind, str(item.partitions), replication, derived.group, delay)
+    for state in spec.schedule_state_topics():  # the schedules' state (docs/schedules.md)
+        table.add_row(
+            state.name, "schedule-state", str(state.partitions), _rf(state), spec.schedule_state.group, ""
+        )
     console.print(table)
     for group in spec.groups:
         for source in group.topics:
@@ -136,6 +140,15 @@ def _show_dict(spec: Topology) -> dict[str, Any]:
                 "delay": format_duration(derived.tier.delay_seconds) if derived.tier else None,
             }
         )
+    topics += [
+        {
+            "name": t.name,
+            "kind": "schedule-state",
+            "partitions": t.partitions,
+            "replication_factor": t.replication_factor,
+        }
+        for t in spec.schedule_state_topics()
+    ]
     groups = [
         {
             "group": group.name,

@@ -134,6 +134,7 @@ def test_the_image_leaves_out_the_embedded_broker() -> None:
         "registry",
         "console",
         "ingest",
+        "schedules",
     ]  # not "embedded": a 40 MB test broker
 
 
