@@ -18,6 +18,7 @@ from kep.topology._actions import (
     Plan,
     Refusal,
 )
+from kep.topology._limits import LimitSpec, Rate, parse_rate
 from kep.topology.admin import apply, plan
 from kep.topology.cluster import require_cluster
 from kep.topology.durations import format_duration, parse_duration
@@ -58,9 +59,11 @@ __all__ = [
     "DerivedTopic",
     "DurationError",
     "KafkaSettings",
+    "LimitSpec",
     "PartitionGrowthUnsupportedError",
     "PlanError",
     "Problem",
+    "Rate",
     "RefusedChangeError",
     "RetrySpec",
     "RetryTier",
@@ -73,6 +76,7 @@ __all__ = [
     "format_duration",
     "load_topology",
     "parse_duration",
+    "parse_rate",
     "parse_topology",
     "plan",
     "require_cluster",

@@ -21,6 +21,7 @@ from kep.consumers.app import App, Handler
 from kep.consumers.context import MessageContext
 from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key
+from kep.consumers.limits.gate import Limits
 from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Redo, Rerun
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
 from kep.consumers.retry.router import Failure, Router
@@ -92,6 +93,7 @@ class Processor:
         metrics: Metrics,
         async_runner: AsyncRunner,
         outcomes: Outcomes = NO_OUTCOMES,
+        limits: Limits | None = None,
     ) -> None:
         self.app = app
         self.group = group
@@ -109,6 +111,7 @@ class Processor:
         self._use_header = strategy == "header"
         self._log_limit = LogLimiter(per_window=10, window_s=10.0)
         self._handlers: dict[tuple[str, str], Handler | None] = {}
+        self.limits = limits  # rate and concurrency limits (consumers/limits); None: no handler has one
 
     def close(self) -> None:
         self.store.close()
@@ -160,6 +163,9 @@ class Processor:
                     f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}"
                 )
                 return self._failed(state, msg, missing, ctx, redo)
+            gate = self.limits.find(*route, handler) if self.limits is not None else None
+            if gate is not None:  # held back (a Rerun) until the limit lets it run
+                return gate.run(event, ctx, redo, lambda: self._run(state, msg, event, ctx, handler, redo))
             return self._run(state, msg, event, ctx, handler, redo)
         except Exception as exc:  # a bug of the runtime itself: still this record's outcome
             return self._failed(state, msg, RecordError(f"processing failed: {exc!r}"), None, redo)
