@@ -99,9 +99,16 @@ class LimitGate:
                 data += b"\3" + str(value).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(data, digest_size=20).hexdigest()
 
-    def run(self, event: Any, ctx: MessageContext, redo: Redo | None, go: Callable[[], Outcome]) -> Outcome:
-        if redo is not None and redo.handled:  # the handler ran already; only its completion is left
-            return go()
+    def run(
+        self,
+        event: Any,
+        ctx: MessageContext,
+        redo: Redo | None,
+        go: Callable[[], Outcome],
+        give_up_claim: Callable[[], None],
+    ) -> Outcome:
+        """Run ``go`` (the handler) within the limit, or return the ``Rerun`` that holds the message back; then
+        ``give_up_claim`` lets another replica take the message meanwhile (after a rebalance)."""
         limit, store, name = self.limit, self._store, self.limit.name
         key = self.key(event)
         holder: str | None = None
@@ -110,6 +117,7 @@ class LimitGate:
                 candidate = f"{self._owner}:{next(self._holders)}"
                 wait = store.enter(key, limit.concurrency, self._lease_s, candidate)
                 if wait > 0:
+                    give_up_claim()
                     return self._hold(ctx, redo, "concurrency", self._slot_poll(redo, wait))
                 holder = candidate
             if limit.rate is not None:
@@ -117,10 +125,12 @@ class LimitGate:
                 if wait > 0:
                     if holder is not None:
                         self._leave(key, holder)
+                    give_up_claim()
                     return self._hold(ctx, redo, "rate", min(wait, MAX_RATE_WAIT_S))
         except LimitStoreError as exc:
             if holder is not None:
                 self._leave(key, holder)
+            give_up_claim()
             return self._store_wait(ctx, redo, exc)
         since = redo.held_since if redo is not None else None
         self._metrics.waited(name, time.monotonic() - since if since is not None else 0.0)

@@ -27,19 +27,19 @@ _SCHEMA = (
 )
 _NOW = "COALESCE(%(now)s::float8, extract(epoch FROM clock_timestamp())::float8)"
 # Allowed: the row is written and 0 returned. Refused: the upsert writes nothing and the wait is read from the
-# statement's snapshot (it may be a little early: the caller then asks again).
+# statement's snapshot (it may be a little early: the caller then asks again). The upsert reads the clock again
+# once it holds the row's lock, so a start that waited for a concurrent one's lock never uses a stale "now".
 _TAKE = f"""
-WITH now AS (SELECT {_NOW} AS s),
-taken AS (
+WITH taken AS (
     INSERT INTO kep_limit_rate AS t (namespace, key, tat)
-    SELECT %(ns)s, %(key)s, now.s + %(interval)s FROM now
+    VALUES (%(ns)s, %(key)s, {_NOW} + %(interval)s)
     ON CONFLICT (namespace, key) DO UPDATE
-        SET tat = GREATEST(t.tat, (SELECT s FROM now)) + %(interval)s
-        WHERE GREATEST(t.tat, (SELECT s FROM now)) - %(tolerance)s <= (SELECT s FROM now)
+        SET tat = GREATEST(t.tat, {_NOW}) + %(interval)s
+        WHERE GREATEST(t.tat, {_NOW}) - %(tolerance)s <= {_NOW}
     RETURNING 0.0::float8 AS wait)
 SELECT wait FROM taken
 UNION ALL
-SELECT GREATEST(t.tat - %(tolerance)s - now.s, 0.001) FROM kep_limit_rate t, now
+SELECT GREATEST(GREATEST(t.tat, {_NOW}) - %(tolerance)s - {_NOW}, 0.001) FROM kep_limit_rate t
 WHERE t.namespace = %(ns)s AND t.key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)
 """
 _SLOTS = """

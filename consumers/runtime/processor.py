@@ -163,9 +163,6 @@ class Processor:
                     f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}"
                 )
                 return self._failed(state, msg, missing, ctx, redo)
-            gate = self.limits.find(*route, handler) if self.limits is not None else None
-            if gate is not None:  # held back (a Rerun) until the limit lets it run
-                return gate.run(event, ctx, redo, lambda: self._run(state, msg, event, ctx, handler, redo))
             return self._run(state, msg, event, ctx, handler, redo)
         except Exception as exc:  # a bug of the runtime itself: still this record's outcome
             return self._failed(state, msg, RecordError(f"processing failed: {exc!r}"), None, redo)
@@ -195,6 +192,26 @@ class Processor:
         if claim is ClaimState.DONE:
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
+        gate = (
+            self.limits.find(state.source_topic, event.avro_name, handler)
+            if self.limits is not None
+            else None
+        )
+        if gate is not None:  # a rate or concurrency limit: held back (claim given up) until it lets this run
+            handle = lambda: self._handle(state, msg, event, ctx, handler, redo)  # noqa: E731
+            return gate.run(event, ctx, redo, handle, lambda: self._release(key))
+        return self._handle(state, msg, event, ctx, handler, redo)
+
+    def _handle(
+        self,
+        state: PartitionState,
+        msg: Message,
+        event: Event,
+        ctx: MessageContext,
+        handler: Handler,
+        redo: Redo | None,
+    ) -> Outcome:
+        key = ctx.store_key
         self._tell(self.outcomes.started, msg, ctx)
         started = time.perf_counter()
         try:

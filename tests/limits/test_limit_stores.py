@@ -161,7 +161,9 @@ def test_a_dead_holders_slot_comes_back_when_its_lease_ends(stores: tuple[FakeCl
     assert b.enter(k, 1, 5.0, "live") == 0.0
 
 
-def test_concurrent_callers_never_hold_more_slots_than_the_limit(stores: tuple[FakeClock, StoreFactory]) -> None:
+def test_concurrent_callers_never_hold_more_slots_than_the_limit(
+    stores: tuple[FakeClock, StoreFactory],
+) -> None:
     _clock, make = stores
     replicas, k, slots = [make(), make()], key(), 3
     lock = threading.Lock()
