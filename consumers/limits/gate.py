@@ -41,6 +41,8 @@ STORE_BACKOFF_S: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 MAX_RATE_WAIT_S: Final = 30.0
 #: Polling a full concurrency limit: from the first to the last value as the message waits longer.
 SLOT_POLL_S: Final = (0.01, 0.25)
+#: Times a slot is given back before leaving it to its lease.
+LEAVE_TRIES: Final = 3
 _MISSING: Final = object()
 
 
@@ -176,6 +178,13 @@ class LimitGate:
         return Rerun(STORE_BACKOFF_S[min(waits, len(STORE_BACKOFF_S) - 1)], "store-unavailable", following)
 
     def _leave(self, key: str, holder: str) -> None:
+        """Give a slot back; a dropped connection is tried again at once (a new one), then the lease ends it."""
+        for _ in range(LEAVE_TRIES - 1):
+            try:
+                self._store.leave(key, holder)
+                return
+            except LimitStoreError:
+                continue
         try:
             self._store.leave(key, holder)
         except Exception as exc:  # noqa: BLE001 - the lease ends by itself

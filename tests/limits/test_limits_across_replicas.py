@@ -175,7 +175,9 @@ def test_a_rate_limit_holds_across_two_replicas_while_an_unlimited_topic_runs_at
     most = most_in_window([r.start for r in limited], 1.0)
     limited_span = max(r.start for r in limited) - min(r.start for r in limited)
     free_span = max(r.start for r in free) - min(r.start for r in free)
-    print(f"most limited starts in 1 s: {most}; limited span {limited_span:.1f} s; free span {free_span:.1f} s")
+    print(
+        f"most limited starts in 1 s: {most}; limited span {limited_span:.1f} s; free span {free_span:.1f} s"
+    )
     assert most <= RATE + BURST
     assert free_span * 5 < limited_span, (free_span, limited_span)  # the free topic ran far faster
     assert free_committed_while_held, (
