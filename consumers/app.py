@@ -140,7 +140,7 @@ def _limit(topic: str | None, event: type[Event] | str | None, **declared: Any) 
             else f"event {event if isinstance(event, str) else getattr(event, 'avro_name', event)}"
         )
         reasons = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'limit'}: {error['msg'].removeprefix('Value error, ')}"
+            "".join(f"{p}: " for p in error["loc"]) + error["msg"].removeprefix("Value error, ")
             for error in exc.errors()
         )
         raise AppError(f"handler for {what}: invalid limit: {reasons}") from None

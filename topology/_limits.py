@@ -103,10 +103,10 @@ class LimitSpec(FrozenModel):
 
     @model_validator(mode="after")
     def _something_to_limit(self) -> LimitSpec:
-        if self.rate is None and self.concurrency is None:
-            raise ValueError("a limit needs a rate (e.g. '50/s'), a concurrency, or both")
         if self.burst is not None and self.rate is None:
             raise ValueError("burst needs a rate: it is how many starts the rate allows back to back")
+        if self.rate is None and self.concurrency is None:
+            raise ValueError("a limit needs a rate (e.g. '50/s'), a concurrency, or both")
         return self
 
     @property
