@@ -113,6 +113,15 @@ class App:
         """Every registered handler, topic handlers first."""
         return [*self._by_topic.values(), *self._by_event.values()]
 
+    def topic_limit(self, topic: str) -> bool:
+        """Whether the handler of ``topic`` declared its own limit."""
+        handler = self._by_topic.get(topic)
+        return handler is not None and handler.limit is not None
+
+    def limited_event_types(self) -> set[str]:
+        """Event types whose handler declared its own limit."""
+        return {name for name, handler in self._by_event.items() if handler.limit is not None}
+
     @property
     def handled_topics(self) -> tuple[str, ...]:
         return tuple(self._by_topic)

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -211,9 +211,12 @@ class Limits:
         store: LimitStore,
         metrics: LimitMetrics,
         lease_s: float,
+        carried: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self._group, self._store, self._metrics, self._lease_s = group, store, metrics, lease_s
         self._declared = dict(declared)
+        self._app = app
+        self._carried = dict(carried or {})  # topic -> the event types on it (the topology's value_schema)
         self._gates: dict[str, LimitGate] = {}
         self._routes: dict[tuple[str, str], LimitGate | None] = {}  # the handler follows from the route
         for handler in app.handlers():
@@ -251,6 +254,17 @@ class Limits:
                 found = self._gates[handler.name]
         self._routes[route] = found
         return found
+
+    def may_limit(self, topic: str) -> bool:
+        """Whether a limit may hold messages of ``topic`` (an unknown topic's event types: assume so)."""
+        carried = self._carried.get(topic)
+        if topic in self._declared or self._app.topic_limit(topic):
+            return True
+        limited_events = {name for name in self._declared if name not in self._carried}
+        limited_events.update(self._app.limited_event_types())
+        if not limited_events:
+            return False
+        return carried is None or bool(limited_events & set(carried))
 
     @property
     def names(self) -> list[str]:

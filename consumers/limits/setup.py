@@ -9,7 +9,7 @@ from kep.consumers.limits.factory import open_limit_store
 from kep.consumers.limits.gate import Limits
 from kep.consumers.limits.metrics import LimitMetrics
 from kep.consumers.limits.store import LimitStore
-from kep.topology.model import ConsumerGroupSpec
+from kep.topology.model import ConsumerGroupSpec, Topology
 
 
 def worker_limits(
@@ -21,6 +21,7 @@ def worker_limits(
     lease_s: float,
     registry: CollectorRegistry | None,
     store: LimitStore | None = None,
+    topology: Topology | None = None,
 ) -> Limits | None:
     """The limits the app's handlers and the group's topology entry declare, kept in the store at
     ``store_url`` (the idempotency store's), or None when there are none."""
@@ -34,4 +35,5 @@ def worker_limits(
         store=store if store is not None else open_limit_store(store_url, group),
         metrics=LimitMetrics(group, registry),
         lease_s=lease_s,
+        carried={t.name: t.value_schema for t in topology.topics} if topology is not None else None,
     )

@@ -71,6 +71,7 @@ def build_worker(
         store_url=settings.idempotency_store,
         lease_s=settings.idempotency_lease_s,
         registry=metrics.registry if settings.metrics_enabled else None,
+        topology=plan.topology,
     )
     processor = Processor(
         app=app,

@@ -118,3 +118,46 @@ def test_a_limit_store_that_drops_its_connections_delays_but_loses_nothing(kafka
     assert sample(registry, "kep_limit_store_errors_total", **labels) > 0, (
         "the outages missed the limit store"
     )
+
+
+def test_messages_held_by_a_limit_do_not_use_up_the_in_flight_bound_of_other_topics(kafka: str) -> None:
+    """The limited topic's backlog fills the worker's in-flight bound many times over; the unlimited topic of the
+    same worker still gets through all of its own backlog while the limited one has done a fraction of its."""
+    limited_setup = applied_topology(kafka, partitions=2)
+    free_topic = limited_setup.topic + "-free"
+    topology = limited_setup.topology.model_copy(
+        update={
+            "topics": (
+                *limited_setup.topology.topics,
+                limited_setup.topology.topics[0].model_copy(update={"name": free_topic}),
+            ),
+            "groups": (limited_setup.spec.model_copy(update={"topics": (limited_setup.topic, free_topic)}),),
+        }
+    )
+    from kep.topology import admin
+
+    admin.apply(admin.plan(topology, limited_setup.kafka), limited_setup.kafka)
+    setup = Setup(limited_setup.kafka, topology, limited_setup.topic, limited_setup.group)
+    events = [e for e in sample_events(1200, seed=9, kind="orders") if isinstance(e, OrderPlaced)]
+    with EventProducer(setup.kafka, setup.topology) as producer:
+        for event in events[:600]:
+            producer.publish(event, topic=setup.topic)
+        for event in events[600:]:
+            producer.publish(event, topic=free_topic)
+        assert producer.flush(30) == 0
+    app = App(setup.group, topics=[setup.topic, free_topic])
+    limited_runs: list[str] = []
+    free_runs: list[str] = []
+
+    @app.handler(setup.topic, rate="20/s")
+    def slow(event: OrderPlaced, ctx: MessageContext) -> None:
+        limited_runs.append(event.event_id)
+
+    @app.handler(free_topic)
+    def fast(event: OrderPlaced, ctx: MessageContext) -> None:
+        free_runs.append(event.event_id)
+
+    with running(app, setup, max_in_flight=100):
+        wait_until(lambda: len(free_runs) >= 600, timeout=20, message="the unlimited topic's backlog")
+        assert len(limited_runs) < 300, "the limited topic was not held back"
+    assert sorted(free_runs) == sorted(e.event_id for e in events[600:])
