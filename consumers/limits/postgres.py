@@ -56,9 +56,12 @@ WHERE (namespace, key, slot) = (
 RETURNING slot
 """
 _FIRST_END = f"""
-SELECT GREATEST(min(expires_at) - {_NOW}, 0.001) FROM kep_limit_slot
+SELECT min(expires_at) - {_NOW} FROM kep_limit_slot
 WHERE namespace = %(ns)s AND key = %(key)s AND slot < %(slots)s
 """
+_PURGE = f"DELETE FROM kep_limit_rate WHERE namespace = %(ns)s AND tat < {_NOW} - 60"
+#: Rate decisions between two purges of full buckets' rows.
+PURGE_EVERY = 10_000
 _LEAVE = """
 UPDATE kep_limit_slot SET holder = '', expires_at = 0
 WHERE namespace = %(ns)s AND key = %(key)s AND holder = %(holder)s
@@ -77,6 +80,7 @@ class PostgresLimitStore(LimitStore):
             lambda: psycopg.connect(dsn, autocommit=True, connect_timeout=5), lambda conn: conn.close()
         )
         self._ready: set[tuple[str, int]] = set()  # (key, slots) whose slot rows exist
+        self._takes = 0
         for statement in _SCHEMA:
             try:
                 self._execute(statement)
@@ -109,6 +113,11 @@ class PostgresLimitStore(LimitStore):
 
     def take(self, key: str, interval: float, tolerance: float) -> float:
         params = self._params(key, interval=interval, tolerance=tolerance)
+        self._takes += 1
+        if (
+            self._takes % PURGE_EVERY == 0
+        ):  # rows of full buckets are the same as no row: drop them now and then
+            self._run(lambda conn: conn.execute(_PURGE, params))
         row = self._run(lambda conn: conn.execute(_TAKE, params).fetchone())
         return float(row[0]) if row is not None else interval  # refused in a race: ask again soon
 
@@ -124,7 +133,10 @@ class PostgresLimitStore(LimitStore):
             if conn.execute(_ENTER, params).fetchone() is not None:
                 return 0.0
             row = conn.execute(_FIRST_END, params).fetchone()
-            return float(row[0]) if row is not None and row[0] is not None else 0.01
+            if row is None or row[0] is None:  # the slot rows are gone (purged, truncated): make them again
+                self._ready.discard((key, slots))
+                return 0.001
+            return max(float(row[0]), 0.001)
 
         return self._run(go)
 

@@ -15,6 +15,9 @@ from kep.consumers.limits.store import Clock, LimitStore
 
 T = TypeVar("T")
 
+#: Rate decisions between two purges of full buckets' rows.
+PURGE_EVERY = 10_000
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS kep_limit_rate (
         namespace TEXT NOT NULL, key TEXT NOT NULL,
@@ -34,6 +37,7 @@ class SqliteLimitStore(LimitStore):
         super().__init__(namespace, clock=clock)
         self.path = Path(path)
         self._now = clock or time.time
+        self._takes = 0
         self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections(
             self._connect, sqlite3.Connection.close
         )
@@ -67,6 +71,16 @@ class SqliteLimitStore(LimitStore):
 
     def take(self, key: str, interval: float, tolerance: float) -> float:
         ns = self.namespace
+
+        self._takes += 1
+        if (
+            self._takes % PURGE_EVERY == 0
+        ):  # rows of full buckets are the same as no row: drop them now and then
+            self._transaction(
+                lambda conn, now: conn.execute(
+                    "DELETE FROM kep_limit_rate WHERE namespace = ? AND tat < ?", (ns, now - 60)
+                )
+            )
 
         def go(conn: sqlite3.Connection, now: float) -> float:
             row = conn.execute(

@@ -214,3 +214,38 @@ def _max_in_window(times: list[float], window: float) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
+
+
+def test_purging_full_buckets_keeps_every_limit_in_force(
+    stores: tuple[FakeClock, StoreFactory], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, make = stores
+    store = make()
+    module = __import__(type(store).__module__, fromlist=["PURGE_EVERY"])
+    if not hasattr(module, "PURGE_EVERY"):
+        pytest.skip(f"{type(store).__name__} forgets full buckets by itself")
+    monkeypatch.setattr(module, "PURGE_EVERY", 2)
+    idle, busy = key(), key()
+    assert store.take(idle, 1.0, 0.0) == 0.0
+    assert store.take(busy, 600.0, 0.0) == 0.0  # next start in ten minutes
+    clock.advance(120)  # idle's bucket is full again: its row may go
+    for _ in range(4):
+        store.take(key(), 1.0, 0.0)
+    assert store.take(busy, 600.0, 0.0) == pytest.approx(480.0, abs=0.01)
+    assert store.take(idle, 1.0, 0.0) == 0.0
+
+
+def test_postgres_slots_come_back_after_their_rows_were_removed() -> None:
+    import psycopg
+
+    dsn = require_postgres()
+    namespace, k = f"limits-{uuid.uuid4().hex[:8]}", key()
+    store = open_limit_store(dsn, namespace)
+    try:
+        assert store.enter(k, 1, 30.0, "a") == 0.0
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM kep_limit_slot WHERE namespace = %s", (namespace,))
+        assert store.enter(k, 1, 30.0, "b") > 0  # asked while the rows were missing: made again next time
+        assert store.enter(k, 1, 30.0, "b") == 0.0
+    finally:
+        store.close()
