@@ -202,3 +202,68 @@ def test_a_concurrency_limit_holds_across_two_replicas(kafka: str, tmp_path: Pat
     at_once = most_at_once([(r.start, r.end) for r in limited])
     print(f"most limited handlers at once: {at_once} (limit {slots})")
     assert at_once <= slots
+
+
+def test_the_slots_of_a_killed_replica_come_back_when_their_leases_end(
+    kafka: str, tmp_path: Path, store_url: str
+) -> None:
+    """One replica holds every slot and is killed with SIGKILL; the other one finishes the backlog once the
+    slots' leases end (without leases it would wait for ever)."""
+    n, slots = 40, 2
+    run = setup(kafka, tmp_path, LimitSpec(concurrency=slots))
+    limited_ids = produce(run, run.limited, n, seed=4)
+    topology = write_topology(run.topology, tmp_path / "topology.yaml")
+    args = ["--topology", str(topology), "-b", run.kafka.bootstrap_servers]
+    environment = worker_env(
+        KEP_TEST_LIMITED=run.limited,
+        KEP_TEST_FREE=run.free,
+        KEP_TEST_GROUP=run.group,
+        KEP_TEST_RECORDS=run.records,
+        KEP_TEST_HANDLER_MS=300,
+        KEP_IDEMPOTENCY_STORE=store_url,
+        KEP_IDEMPOTENCY_LEASE_S=3,
+    )
+    first = WorkerProcess("tests.apps.limited:app", args, environment, tmp_path / "first.log").start()
+    wait_until(lambda: handled(run, run.limited) >= 4, timeout=60, message="the first replica at work")
+    first.kill9()  # in the middle of its handlers: it never gives its slots back
+    before = handled(run, run.limited)
+    assert held_slots(store_url, run.group) >= 1, "the killed replica held no slot: the test proves nothing"
+    second = WorkerProcess("tests.apps.limited:app", args, environment, tmp_path / "second.log").start()
+    try:
+        wait_until(
+            lambda: {r.event_id for r in records(run) if r.topic == run.limited} >= set(limited_ids),
+            timeout=120,
+            interval=0.5,
+            message=f"{n} limited events after the kill",
+        )
+    finally:
+        assert second.terminate(60) == 0, second.log()
+    limited = [r for r in records(run) if r.topic == run.limited]
+    assert before < n, "the first replica finished before it was killed"
+    assert second.proc is not None
+    assert sum(1 for r in limited if r.pid == str(second.proc.pid)) >= n - before
+    assert most_at_once([(r.start, r.end) for r in limited]) <= slots
+
+
+def held_slots(store_url: str, group: str) -> int:
+    """Concurrency slots of ``group`` whose lease has not ended, read from the store itself."""
+    if store_url.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(store_url)
+        try:
+            now = float(client.time()[0])
+            return sum(
+                int(client.zcount(name, now, "+inf")) for name in client.scan_iter(f"kep:limit:{group}:c:*")
+            )
+        finally:
+            client.close()
+    import psycopg
+
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM kep_limit_slot WHERE namespace = %s AND holder <> '' "
+            "AND expires_at > extract(epoch FROM clock_timestamp())",
+            (group,),
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
