@@ -16,7 +16,9 @@ The worker enforces them (``kep.consumers.limits``); this module only says what 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -24,7 +26,7 @@ from kep.topology._types import FrozenModel
 from kep.topology.durations import parse_duration
 from kep.topology.errors import DurationError, Issue
 
-__all__ = ["LimitSpec", "Rate", "limit_key_problems", "parse_rate"]
+__all__ = ["LimitSpec", "Rate", "limit_problems", "parse_rate"]
 
 _RATE = re.compile(r"\A[ \t]*(?P<count>[0-9]{1,9})[ \t]*/[ \t]*(?P<period>[^/]+?)[ \t]*\Z", re.ASCII)
 _FIELD = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
@@ -118,19 +120,24 @@ class LimitSpec(FrozenModel):
         return self.per.removeprefix("field:") if self.per is not None else None
 
 
-def limit_key_problems(
-    group: str, index: int, keys: list[str], topics: tuple[str, ...], events: set[str]
-) -> list[Issue]:
-    """A ``limits`` key must name a topic of the group or an event type one of its topics carries."""
+def limit_problems(topics: Sequence[Any], groups: Sequence[Any]) -> list[Issue]:
+    """A ``limits`` key must name a topic of its group or an event type one of the group's topics carries.
+
+    ``topics`` and ``groups`` are the topology's ``TopicSpec`` and ``ConsumerGroupSpec`` lists.
+    """
+    carried: dict[str, tuple[str, ...]] = {t.name: t.value_schema for t in topics}
     problems = []
-    for key in keys:
-        if key in topics or key in events:
-            continue
-        known = ", ".join([*topics, *sorted(events)]) or "none"
-        problems.append(
-            Issue(
-                ("groups", index, "limits", key),
-                f"group {group!r} has no topic or event type {key!r} to limit (its topics and event types: {known})",
+    for index, group in enumerate(groups):
+        events = {name for topic in group.topics for name in carried.get(topic, ())}
+        for key in group.limits:
+            if key in group.topics or key in events:
+                continue
+            known = ", ".join([*group.topics, *sorted(events)]) or "none"
+            problems.append(
+                Issue(
+                    ("groups", index, "limits", key),
+                    f"group {group.name!r} has no topic or event type {key!r} to limit "
+                    f"(its topics and event types: {known})",
+                )
             )
-        )
     return problems

@@ -14,21 +14,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kep.topology._limits import LimitSpec, limit_key_problems
+from kep.topology._limits import LimitSpec, limit_problems
 from kep.topology._retry import RetrySpec, RetryTier
 from kep.topology._types import AvroName, FieldName, FrozenModel, KafkaName, TopicConfigs, kafka_name_problem
 from kep.topology.durations import format_duration
 from kep.topology.errors import Issue, TopologyError, ValidationProblems, format_loc
 
-__all__ = [
-    "ConsumerGroupSpec",
-    "DerivedTopic",
-    "LimitSpec",
-    "RetrySpec",
-    "RetryTier",
-    "TopicSpec",
-    "Topology",
-]
+__all__ = ["ConsumerGroupSpec", "DerivedTopic", "RetrySpec", "RetryTier", "TopicSpec", "Topology"]
 
 
 class TopicSpec(FrozenModel):
@@ -64,9 +56,8 @@ class ConsumerGroupSpec(FrozenModel):
     topics: tuple[KafkaName, ...] = Field(min_length=1)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     topic_retry: dict[KafkaName, RetrySpec] = Field(default_factory=dict)
-    limits: dict[str, LimitSpec] = Field(
-        default_factory=dict
-    )  # per topic or event type (topology/_limits.py)
+    # rate and concurrency limits by topic or event type (topology/_limits.py, docs/limits.md)
+    limits: dict[str, LimitSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _overrides_name_own_topics(self) -> ConsumerGroupSpec:
@@ -185,7 +176,7 @@ class Topology(FrozenModel):
         problems = _duplicate_names("topics", [t.name for t in self.topics], "topic")
         problems += _duplicate_names("groups", [g.name for g in self.groups], "group")
         problems += self._unknown_topics()
-        problems += self._limit_problems()
+        problems += limit_problems(self.topics, self.groups)
         if not problems:
             problems += _derived_name_problems(self)
         if not problems:
@@ -202,20 +193,6 @@ class Topology(FrozenModel):
             for g, group in enumerate(self.groups)
             for i, name in enumerate(group.topics)
             if name not in declared
-        ]
-
-    def _limit_problems(self) -> list[Issue]:
-        carried = {t.name: set(t.value_schema) for t in self.topics}
-        return [
-            issue
-            for g, group in enumerate(self.groups)
-            for issue in limit_key_problems(
-                group.name,
-                g,
-                list(group.limits),
-                group.topics,
-                set().union(*(carried.get(t, set()) for t in group.topics)),
-            )
         ]
 
     def _retention_problems(self) -> list[Issue]:

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from kep.producers.producer import EventProducer
-from kep.topology import admin
-from kep.topology.model import ConsumerGroupSpec, LimitSpec, TopicSpec, Topology
+from kep.topology import LimitSpec, admin
+from kep.topology.model import ConsumerGroupSpec, TopicSpec, Topology
 from kep.topology.settings import KafkaSettings
 from shop.orders import OrderPlaced
 from shop.samples import sample_events
