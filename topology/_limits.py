@@ -26,7 +26,7 @@ from kep.topology._types import FrozenModel
 from kep.topology.durations import parse_duration
 from kep.topology.errors import DurationError, Issue
 
-__all__ = ["LimitSpec", "Rate", "limit_problems", "parse_rate"]
+__all__ = ["LimitSpec", "Rate", "describe_limit", "limit_problems", "parse_rate"]
 
 _RATE = re.compile(r"\A[ \t]*(?P<count>[0-9]{1,9})[ \t]*/[ \t]*(?P<period>[^/]+?)[ \t]*\Z", re.ASCII)
 _FIELD = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
@@ -118,6 +118,12 @@ class LimitSpec(FrozenModel):
     @property
     def per_field(self) -> str | None:
         return self.per.removeprefix("field:") if self.per is not None else None
+
+
+def describe_limit(limit: LimitSpec) -> str:
+    """``rate 50/s, burst 5, concurrency 3, per field:customer_id``: what is set, in that order."""
+    parts = [f"{name} {value}" for name, value in limit.model_dump(exclude_none=True).items()]
+    return ", ".join(parts)
 
 
 def limit_problems(topics: Sequence[Any], groups: Sequence[Any]) -> list[Issue]:

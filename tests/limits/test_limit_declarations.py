@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from kep.cli.main import app as cli
 from kep.consumers.app import App
 from kep.consumers.errors import AppError
 from kep.consumers.limits import worker_limits
@@ -159,3 +164,22 @@ def test_the_topology_overrides_the_handler_and_an_event_type_wins_over_its_topi
     assert payments is not None and payments.limit.concurrency == 3
     assert limits.find("payments", "kep.orders.Other", by_event) is not None  # the handler's own: 2
     assert limits.find("payments", "kep.orders.Other", by_event).limit.concurrency == 2  # type: ignore[union-attr]
+
+
+def test_kep_topology_show_lists_the_limits(tmp_path: Path) -> None:
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        topology(
+            "orders: {rate: 100/1m, burst: 10, per: field:customer_id}\nkep.orders.PaymentCaptured: {concurrency: 5}"
+        )
+    )
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(cli, ["topology", "show", "--topology", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "group billing limits orders: rate 100/1m, burst 10, per field:customer_id" in result.output
+    assert "group billing limits kep.orders.PaymentCaptured: concurrency 5" in result.output
+    result = runner.invoke(cli, ["topology", "show", "--topology", str(path), "--json"])
+    assert json.loads(result.output)["limits"] == [
+        {"group": "billing", "for": "orders", "rate": "100/1m", "burst": 10, "per": "field:customer_id"},
+        {"group": "billing", "for": "kep.orders.PaymentCaptured", "concurrency": 5},
+    ]
