@@ -17,9 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from pydantic import ValidationError
+
 from kep.consumers.context import MessageContext
 from kep.consumers.errors import AppError
 from kep.schemas.events import Event
+from kep.topology import LimitSpec
 
 HandlerFn = Callable[[Any, MessageContext], None] | Callable[[Any, MessageContext], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +34,7 @@ class Handler:
     fn: HandlerFn
     is_async: bool
     name: str
+    limit: LimitSpec | None = None  # its own rate or concurrency limit (consumers/limits)
 
 
 class App:
@@ -65,15 +69,25 @@ class App:
         self._by_event: dict[str, Handler] = {}
 
     def handler(
-        self, topic: str | None = None, *, event: type[Event] | str | None = None
+        self,
+        topic: str | None = None,
+        *,
+        event: type[Event] | str | None = None,
+        rate: str | None = None,
+        burst: int | None = None,
+        concurrency: int | None = None,
+        per: str | None = None,
     ) -> Callable[[F], F]:
         """Register a handler for a topic, or for an event type (a model or its Avro full name) on any of the
-        app's topics."""
+        app's topics. ``rate`` (``"50/s"``, ``"100/1m"``), ``burst``, ``concurrency`` and ``per`` (an event
+        field) limit it across every replica (docs/limits.md); the topology's ``limits`` override them."""
         if (topic is None) == (event is None):
             raise AppError("handler(): give exactly one of a topic or event=EventType")
+        limit = _limit(topic, event, rate=rate, burst=burst, concurrency=concurrency, per=per)
 
         def register(fn: F) -> F:
-            handler = Handler(fn, inspect.iscoroutinefunction(fn), getattr(fn, "__qualname__", repr(fn)))
+            name = getattr(fn, "__qualname__", repr(fn))
+            handler = Handler(fn, inspect.iscoroutinefunction(fn), name, limit)
             if topic is not None:
                 if topic in self._by_topic:
                     raise AppError(f"topic {topic!r} already has a handler ({self._by_topic[topic].name})")
@@ -95,6 +109,19 @@ class App:
                 return found
         return self._by_topic.get(topic)
 
+    def handlers(self) -> list[Handler]:
+        """Every registered handler, topic handlers first."""
+        return [*self._by_topic.values(), *self._by_event.values()]
+
+    def topic_limit(self, topic: str) -> bool:
+        """Whether the handler of ``topic`` declared its own limit."""
+        handler = self._by_topic.get(topic)
+        return handler is not None and handler.limit is not None
+
+    def limited_event_types(self) -> set[str]:
+        """Event types whose handler declared its own limit."""
+        return {name for name, handler in self._by_event.items() if handler.limit is not None}
+
     @property
     def handled_topics(self) -> tuple[str, ...]:
         return tuple(self._by_topic)
@@ -106,6 +133,26 @@ class App:
         missing = [t for t in topics if t not in self._by_topic and not self._by_event]
         if missing:
             raise AppError(f"app for group {self.group!r}: no handler for topic(s) {', '.join(missing)}")
+
+
+def _limit(topic: str | None, event: type[Event] | str | None, **declared: Any) -> LimitSpec | None:
+    """The handler's own limit, validated; ``AppError`` names the handler and what is wrong."""
+    given = {key: value for key, value in declared.items() if value is not None}
+    if not given:
+        return None
+    try:
+        return LimitSpec(**given)
+    except ValidationError as exc:
+        what = (
+            f"topic {topic!r}"
+            if topic is not None
+            else f"event {event if isinstance(event, str) else getattr(event, 'avro_name', event)}"
+        )
+        reasons = "; ".join(
+            "".join(f"{p}: " for p in error["loc"]) + error["msg"].removeprefix("Value error, ")
+            for error in exc.errors()
+        )
+        raise AppError(f"handler for {what}: invalid limit: {reasons}") from None
 
 
 def load_app(target: str) -> App:

@@ -9,7 +9,8 @@ a ``Drop``.
 ``HANDLED``        the handler ran and its key is complete: finish the offset
 ``DUPLICATE``      the key was already complete (a redelivery): finish the offset, count a duplicate
 ``Rerun``          run the message again in place after ``delay_s`` (store unavailable, a claim held by another
-                   live worker, or an in-place retry); ``redo`` is what the next run continues from
+                   live worker, an in-place retry, or a rate/concurrency limit); ``redo`` is what the next run
+                   continues from
 ``Forward``        send the record's key and value with ``headers`` to ``topic`` (a retry tier or the dead-letter
                    topic); the offset is finished when the broker acknowledged it
 ``Drop``           finish the offset without keeping the message anywhere, with an error log naming ``reason``
@@ -36,7 +37,7 @@ class Duplicate:
 HANDLED: Final = Handled()
 DUPLICATE: Final = Duplicate()
 
-RerunReason = Literal["store-unavailable", "registry-unavailable", "claim-busy", "retry-in-place"]
+RerunReason = Literal["store-unavailable", "registry-unavailable", "claim-busy", "retry-in-place", "limit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +46,15 @@ class Redo:
 
     ``attempt``: the execution number of the next run (1 = first). ``first_failure_ms``: when the first
     in-place execution failed (blocking retries). ``store_waits``: consecutive waits for the store (backoff).
-    ``handled``: the handler succeeded; only recording the key's completion is left.
+    ``handled``: the handler succeeded; only recording the key's completion is left. ``held_since``: when a
+    rate or concurrency limit first held the message back (``time.monotonic()``; consumers/limits).
     """
 
     attempt: int
     first_failure_ms: int | None = None
     store_waits: int = 0
     handled: bool = False
+    held_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

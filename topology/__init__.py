@@ -19,6 +19,7 @@ from kep.topology._actions import (
     Refusal,
 )
 from kep.topology._delays import DelaySpec, DelayTier
+from kep.topology._limits import LimitSpec, Rate, parse_rate
 from kep.topology.admin import apply, plan
 from kep.topology.cluster import require_cluster
 from kep.topology.durations import format_duration, parse_duration
@@ -71,9 +72,11 @@ __all__ = [
     "DerivedTopic",
     "DurationError",
     "KafkaSettings",
+    "LimitSpec",
     "PartitionGrowthUnsupportedError",
     "PlanError",
     "Problem",
+    "Rate",
     "RefusedChangeError",
     "RetrySpec",
     "RetryTier",
@@ -89,6 +92,7 @@ __all__ = [
     "format_duration",
     "load_topology",
     "parse_duration",
+    "parse_rate",
     "parse_topology",
     "plan",
     "require_cluster",

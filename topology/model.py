@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from kep.topology._delays import DelaySpec
+from kep.topology._limits import LimitSpec, limit_problems
 from kep.topology._retry import RetrySpec, RetryTier
 from kep.topology._schedules import ScheduleSpec, ScheduleStateSpec
 from kep.topology._types import AvroName, FieldName, FrozenModel, KafkaName, TopicConfigs, kafka_name_problem
@@ -66,6 +67,8 @@ class ConsumerGroupSpec(FrozenModel):
     topics: tuple[KafkaName, ...] = Field(min_length=1)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     topic_retry: dict[KafkaName, RetrySpec] = Field(default_factory=dict)
+    # rate and concurrency limits by topic or event type (topology/_limits.py, docs/limits.md)
+    limits: dict[str, LimitSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _overrides_name_own_topics(self) -> ConsumerGroupSpec:
@@ -189,6 +192,7 @@ class Topology(FrozenModel):
         problems = _duplicate_names("topics", [t.name for t in self.topics], "topic")
         problems += _duplicate_names("groups", [g.name for g in self.groups], "group")
         problems += self._unknown_topics()
+        problems += limit_problems(self.topics, self.groups)
         if not problems:
             problems += _derived_name_problems(self)
         if not problems:

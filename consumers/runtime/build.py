@@ -8,6 +8,7 @@ from kep.consumers import redact
 from kep.consumers.app import App
 from kep.consumers.idempotency.base import IdempotencyStore
 from kep.consumers.idempotency.factory import open_store
+from kep.consumers.limits.setup import worker_limits
 from kep.consumers.metrics import Health, WorkerMetrics
 from kep.consumers.outbox import handler_outbox
 from kep.consumers.retry.classify import ErrorClassifier
@@ -65,6 +66,15 @@ def build_worker(
     settler = Settler(group=plan.group, producer=plan.producer, limits=plan.limits, metrics=metrics)
     outcomes = status_recorder(settings, plan.group, plan.topology, kafka)
     codec = codec_for(settings.schema_registry_url, local_schemas(plan.topology), settings=schema_registry)
+    limits = worker_limits(
+        app,
+        plan.group,
+        plan.group_spec,
+        store_url=settings.idempotency_store,
+        lease_s=settings.idempotency_lease_s,
+        registry=metrics.registry if settings.metrics_enabled else None,
+        topology=plan.topology,
+    )
     processor = Processor(
         app=app,
         group=plan.group,
@@ -76,9 +86,12 @@ def build_worker(
         async_runner=AsyncRunner(),
         outcomes=outcomes,
         outbox=handler_outbox(store, plan.topology, codec),
+        limits=limits,
     )
     worker = Worker(plan, processor, metrics=metrics, health=Health(ttl_s=settings.health_ttl_s))
     worker.on_close(outcomes.close)
+    if limits is not None:
+        worker.on_close(limits.close)
     if probe and settings.metrics_enabled:
         from kep.consumers.lag.probe import LagProbe
 

@@ -44,6 +44,7 @@ class PartitionState:
     pause_reasons: set[str] = field(default_factory=set)
     log_end: int | None = None  # watermarks of the last fetch response, copied by the poll thread
     log_start: int | None = None
+    limited: bool = False  # a rate or concurrency limit may hold its messages: a separate in-flight budget
 
     @property
     def key(self) -> tuple[str, int]:

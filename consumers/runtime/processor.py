@@ -21,6 +21,7 @@ from kep.consumers.app import App, Handler
 from kep.consumers.context import MessageContext
 from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key
+from kep.consumers.limits.gate import Limits
 from kep.consumers.outbox import HandlerOutbox
 from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Redo, Rerun
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
@@ -94,6 +95,7 @@ class Processor:
         async_runner: AsyncRunner,
         outcomes: Outcomes = NO_OUTCOMES,
         outbox: HandlerOutbox | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.app = app
         self.group = group
@@ -112,6 +114,7 @@ class Processor:
         self._log_limit = LogLimiter(per_window=10, window_s=10.0)
         self._handlers: dict[tuple[str, str], Handler | None] = {}
         self.outbox = outbox  # ctx.publish (consumers/outbox.py)
+        self.limits = limits  # rate and concurrency limits (consumers/limits); None: no handler has one
 
     def close(self) -> None:
         self.store.close()
@@ -192,6 +195,26 @@ class Processor:
         if claim is ClaimState.DONE:
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
+        gate = (
+            self.limits.find(state.source_topic, event.avro_name, handler)
+            if self.limits is not None
+            else None
+        )
+        if gate is not None:  # a rate or concurrency limit: held back (claim given up) until it lets this run
+            handle = lambda: self._handle(state, msg, event, ctx, handler, redo)  # noqa: E731
+            return gate.run(event, ctx, redo, handle, lambda: self._release(key))
+        return self._handle(state, msg, event, ctx, handler, redo)
+
+    def _handle(
+        self,
+        state: PartitionState,
+        msg: Message,
+        event: Event,
+        ctx: MessageContext,
+        handler: Handler,
+        redo: Redo | None,
+    ) -> Outcome:
+        key = ctx.store_key
         self._tell(self.outcomes.started, msg, ctx)
         started = time.perf_counter()
         try:

@@ -201,11 +201,12 @@ class Worker:
 
     def _backpressure(self) -> None:
         limit = self.settings.max_in_flight
-        total = 0
+        totals = [0, 0]  # partitions whose messages a limit may hold have their own budget (consumers/limits)
         for state in self._states.values():
-            total += state.running
+            totals[state.limited] += state.running
         for state in self._states.values():
             running = state.running
+            total = totals[state.limited]
             if BACKPRESSURE in state.pause_reasons:
                 if total <= limit // 2 and running <= limit // 2:
                     self._unpause(state, BACKPRESSURE)
@@ -250,7 +251,9 @@ class Worker:
         held = None
         if tier is not None:
             held = HeldRetries(self.plan.max_waits.get(topic, 0))
-        return PartitionState(topic, partition, source, tier, lanes, token=token, held=held)
+        limits = getattr(self.processor, "limits", None)  # consumers/limits
+        limited = limits is not None and limits.may_limit(source)
+        return PartitionState(topic, partition, source, tier, lanes, token=token, held=held, limited=limited)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalancing_since = time.monotonic()

@@ -34,6 +34,7 @@ from kep.topology import (
     schema_registry,
 )
 from kep.topology._actions import KEY_REMAPPING
+from kep.topology._limits import describe_limit
 from kep.topology.loader import NO_TOPOLOGY
 
 app = typer.Typer(
@@ -111,6 +112,10 @@ def show_command(topology: TopologyOption = None, as_json: JsonOption = False) -
                 f"dead letters {'on' if retry.dead_letter else 'off'}",
                 highlight=False,
             )
+        for key, limit in group.limits.items():  # docs/limits.md
+            console.print(
+                f"group {group.name} limits {key}: {describe_limit(limit)}", highlight=False, markup=False
+            )
 
 
 def _rf(topic: TopicSpec) -> str:
@@ -160,7 +165,12 @@ def _show_dict(spec: Topology) -> dict[str, Any]:
         for group in spec.groups
         for source in group.topics
     ]
-    return {"topics": topics, "groups": groups}
+    limits = [
+        {"group": group.name, "for": key, **limit.model_dump(exclude_none=True)}
+        for group in spec.groups
+        for key, limit in group.limits.items()
+    ]
+    return {"topics": topics, "groups": groups, "limits": limits}
 
 
 def _plan_dict(result: Plan) -> dict[str, Any]:
