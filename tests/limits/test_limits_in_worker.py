@@ -24,7 +24,7 @@ from tests.support.runtime import Setup, applied_topology, running
 from tests.support.services import require_redis
 from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 CUSTOMERS = ("c-1", "c-2", "c-3")
 PER_KEY_RATE = 10

@@ -25,7 +25,7 @@ from tests.schedules.support import (
 )
 from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.embedded]
 runner = CliRunner()
 
 

@@ -10,7 +10,7 @@ from tests.schedules.support import SchedulerProcess, schedule_setup, scheduler
 from tests.schedules.test_cli import free_port, metrics
 from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.embedded]
 
 
 def leaders(replicas: list[tuple[SchedulerProcess, int]]) -> list[float]:
