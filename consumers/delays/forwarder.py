@@ -79,7 +79,8 @@ class DelayForwarder:
     """Reads the delay tiers of ``topology.delays`` in its group and forwards each record when due.
 
     ``group_config``: extra librdkafka consumer keys (session timeout, heartbeat, assignment strategy).
-    ``clock``: milliseconds since the epoch (a test clock in unit tests).
+    ``clock``: milliseconds since the epoch (a test clock in unit tests). ``beat``: called each turn of the loop
+    (``Health.beat``, so ``/healthz`` says whether the loop still turns).
     """
 
     def __init__(
@@ -92,10 +93,12 @@ class DelayForwarder:
         read_ahead: int = 2000,
         fetch_wait_max_ms: int = 50,
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         if topology.delays is None:
             raise ConfigError("the topology has no delays: section, so there are no delay tiers to forward")
         self.delays: DelaySpec = topology.delays
+        self._beat = beat or (lambda: None)  # each turn of the loop (``Health.beat`` for /healthz)
         self._destinations = frozenset(t.name for t in topology.topics)
         self._tiers = {t.topic: t.delay_seconds for t in self.delays.tier_list()}
         self._kafka = kafka
@@ -164,6 +167,7 @@ class DelayForwarder:
             self._finish(consumer)
 
     def _step(self, consumer: Consumer) -> None:
+        self._beat()
         now = self._clock()
         self._wake_due(now)
         assert self._producer is not None

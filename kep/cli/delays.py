@@ -5,17 +5,22 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
 import typer
 
 from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
 from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, fail
+from kep.cli._service import (
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    loop_health,
+    serve_until_signalled,
+)
 from kep.consumers.delays import DelayForwarder
-from kep.consumers.metrics import Health, MetricsServer, MetricsServerError
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 from kep.topology.loader import load_topology
@@ -60,15 +65,9 @@ def _group_config(kafka: KafkaSettings) -> dict[str, Any]:
 def run_command(
     bootstrap_servers: BootstrapOption = None,
     topology: TopologyOption = None,
-    metrics_port: Annotated[
-        int, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz (0: none).")
-    ] = 0,
-    metrics_host: Annotated[
-        str, typer.Option("--metrics-host", help="Address of the metrics server.")
-    ] = "0.0.0.0",
-    log_format: Annotated[
-        str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
-    ] = "auto",
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "0.0.0.0",
+    log_format: LogFormatOption = "auto",
 ) -> None:
     """Run the delay forwarder of the topology's delays: section until SIGTERM or SIGINT."""
     configure_logging(log_format, "INFO")
@@ -79,22 +78,16 @@ def run_command(
     if spec.delays is None:
         fail("the topology has no delays: section (see docs/delayed-events.md)")
     kafka = cluster_settings(bootstrap_servers)
-    forwarder = DelayForwarder(spec, kafka, group_config=_group_config(kafka))
-    server = None
-    if metrics_port:
-        try:
-            health = Health()
-            server = MetricsServer(forwarder.metrics.registry, health, port=metrics_port, host=metrics_host)
-            server.start()
-        except MetricsServerError as exc:
-            fail(str(exc))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: forwarder.stop())
+    health = loop_health()
+    forwarder = DelayForwarder(spec, kafka, group_config=_group_config(kafka), beat=health.beat)
     console.print(
         f"delay forwarder of {len(spec.delays.tiers)} tiers, group {spec.delays.group}", highlight=False
     )
-    try:
-        forwarder.run()
-    finally:
-        if server is not None:
-            server.stop()
+    serve_until_signalled(
+        forwarder.run,
+        forwarder.stop,
+        registry=forwarder.metrics.registry,
+        health=health,
+        port=metrics_port,
+        host=metrics_host,
+    )

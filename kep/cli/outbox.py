@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +14,8 @@ from pydantic_settings import SettingsError
 
 from kep.broker import is_embedded
 from kep.cli._common import BootstrapOption, check_cluster, fail
+from kep.cli._service import loop_health, serve_until_signalled
 from kep.consumers.errors import ConsumerError
-from kep.consumers.metrics import Health, MetricsServer, MetricsServerError
 from kep.consumers.runtime.build import register_secrets
 from kep.consumers.settings import ConsumerSettings, load_settings
 from kep.logs import configure_logging
@@ -121,23 +120,15 @@ def relay_command(
         exactly_once=exactly_once(outbox, kafka),
         metrics=RelayMetrics(outbox.table, registry),
     )
-    server = None
-    if settings.metrics_port:
-        try:
-            health = Health(ttl_s=1e9)  # no poll loop to watch; ready once the cluster answered
-            health.connected(True)
-            health.idle_by_design(True)
-            server = MetricsServer(
-                registry, health, port=settings.metrics_port, host=settings.metrics_host
-            ).start()
-        except MetricsServerError as exc:
-            fail(str(exc))
+    health = loop_health()
+    relay.beat = health.beat
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     log.info("outbox relay starting", table=outbox.table, exactly_once=relay.exactly_once)
-    try:
-        relay.run(stop)
-    finally:
-        if server is not None:
-            server.stop()
+    serve_until_signalled(
+        lambda: relay.run(stop),
+        stop.set,
+        registry=registry,
+        health=health,
+        port=settings.metrics_port,
+        host=settings.metrics_host,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,14 @@ from kep.cli._common import (
     plain,
     print_json,
 )
+from kep.cli._service import (
+    LogFormatOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    loop_health,
+    serve_until_signalled,
+)
+from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 from kep.topology.loader import NO_TOPOLOGY, default_topology_path, load_topology
 from kep.topology.model import ScheduleSpec, Topology
@@ -75,36 +82,29 @@ def _iso(ms_or_dt: int | datetime | None) -> str | None:
 def run_command(
     topology: TopologyOption = None,
     bootstrap_servers: BootstrapOption = None,
-    metrics_port: Annotated[
-        int, typer.Option("--metrics-port", envvar="KEP_METRICS_PORT", help="Port of /metrics (0: none).")
-    ] = 0,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "0.0.0.0",
+    log_format: LogFormatOption = "auto",
 ) -> None:
     """Run the scheduler until SIGTERM/SIGINT: one replica of several leads and publishes each firing once."""
-    from kep.consumers.metrics import Health, MetricsServer
     from kep.consumers.schedules import Scheduler
 
+    configure_logging(log_format, "INFO")
     spec = _topology(topology)
     kafka = _connected(spec, bootstrap_servers)
-    health = Health()  # live while the loop turns; ready once connected, leading or not
-    health.connected(True)
-    health.idle_by_design(True)
+    health = loop_health()
     try:
         scheduler = Scheduler(spec, kafka, beat=health.beat)
     except KepError as exc:
         fail(str(exc))
-    server = None
-    if metrics_port:
-        try:
-            server = MetricsServer(scheduler.metrics.registry, health, port=metrics_port).start()
-        except KepError as exc:
-            fail(str(exc))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: scheduler.stop())
-    try:
-        scheduler.run()
-    finally:
-        if server is not None:
-            server.stop()
+    serve_until_signalled(
+        scheduler.run,
+        scheduler.stop,
+        registry=scheduler.metrics.registry,
+        health=health,
+        port=metrics_port,
+        host=metrics_host,
+    )
 
 
 @app.command("ls")

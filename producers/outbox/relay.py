@@ -21,6 +21,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -84,6 +85,8 @@ class OutboxRelay:
         self._observed = 0.0
         self._purged = time.monotonic()
         self._crash = CrashHook(os.environ.get(TEST_CRASH_ENV))
+        #: Called each turn of the loop, active or standing by (``Health.beat`` for ``/healthz``).
+        self.beat: Callable[[], None] = lambda: None
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -91,6 +94,7 @@ class OutboxRelay:
         failures = 0
         try:
             while not stop.is_set():
+                self.beat()
                 try:
                     if self.lock.acquire():
                         self.metrics.active(True)
@@ -110,6 +114,7 @@ class OutboxRelay:
 
     def _serve(self, stop: threading.Event) -> None:
         while not stop.is_set() and self.lock.held():
+            self.beat()
             if self.relay_once() == 0:
                 stop.wait(self.settings.poll_interval_s)
         self._drop_publisher()  # if the lock comes back, a new publisher fences and recovers first
