@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def test_kep_produce_delay_and_deliver_at(setup: DelaySetup, tmp_path: Path) -> 
         (["--delay", "1m", "--deliver-at", later], "not both"),
     ):
         result = runner.invoke(app, [*base, *bad])
-        assert result.exit_code == 2 and says in result.output, (bad, result.output)
+        trace = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+        assert result.exit_code == 2 and says in result.output, (bad, result.output, trace)
 
 
 def test_the_intake_takes_delay_and_deliver_at_and_documents_them(setup: DelaySetup) -> None:

@@ -221,7 +221,7 @@ def test_the_slots_of_a_killed_replica_come_back_when_their_leases_end(
         KEP_TEST_RECORDS=run.records,
         KEP_TEST_HANDLER_MS=300,
         KEP_IDEMPOTENCY_STORE=store_url,
-        KEP_IDEMPOTENCY_LEASE_S=3,
+        KEP_IDEMPOTENCY_LEASE_S=8,  # long enough to still be held when read under load
     )
     first = WorkerProcess("tests.apps.limited:app", args, environment, tmp_path / "first.log").start()
     wait_until(lambda: handled(run, run.limited) >= 4, timeout=60, message="the first replica at work")
