@@ -98,14 +98,8 @@ def test_log_lines_carry_no_secret(json_lines: io.StringIO) -> None:
 def test_cli_errors_carry_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
     import typer
 
-    from kep.cli._common import err_console, fail
+    from kep.cli._common import fail
 
-    out = io.StringIO()
-    file = err_console.file
-    err_console.file = out
-    try:
-        with pytest.raises(typer.Exit):
-            fail("cannot open postgresql://u:cli-Pw-99@h/db [/] \x1b[2J")
-    finally:
-        err_console.file = file
-    assert out.getvalue() == "error: cannot open postgresql://u:***@h/db [/] \\x1b[2J\n"
+    with pytest.raises(typer.Exit):
+        fail("cannot open postgresql://u:cli-Pw-99@h/db [/] \x1b[2J")
+    assert capsys.readouterr().err == "error: cannot open postgresql://u:***@h/db [/] \\x1b[2J\n"
