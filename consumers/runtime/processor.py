@@ -10,6 +10,7 @@ the settler says so.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Re
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
 from kep.consumers.retry.router import Failure, Router
 from kep.consumers.runtime.async_runner import AsyncRunner
+from kep.consumers.runtime.lane_keys import LaneKeys
 from kep.consumers.runtime.partition import PartitionState, WorkItem
 from kep.consumers.runtime.settle import Settler
 from kep.consumers.status.hook import NO_OUTCOMES, Outcomes
@@ -109,6 +111,10 @@ class Processor:
         self._use_header = strategy == "header"
         self._log_limit = LogLimiter(per_window=10, window_s=10.0)
         self._handlers: dict[tuple[str, str], Handler | None] = {}
+        # counted per lane thread and added once per lane batch, when the metrics offer it (no lock per message)
+        self._count_handled = getattr(metrics, "count_handled", metrics.handled)
+        self._flush_metrics: Callable[[], None] | None = getattr(metrics, "flush", None)
+        self._lane = threading.local()  # .keys: the LaneKeys of the lane batch this thread runs, if any
 
     def close(self) -> None:
         self.store.close()
@@ -117,17 +123,52 @@ class Processor:
     # -- a lane's loop ------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
         """Run one lane batch: the messages of one partition (one key lane in key-ordered mode), in order."""
+        try:
+            self._lane_batch(item)
+        finally:
+            if self._flush_metrics is not None:
+                self._flush_metrics()
+
+    def _lane_batch(self, item: WorkItem) -> None:
         state, msgs = item
         token = state.token
         process, settle = self.process, self.settler.settle
-        for msg in msgs:
-            if token.cancelled:
-                return
-            redo = settle(state, msg, process(state, msg, None))
-            while (
-                redo is not None and not token.cancelled
-            ):  # run again in place (store, busy claim, blocking)
-                redo = settle(state, msg, process(state, msg, redo))
+        keys = self._lane_keys(state, msgs)
+        try:
+            for msg in msgs:
+                if token.cancelled:
+                    return
+                redo = None
+                while True:  # run again in place while the settler says so (store, busy claim, blocking)
+                    outcome = process(state, msg, redo)
+                    if keys is not None and keys.took(msg):
+                        break  # handled; finished once its key's completion is stored with the batch's
+                    redo = settle(state, msg, outcome)
+                    if redo is None or token.cancelled:
+                        break
+            if keys is not None:
+                keys.flush()
+        finally:
+            if keys is not None:
+                self._lane.keys = None
+                keys.release_unused()
+
+    def _lane_keys(self, state: PartitionState, msgs: list[Message]) -> LaneKeys | None:
+        """Claims and completions per lane batch (``lane_keys.py``), when the store batches them."""
+        if not self.store.batches or len(msgs) < 2:
+            self._lane.keys = None
+            return None
+        keys = LaneKeys(self.store, state, self.settler.settle)  # type: ignore[arg-type]
+        if self._use_header and state.tier is None:  # keys known before decoding
+            keys.claim_ahead([self._ahead_key(state, msg) for msg in msgs])
+        self._lane.keys = keys
+        return keys
+
+    def _ahead_key(self, state: PartitionState, msg: Message) -> Key | None:
+        try:
+            return self._idempotency_key(state, msg, msg.headers(), None, None)
+        except Exception:  # noqa: BLE001 - the message's own processing names the problem
+            return None
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     def process(self, state: PartitionState, msg: Message, redo: Redo | None = None) -> Outcome:
@@ -176,8 +217,9 @@ class Processor:
         key = ctx.store_key
         if redo is not None and redo.handled:  # the handler succeeded; its completion could not be recorded
             return self._complete(state, msg, ctx, redo, 0.0)
+        keys: LaneKeys | None = getattr(self._lane, "keys", None)
         try:
-            claim = self.store.claim(key)
+            claim = self.store.claim(key) if keys is None else keys.claim(key)
         except IdempotencyStoreError as exc:
             return self._store_wait(ctx, redo, exc)
         except Exception as exc:  # noqa: BLE001 - a store that cannot take this key: the record's failure
@@ -207,12 +249,14 @@ class Processor:
             self._release(key)
             return self._failed(state, msg, exc, ctx, redo, time.perf_counter() - started)
         duration = time.perf_counter() - started
-        if not ctx.completed_in_transaction:
+        if keys is not None and not ctx.completed_in_transaction:
+            keys.defer(key, msg)  # completed with the lane batch's keys, then settled
+        elif not ctx.completed_in_transaction:
             try:
                 self.store.complete(key)
             except IdempotencyStoreError as exc:
                 return self._store_wait(ctx, redo, exc, handled=True)
-        self.metrics.handled(state.source_topic, duration)
+        self._count_handled(state.source_topic, duration)
         self._tell(self.outcomes.handled, msg, ctx, state.token)
         return HANDLED
 
@@ -223,7 +267,7 @@ class Processor:
             self.store.complete(ctx.store_key)
         except IdempotencyStoreError as exc:
             return self._store_wait(ctx, redo, exc, handled=True)
-        self.metrics.handled(state.source_topic, duration)
+        self._count_handled(state.source_topic, duration)
         self._tell(self.outcomes.handled, msg, ctx, state.token)
         return HANDLED
 
@@ -437,7 +481,12 @@ class Processor:
         )
 
     def _idempotency_key(
-        self, state: PartitionState, msg: Message, headers: Any, event: Event, provenance: Provenance | None
+        self,
+        state: PartitionState,
+        msg: Message,
+        headers: Any,
+        event: Event | None,
+        provenance: Provenance | None,
     ) -> Key:
         """The key the store is asked about (the handler and the logs see it as text).
 
