@@ -5,7 +5,8 @@ Configured by the environment the benchmark gives the ``kep run`` process: ``BEN
 handled: the monotonic time from the first to the last, and with ``BENCH_LATENCY=1`` each event's latency in ms,
 wall clock at the handler minus the record's CreateTime), ``BENCH_FAIL_EVERY`` (events whose id, read as a
 number, is a multiple of it fail on their first attempt) and ``BENCH_RETRY=1`` (also report how late each retry
-ran against its ``kep-due-time``).
+ran against its ``kep-due-time``). Events with a ``bench-warmup`` header are not counted: the first one handled
+creates ``BENCH_OUT`` + ``.started``, so the benchmark knows the worker is consuming.
 """
 
 from __future__ import annotations
@@ -63,8 +64,16 @@ class _Tally:
 tally = _Tally()
 
 
+WARMUP = "bench-warmup"
+
+
 @app.handler(TOPIC)
 def handle(event: Any, ctx: MessageContext) -> None:
+    if ctx.header(WARMUP) is not None:
+        started = OUT.with_suffix(".started")
+        if not started.exists():
+            started.touch()
+        return
     if ctx.attempt > 1:
         now_ms = time.time() * 1000
         with tally.lock:

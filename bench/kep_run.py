@@ -107,6 +107,27 @@ class KepRun:
     def trial(self, topic: str, count: int, *, timeout_s: float = 600.0, **kwargs: Any) -> KepRunResult:
         return self.start(topic, count, **kwargs).result(timeout_s)
 
+    def start_raw(self, topic: str, count: int, *, env: dict[str, str] | None = None) -> _Running:
+        """The raw loop (``bench/raw_loop.py``) in a process of its own, reporting as the kep app does."""
+        directory = Path(tempfile.mkdtemp(prefix="kep-bench-raw-"))
+        out = directory / "out.json"
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("KEP_")}
+        child_env.update(
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+            BENCH_BOOTSTRAP=self.bootstrap_servers,
+            BENCH_TOPIC=topic,
+            BENCH_COUNT=str(count),
+            BENCH_OUT=str(out),
+            **(env or {}),
+        )
+        log = (directory / "raw.log").open("wb")
+        argv = [sys.executable, "-m", "bench.raw_loop"]
+        proc = subprocess.Popen(argv, cwd=directory, env=child_env, stdout=log, stderr=log)
+        return _Running(proc, out, directory)
+
+    def raw_trial(self, topic: str, count: int, *, timeout_s: float = 600.0, **kwargs: Any) -> KepRunResult:
+        return self.start_raw(topic, count, **kwargs).result(timeout_s)
+
 
 @dataclass
 class _Running:

@@ -117,8 +117,9 @@ class LaneKeys:
         return True
 
     def flush(self) -> None:
-        """Store the held completions in one call, then finish their messages. Waits while the store does not
-        answer; a cancelled partition leaves them unfinished (they are delivered again)."""
+        """Store the held completions in one call, then finish their messages. Tried also when the partition
+        was revoked meanwhile (what was handled is then committed by the revoke); waits while the store does not
+        answer, unless the partition is given up: then they are left unfinished and delivered again."""
         if not self._keys:
             return
         token = self.state.token

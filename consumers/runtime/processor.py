@@ -141,17 +141,21 @@ class Processor:
                 redo = None
                 while True:  # run again in place while the settler says so (store, busy claim, blocking)
                     outcome = process(state, msg, redo)
-                    if keys is not None and keys.took(msg):
-                        break  # handled; finished once its key's completion is stored with the batch's
+                    if keys is not None:
+                        if keys.took(msg):
+                            break  # handled; finished once its key's completion is stored with the batch's
+                        if isinstance(outcome, Rerun):
+                            keys.flush()  # what is done is finished before this message waits
                     redo = settle(state, msg, outcome)
                     if redo is None or token.cancelled:
                         break
-            if keys is not None:
-                keys.flush()
         finally:
             if keys is not None:
                 self._lane.keys = None
-                keys.release_unused()
+                try:  # also when revoked meanwhile: what was handled is completed, finished and committed
+                    keys.flush()
+                finally:
+                    keys.release_unused()
 
     def _lane_keys(self, state: PartitionState, msgs: list[Message]) -> LaneKeys | None:
         """Claims and completions per lane batch (``lane_keys.py``), when the store batches them."""
