@@ -11,6 +11,7 @@
 * ``metrics``: ``kep run`` with metrics on (the default) against ``KEP_METRICS_ENABLED=false``, same store
   (memory, so the store's noise does not hide the metrics' cost); target ``>= 0.95 x``.
 * ``latency``: added latency at 2,000 events/s (``bench/latency.py``); target p99 added <= 5 ms.
+  ``latency-memory`` (only when selected) is the same with ``--idempotency-store memory://``.
 * ``key-ordered``: a handler that waits 10 ms on I/O, one message at a time per partition against key-ordered
   workers; target ``>= 20 x``.
 
@@ -212,6 +213,8 @@ def run(ctx: BenchContext) -> list[Result]:
             results += _store(ctx, kep, topic, count, name)
     if ctx.wants("latency"):
         results += latency.run(ctx, kep)
+    if "latency-memory" in ctx.scenarios:  # the same with the memory store: what the default store adds
+        results += latency.run(ctx, kep, store="memory://")
     if ctx.wants("key-ordered"):
         results += _key_ordered(ctx)
     rss = peak_rss_of_pid(os.getpid())

@@ -87,14 +87,15 @@ def _raw(ctx: BenchContext, kep: KepRun, topic: str, count: int) -> list[float]:
     return running.result(120).latencies_ms
 
 
-def _kep(ctx: BenchContext, kep: KepRun, topic: str, count: int) -> list[float]:
-    running = kep.start(topic, count, env={"BENCH_LATENCY": "1"})
+def _kep(ctx: BenchContext, kep: KepRun, topic: str, count: int, store: str | None = None) -> list[float]:
+    running = kep.start(topic, count, store=store, env={"BENCH_LATENCY": "1"})
     started = running.out.with_suffix(".started")
     _Load(ctx, topic).run(started.exists, count)
     return running.result(120).latencies_ms
 
 
-def run(ctx: BenchContext, kep: KepRun) -> list[Result]:
+def run(ctx: BenchContext, kep: KepRun, store: str | None = None) -> list[Result]:
+    """``store``: the ``--idempotency-store`` of kep run (None: its default, SQLite)."""
     rounds = ctx.scale(5, 1)
     count = RATE * ctx.scale(LATENCY_SECONDS, 3)
     added: dict[str, list[float]] = {"p50": [], "p99": []}
@@ -104,21 +105,24 @@ def run(ctx: BenchContext, kep: KepRun) -> list[Result]:
         figures: dict[str, list[float]] = {}
         for name in order:
             topic = ctx.topic(6, prefix="bench-latency")
-            figures[name] = (_raw if name == "raw" else _kep)(ctx, kep, topic, count)
+            if name == "raw":
+                figures[name] = _raw(ctx, kep, topic, count)
+            else:
+                figures[name] = _kep(ctx, kep, topic, count, store)
         for q, label in ((0.5, "p50"), (0.99, "p99")):
             for name in ("raw", "kep"):
                 seen[name][label].append(_percentile(figures[name], q))
             added[label].append(seen["kep"][label][-1] - seen["raw"][label][-1])
-    note = (
-        f"{rounds} x {count:,} events at {RATE:,}/s, 6 partitions; kep run at defaults, raw at equal settings"
-    )
+    where = "kep run at defaults" if store is None else f"kep run at defaults but --idempotency-store {store}"
+    note = f"{rounds} x {count:,} events at {RATE:,}/s, 6 partitions; {where}, raw at equal settings"
+    suffix = "" if store is None else f", {store.split(':')[0]} store"
     results = []
     for label in ("p50", "p99"):
         for name in ("raw", "kep"):
             values = seen[name][label]
             results.append(
                 ctx.result(
-                    f"latency {label}, {name}",
+                    f"latency {label}, {name}{suffix}",
                     median(values),
                     "ms",
                     better="lower",
@@ -128,12 +132,16 @@ def run(ctx: BenchContext, kep: KepRun) -> list[Result]:
             )
     results.append(
         ctx.result(
-            "latency p50 added by kep", median(added["p50"]), "ms", better="lower", samples=added["p50"]
+            f"latency p50 added by kep{suffix}",
+            median(added["p50"]),
+            "ms",
+            better="lower",
+            samples=added["p50"],
         )
     )
     results.append(
         ctx.result(
-            "latency p99 added by kep",
+            f"latency p99 added by kep{suffix}",
             median(added["p99"]),
             "ms",
             better="lower",
