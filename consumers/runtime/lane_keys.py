@@ -9,6 +9,9 @@ batches (``IdempotencyStore.batches``), a lane does both once per batch of messa
   that appears twice in the batch is claimed ahead only once, and claims the batch did not use (a revoke
   stopped it, a record failed before its claim) are released at the end, so no claim outlives the batch but
   by a crash, after which its lease expires as before.
+* **Releases with them.** The claim of a failed handler is given up with the next flush of completions (or
+  at the end of the batch, or before the lane waits): its retry comes a retry delay later, or runs in place
+  under the same claim.
 * **Completions after.** A key is completed only after its handler succeeded, as before; the message's offset
   is finished only after that completion is stored, as before. What changes is that completions wait for the
   end of the batch (or ``FLUSH_EVERY`` messages, or ``FLUSH_AFTER_S``) and go to the store together with
@@ -62,6 +65,7 @@ class LaneKeys:
         self._held_keys: set[Key] = set()
         self._held_since = 0.0
         self._deferred: Message | None = None
+        self._releases: list[Key] = []  # claims of failed handlers, given up with the next flush
 
     # -- claims ---------------------------------------------------------------------------------------------
     def claim_ahead(self, keys: Sequence[Key | None]) -> None:
@@ -86,15 +90,30 @@ class LaneKeys:
             return answer
         return self.store.claim(key)  # not claimed ahead, or too long ago (our own claim is renewed)
 
+    def release_later(self, key: Key) -> None:
+        """``key``'s handler failed: give its claim up with the next flush (a retry of it comes later)."""
+        self._releases.append(key)
+
     def release_unused(self) -> None:
-        """Give up the claims made ahead that no message used (end of the batch, or a revoke)."""
+        """Give up the claims made ahead that no message used (end of the batch, or a revoke), and those of
+        failed handlers not given up yet."""
         unused = [key for key, answer in self._ahead.items() if answer is ClaimState.NEW]
         self._ahead = {}
+        unused += self._releases
+        self._releases = []
         if unused:
             try:
                 self.store.release_many(unused)
             except Exception as exc:  # noqa: BLE001 - their leases expire by themselves
                 log.warning("cannot release unused claims", count=len(unused), error=str(exc))
+
+    def _release_failed(self) -> None:
+        """Give up the claims of failed handlers (before completions: a key in both ends done either way)."""
+        releases, self._releases = self._releases, []
+        try:
+            self.store.release_many(releases)
+        except Exception as exc:  # noqa: BLE001 - their leases expire by themselves
+            log.warning("cannot release claims", count=len(releases), error=str(exc))
 
     # -- completions ---------------------------------------------------------------------------------------
     def defer(self, key: Key, msg: Message) -> None:
@@ -120,6 +139,8 @@ class LaneKeys:
         """Store the held completions in one call, then finish their messages. Tried also when the partition
         was revoked meanwhile (what was handled is then committed by the revoke); waits while the store does not
         answer, unless the partition is given up: then they are left unfinished and delivered again."""
+        if self._releases:
+            self._release_failed()
         if not self._keys:
             return
         token = self.state.token

@@ -163,14 +163,19 @@ class Processor:
             self._lane.keys = None
             return None
         keys = LaneKeys(self.store, state, self.settler.settle)  # type: ignore[arg-type]
-        if self._use_header and state.tier is None:  # keys known before decoding
+        if self._use_header:  # keys known before decoding
             keys.claim_ahead([self._ahead_key(state, msg) for msg in msgs])
         self._lane.keys = keys
         return keys
 
     def _ahead_key(self, state: PartitionState, msg: Message) -> Key | None:
+        """The key of ``msg`` read from its headers alone; None when that takes decoding (a retry record
+        without the key header is keyed by its provenance)."""
         try:
-            return self._idempotency_key(state, msg, msg.headers(), None, None)
+            headers: Any = msg.headers()  # a consumed message's headers: a list of (name, value)
+            if state.tier is not None and not any(n == IDEMPOTENCY_KEY and v for n, v in headers or ()):
+                return None
+            return self._idempotency_key(state, msg, headers, None, None)
         except Exception:  # noqa: BLE001 - the message's own processing names the problem
             return None
 
@@ -250,7 +255,10 @@ class Processor:
                 ctx.store_error is not None
             ):  # the store failed inside ctx.transaction(): not the handler's fault
                 return self._store_wait(ctx, redo, ctx.store_error)
-            self._release(key)
+            if keys is None:
+                self._release(key)
+            else:
+                keys.release_later(key)  # with the batch's completions, before any retry of it is due
             return self._failed(state, msg, exc, ctx, redo, time.perf_counter() - started)
         duration = time.perf_counter() - started
         if keys is not None and not ctx.completed_in_transaction:
