@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,6 +148,7 @@ class _Running:
             data = json.loads(self.out.read_text())
         finally:
             self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)  # kept only when the trial failed, for its log
         return KepRunResult(
             data["count"], data["seconds"], data.get("latencies_ms", []), data.get("lateness_ms", [])
         )
