@@ -4,9 +4,11 @@ Each module in ``BENCHMARKS`` is ``bench/<name>.py`` and defines ``run(ctx: Benc
 To add one, write the module and append its name here. Ratios are always against a baseline measured in
 the same run on the same broker, so they mean something on any machine; absolute rates only describe this one.
 
-Options: ``--quick`` (short run), ``--only NAME`` (repeatable), ``--bootstrap HOST:PORT`` (an existing broker
-instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``; with ``--only``, the
-other benchmarks' figures already there are kept), ``--check`` (exit 1 when a target is missed).
+Options: ``--quick`` (short run), ``--only NAME`` (repeatable), ``--scenario NAME`` (repeatable: only these
+scenarios of the benchmarks run, e.g. ``--only consumer --scenario sqlite``), ``--bootstrap HOST:PORT`` (an
+existing broker instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``; with
+``--only`` or ``--scenario``, the other figures already there are kept), ``--check`` (exit 1 when a target is
+missed).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run, to check the benchmarks work")
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        help="run only this scenario of the benchmarks run (repeatable)",
+    )
     parser.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -80,9 +88,11 @@ def _run_one(name: str, ctx: BenchContext, console: Console) -> list[Result]:
     return results
 
 
-def _kept(output: Path, ran: Sequence[str]) -> list[Result]:
+def _kept(output: Path, ran: Sequence[str], fresh: Sequence[Result] = ()) -> list[Result]:
     """The figures of the benchmarks not run this time, from the previous results file: ``--only`` updates
-    its benchmarks' figures and keeps the others."""
+    its benchmarks' figures and keeps the others. With ``fresh`` (a ``--scenario`` run), a figure of a benchmark
+    that ran is kept too unless this run measured it again."""
+    measured = {(r.benchmark, r.name) for r in fresh}
     try:
         previous = json.loads(output.read_text())
     except (OSError, ValueError):
@@ -90,7 +100,9 @@ def _kept(output: Path, ran: Sequence[str]) -> list[Result]:
     names = {f.name for f in dataclasses.fields(Result)}
     kept = []
     for data in previous.get("results", []):
-        if data.get("benchmark") in ran:
+        if data.get("benchmark") in ran and (
+            not fresh or (data.get("benchmark"), data.get("name")) in measured
+        ):
             continue
         fields = {k: v for k, v in data.items() if k in names}
         fields["samples"] = tuple(fields.get("samples", ()))
@@ -106,14 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with _broker(args.bootstrap) as (bootstrap, kind):
         for name in args.only or BENCHMARKS:
-            ctx = BenchContext(bootstrap_servers=bootstrap, quick=args.quick)
+            ctx = BenchContext(bootstrap_servers=bootstrap, quick=args.quick, scenarios=tuple(args.scenario))
             try:
                 results.extend(_run_one(name, ctx, console))
             except Exception as exc:  # one broken benchmark must not hide the others
                 console.print(f"[red]bench.{name} failed:[/red]\n{traceback.format_exc()}")
                 errors[name] = f"{type(exc).__name__}: {exc}"
-    if args.only:
-        results = _kept(args.output, args.only) + results
+    if args.only or args.scenario:
+        results = _kept(args.output, args.only or BENCHMARKS, results if args.scenario else ()) + results
     console.print(summary_table(results, errors))
     meta = {
         "started": started,

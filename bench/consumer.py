@@ -1,30 +1,39 @@
-"""Consumer throughput: the at-least-once path against a raw confluent-kafka loop, and key-ordered workers.
+"""Consumer throughput and latency: ``kep run`` at its shipped defaults against a raw confluent-kafka loop.
 
-* ``raw``: a plain ``Consumer`` (subscribe, ``consume(500)``, fastavro decode of each value to a dict, a
-  synchronous commit per batch): the baseline.
-* ``kep``: a ``kep`` worker with a no-op handler: decode into the typed event, in-memory idempotency (claim and
-  complete per event), batched asynchronous commits. Metrics disabled. Target ``kep >= 1.0 x raw``.
-* ``kep + metrics``: the same with metrics enabled; target ``>= 0.95 x kep`` (metrics cost < 5 %).
+* ``raw``: a plain ``Consumer`` in a process of its own (``bench/raw_loop.py``: subscribe, ``consume(500)``,
+  fastavro decode of each value to a dict, a synchronous commit per batch): the baseline, measured in the same
+  run, on the same broker and topic.
+* ``kep``: a real ``kep run`` process (``bench/kep_run.py``) with a no-op handler (``bench/kep_app.py``) and
+  nothing tuned: decode into the typed event, idempotency (claim and complete per event), event status,
+  metrics on, batched commits. One scenario per idempotency store: ``memory`` (target ``kep >= 1.0 x raw``),
+  ``sqlite`` (the default store, target ``>= 0.6 x``), ``redis`` and ``postgres`` (reported; skipped when
+  the service is not reachable at ``KEP_BENCH_REDIS`` / ``KEP_BENCH_POSTGRES``).
+* ``metrics``: ``kep run`` with metrics on (the default) against ``KEP_METRICS_ENABLED=false``, same store
+  (memory, so the store's noise does not hide the metrics' cost); target ``>= 0.95 x``.
+* ``latency``: added latency at 2,000 events/s (``bench/latency.py``); target p99 added <= 5 ms.
+  ``latency-memory`` (only when selected) is the same with ``--idempotency-store memory://``.
+* ``key-ordered``: a handler that waits 10 ms on I/O, one message at a time per partition against key-ordered
+  workers; target ``>= 20 x``.
 
-Each trial reads the same pre-produced topic with a fresh group and is timed from its first to its last
-message, so the group join (seconds on the embedded broker) is left out of both.
-
-Key-ordered mode: a handler that waits 10 ms on I/O, one message at a time per partition against key-ordered
-workers; target ``>= 20 x``. Peak RSS of this process is reported after the runs.
+Rounds are interleaved (raw and kep alternate, order rotating), ``ROUNDS`` of them, and each figure is the
+median over the rounds; each ratio is taken round by round. Every trial reads the same pre-produced topic with
+a fresh group and is timed from its first to its last message, so process start and the group join are left
+out of both. Select scenarios with ``python -m bench --only consumer --scenario sqlite``.
 """
 
 from __future__ import annotations
 
-import io
+import os
 import threading
 import time
 import uuid
 from typing import Any
 
-import fastavro
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
+from bench import latency
 from bench.context import BenchContext
+from bench.kep_run import KepRun, KepRunResult
 from bench.proc import peak_rss_of_pid
 from bench.result import Result
 from bench.stats import Timing, median
@@ -34,11 +43,20 @@ from kep.consumers.runtime.build import build_worker
 from kep.consumers.settings import ConsumerSettings
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
-from kep.schemas.registry import LocalSchemaRegistry
 from kep.topology import ConsumerGroupSpec, KafkaSettings, TopicSpec, Topology
 from shop.samples import sample_events
 
 PARTITIONS = 6
+ROUNDS = 5
+REDIS_URL = os.environ.get("KEP_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("KEP_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+#: scenario -> (the --idempotency-store given to kep run, None for the default; target of kep / raw)
+STORES: dict[str, tuple[str | None, float | None]] = {
+    "memory": ("memory://", 1.0),
+    "sqlite": (None, 0.6),
+    "redis": (REDIS_URL, None),
+    "postgres": (POSTGRES_URL, None),
+}
 FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "fetch_wait_max_ms": 10}
 
 
@@ -65,34 +83,6 @@ def _topology(topic: str, group: str) -> Topology:
         name=topic, partitions=PARTITIONS, value_schema="kep.orders.OrderPlaced", key_field="order_id"
     )
     return Topology(topics=(spec,), groups=(ConsumerGroupSpec(name=group, topics=(topic,)),))
-
-
-def _raw_trial(ctx: BenchContext, topic: str, count: int) -> Timing:
-    version = LocalSchemaRegistry.default().latest("kep.orders.OrderPlaced")
-    schema = version.parsed
-    consumer = Consumer(
-        ctx.kafka_conf(
-            group_id=f"raw-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest", enable_auto_commit=False,
-            session_timeout_ms=6000, heartbeat_interval_ms=1000, fetch_wait_max_ms=10,
-        )
-    )  # fmt: skip
-    consumer.subscribe([topic])
-    seen, start = 0, 0.0
-    try:
-        while seen < count:
-            batch = consumer.consume(500, 0.1)
-            if not batch:
-                continue
-            if not start:
-                start = time.perf_counter()
-            for msg in batch:
-                if msg.error() is None:
-                    fastavro.schemaless_reader(io.BytesIO(msg.value()[10:]), schema, None)  # type: ignore[index]
-                    seen += 1
-            consumer.commit(asynchronous=False)
-        return Timing(count, time.perf_counter() - start)
-    finally:
-        consumer.close()
 
 
 def _kep_trial(ctx: BenchContext, topic: str, count: int, *, metrics: bool, wait_ms: float = 0.0,
@@ -148,29 +138,86 @@ def _ratios(a: list[Timing], b: list[Timing]) -> list[float]:
     return [x.per_second / y.per_second for x, y in zip(a, b, strict=True)]
 
 
-def run(ctx: BenchContext) -> list[Result]:
-    count = ctx.scale(100_000, 10_000)
-    repeats = ctx.scale(3, 1)
-    topic = ctx.topic(PARTITIONS, prefix="bench-consume")
-    _produce(ctx, topic, count)
+def _timing(result: KepRunResult) -> Timing:
+    return Timing(result.count, result.seconds)
+
+
+def _reachable(store: str | None) -> str | None:
+    """None when ``store`` answers; otherwise why not (the scenario is then skipped)."""
+    if store is None or store.startswith("memory"):
+        return None
+    from kep.consumers.idempotency.factory import open_store
+
+    try:
+        opened = open_store(store, f"bench-check-{uuid.uuid4().hex[:6]}")
+        opened.check()
+        opened.close()
+    except Exception as exc:  # noqa: BLE001 - any reason is a reason to skip
+        return f"{type(exc).__name__}: {exc}".split("@")[-1][:200]
+    return None
+
+
+def _store(ctx: BenchContext, kep: KepRun, topic: str, count: int, name: str) -> list[Result]:
+    store, target = STORES[name]
+    why = _reachable(store)
+    if why is not None:
+        print(f"bench.consumer: scenario {name} skipped: {why}")
+        return []
+    rounds = ctx.scale(ROUNDS, 1)
+    label = f"kep run, {name}" + (" (default store)" if store is None else "")
     trials = ctx.interleaved(
         {
-            "raw": lambda: _raw_trial(ctx, topic, count),
-            "kep": lambda: _kep_trial(ctx, topic, count, metrics=False),
-            "kep + metrics": lambda: _kep_trial(ctx, topic, count, metrics=True),
+            "raw": lambda: _timing(kep.raw_trial(topic, count)),
+            label: lambda: _timing(kep.trial(topic, count, store=store)),
         },
-        repeats,
+        rounds,
     )
-    ours, raw, with_metrics = trials["kep"], trials["raw"], trials["kep + metrics"]
-    ratio, metrics_ratio = _ratios(ours, raw), _ratios(with_metrics, ours)
-    note = f"{repeats} x {count:,} OrderPlaced, {PARTITIONS} partitions"
+    ratio = _ratios(trials[label], trials["raw"])
+    note = f"{rounds} x {count:,} OrderPlaced, {PARTITIONS} partitions, kep run at its defaults"
+    results = rates(ctx, {f"raw ({name} rounds)": trials["raw"], label: trials[label]}, note)
+    results.append(ctx.result(f"kep / raw, {name}", median(ratio), "x", target=target, samples=ratio))
+    return results
+
+
+def _metrics(ctx: BenchContext, kep: KepRun, topic: str, count: int) -> list[Result]:
+    rounds = ctx.scale(ROUNDS, 1)
+    off = {"KEP_METRICS_ENABLED": "false"}
+    trials = ctx.interleaved(
+        {
+            "kep run, metrics on": lambda: _timing(kep.trial(topic, count, store="memory://")),
+            "kep run, metrics off": lambda: _timing(kep.trial(topic, count, store="memory://", env=off)),
+        },
+        rounds,
+    )
+    ratio = _ratios(trials["kep run, metrics on"], trials["kep run, metrics off"])
+    note = f"{rounds} x {count:,} OrderPlaced, memory store"
     results = rates(ctx, trials, note)
-    results.append(ctx.result("kep / raw", median(ratio), "x", target=1.0, samples=ratio))
-    results.append(
-        ctx.result("kep + metrics / kep", median(metrics_ratio), "x", target=0.95, samples=metrics_ratio)
-    )
-    results += _key_ordered(ctx)
-    rss = peak_rss_of_pid(__import__("os").getpid())
+    results.append(ctx.result("metrics on / off", median(ratio), "x", target=0.95, samples=ratio))
+    return results
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    count = ctx.scale(100_000, 10_000)
+    kep = KepRun(ctx.bootstrap_servers)
+    results: list[Result] = []
+    topic: str | None = None
+    for name in [*STORES, "metrics"]:
+        if not ctx.wants(name):
+            continue
+        if topic is None:
+            topic = ctx.topic(PARTITIONS, prefix="bench-consume")
+            _produce(ctx, topic, count)
+        if name == "metrics":
+            results += _metrics(ctx, kep, topic, count)
+        else:
+            results += _store(ctx, kep, topic, count, name)
+    if ctx.wants("latency"):
+        results += latency.run(ctx, kep)
+    if "latency-memory" in ctx.scenarios:  # the same with the memory store: what the default store adds
+        results += latency.run(ctx, kep, store="memory://")
+    if ctx.wants("key-ordered"):
+        results += _key_ordered(ctx)
+    rss = peak_rss_of_pid(os.getpid())
     if rss:
         results.append(ctx.result("peak RSS of the bench process", rss / 2**20, "MiB", better="lower"))
     return results

@@ -22,6 +22,7 @@ class BenchContext:
     bootstrap_servers: str
     quick: bool = False
     benchmark: str = ""
+    scenarios: tuple[str, ...] = ()  # --scenario: run only these scenarios of a benchmark (empty: all)
     _topics: list[str] = field(default_factory=list)
 
     # -- broker -------------------------------------------------------------------------------------------
@@ -39,6 +40,10 @@ class BenchContext:
         conf: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers}
         conf.update({key.replace("_", "."): value for key, value in extra.items()})
         return conf
+
+    def wants(self, scenario: str) -> bool:
+        """Whether ``--scenario`` selected ``scenario`` (or selected nothing, which means every scenario)."""
+        return not self.scenarios or scenario in self.scenarios
 
     # -- sizing -------------------------------------------------------------------------------------------
     def scale(self, full: int, quick: int) -> int:

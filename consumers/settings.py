@@ -45,6 +45,13 @@ class ConsumerSettings(KepSettings):
     max_in_flight: int = Field(
         default=2000, ge=1, description="Messages fetched but not finished, per worker."
     )
+    consume_timeout_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=60,
+        description="Longest the poll thread waits for the first record when none is there (it returns at once "
+        "with what is there; housekeeping such as commits and due retries runs at least this often).",
+    )
     commit_every: int = Field(default=1000, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)
     drain_timeout_s: float = Field(

@@ -6,6 +6,13 @@ expires if the worker dies) and *done* (the handler's effects are complete; kept
 again later). Stores that can, offer ``transaction(key)``: the handler writes its side effects in the store's own
 transaction and the key is completed in that same transaction, so effects happen exactly once.
 
+Batches: ``claim_many``, ``complete_many`` and ``release_many`` do what the per-key methods do for several
+distinct keys at once: one transaction (SQLite, PostgreSQL) or one pipeline (Redis) instead of one per key.
+Each key's answer is the one ``claim`` would have given; a batch either happens as a whole or raises
+``IdempotencyStoreError`` (a partly applied ``release_many`` or ``claim_many`` leaves leases that expire by
+themselves, as after a crash). The defaults loop over the per-key methods; ``batches`` says whether a store
+does better than that, and the runtime batches only then.
+
 A key is any bytes (or text, taken as UTF-8) of any length: it comes from a header whoever produced the record
 chose. The shared stores keep a digest of it (:func:`digest`), so NUL bytes, invalid UTF-8 and 100 KB keys
 are stored like any other.
@@ -20,7 +27,7 @@ import enum
 import hashlib
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,6 +79,26 @@ class IdempotencyStore(ABC):
     @abstractmethod
     def release(self, key: Key) -> None:
         """Give up this worker's claim (the handler failed), so a retry can claim it."""
+
+    # -- batches: the per-key methods for several distinct keys, in one round trip where the store can ----------
+    @property
+    def batches(self) -> bool:
+        """True when ``claim_many`` / ``complete_many`` / ``release_many`` cost less than a call per key."""
+        return False
+
+    def claim_many(self, keys: Sequence[Key]) -> list[ClaimState]:
+        """``claim`` for each of ``keys`` (distinct), the answers in the same order."""
+        return [self.claim(key) for key in keys]
+
+    def complete_many(self, keys: Sequence[Key]) -> None:
+        """``complete`` for each of ``keys`` (distinct)."""
+        for key in keys:
+            self.complete(key)
+
+    def release_many(self, keys: Sequence[Key]) -> None:
+        """``release`` for each of ``keys`` (distinct): only this worker's claims are given up."""
+        for key in keys:
+            self.release(key)
 
     @contextmanager
     def transaction(self, key: Key) -> Iterator[Any]:

@@ -10,7 +10,7 @@ index) values over about 2.7 KB, and a key is whatever bytes the producer sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,6 +45,27 @@ UPDATE kep_idempotency SET owner = '', expires_at = clock_timestamp() + %(ttl)s 
 WHERE namespace = %(ns)s AND key = %(key)s AND owner = %(owner)s
 """
 _RELEASE = "DELETE FROM kep_idempotency WHERE namespace = %(ns)s AND key = %(key)s AND owner = %(owner)s"
+# Batches: one statement for many keys, taken in key order so that two workers never deadlock on them.
+_CLAIM_MANY = """
+INSERT INTO kep_idempotency AS t (namespace, key, owner, expires_at)
+SELECT %(ns)s, k, %(owner)s, clock_timestamp() + %(lease)s * interval '1 second'
+FROM unnest(%(keys)s::text[]) AS k ORDER BY k
+ON CONFLICT (namespace, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE t.expires_at <= clock_timestamp() OR t.owner = excluded.owner
+RETURNING key
+"""
+_STATE_MANY = (
+    "SELECT key, owner FROM kep_idempotency WHERE namespace = %(ns)s AND key = ANY(%(keys)s::text[])"
+)
+_COMPLETE_MANY = """
+INSERT INTO kep_idempotency AS t (namespace, key, owner, expires_at)
+SELECT %(ns)s, k, '', clock_timestamp() + %(ttl)s * interval '1 second'
+FROM unnest(%(keys)s::text[]) AS k ORDER BY k
+ON CONFLICT (namespace, key) DO UPDATE SET owner = '', expires_at = excluded.expires_at
+"""
+_RELEASE_MANY = """
+DELETE FROM kep_idempotency WHERE namespace = %(ns)s AND key = ANY(%(keys)s::text[]) AND owner = %(owner)s
+"""
 
 
 class PostgresStore(IdempotencyStore):
@@ -127,6 +148,43 @@ class PostgresStore(IdempotencyStore):
 
     def release(self, key: Key) -> None:
         self._run(lambda conn: conn.execute(_RELEASE, self._params(key)))
+
+    # -- batches: one statement (one round trip) for all the keys ------------------------------------------------
+    @property
+    def batches(self) -> bool:
+        return True
+
+    def _many(self, keys: Sequence[Key]) -> tuple[list[str], dict[str, Any]]:
+        names = [digest(key) for key in keys]
+        params = {"ns": self.namespace, "keys": names, "owner": self.owner}
+        return names, {**params, "lease": self.lease_s, "ttl": self.ttl_s}
+
+    def claim_many(self, keys: Sequence[Key]) -> list[ClaimState]:
+        names, params = self._many(keys)
+
+        def go(conn: Any) -> list[ClaimState]:
+            claimed = {row[0] for row in conn.execute(_CLAIM_MANY, params).fetchall()}
+            if len(claimed) == len(names):
+                return [ClaimState.NEW] * len(names)
+            owners = dict(conn.execute(_STATE_MANY, params).fetchall())
+            answers = []
+            for name in names:
+                if name in claimed:
+                    answers.append(ClaimState.NEW)
+                else:  # absent: released between the statements; BUSY makes the caller look again
+                    answers.append(ClaimState.DONE if owners.get(name) == "" else ClaimState.BUSY)
+            return answers
+
+        result: list[ClaimState] = self._run(go)
+        return result
+
+    def complete_many(self, keys: Sequence[Key]) -> None:
+        _, params = self._many(keys)
+        self._run(lambda conn: conn.execute(_COMPLETE_MANY, params))
+
+    def release_many(self, keys: Sequence[Key]) -> None:
+        _, params = self._many(keys)
+        self._run(lambda conn: conn.execute(_RELEASE_MANY, params))
 
     @contextmanager
     def transaction(self, key: Key) -> Iterator[Any]:

@@ -3,7 +3,7 @@ claim expires and the event runs again, while two live replicas racing after a r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,6 +79,39 @@ class RedisStore(IdempotencyStore):
     def release(self, key: Key) -> None:
         try:
             self._release(keys=[self._name(key)], args=[self.owner])
+        except self._redis_errors as exc:
+            raise self._error(exc) from exc
+
+    # -- batches: one pipeline (one round trip) for all the keys --------------------------------------------------
+    @property
+    def batches(self) -> bool:
+        return True
+
+    def claim_many(self, keys: Sequence[Key]) -> list[ClaimState]:
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    self._claim(keys=[self._name(key)], args=[self.owner, self._lease_ms], client=pipe)
+                answers = pipe.execute()
+        except self._redis_errors as exc:
+            raise self._error(exc) from exc
+        return [_STATES[int(answer)] for answer in answers]
+
+    def complete_many(self, keys: Sequence[Key]) -> None:
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(self._name(key), "d", px=self._ttl_ms)
+                pipe.execute()
+        except self._redis_errors as exc:
+            raise self._error(exc) from exc
+
+    def release_many(self, keys: Sequence[Key]) -> None:
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    self._release(keys=[self._name(key)], args=[self.owner], client=pipe)
+                pipe.execute()
         except self._redis_errors as exc:
             raise self._error(exc) from exc
 

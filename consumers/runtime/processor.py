@@ -10,6 +10,7 @@ the settler says so.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Re
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
 from kep.consumers.retry.router import Failure, Router
 from kep.consumers.runtime.async_runner import AsyncRunner
+from kep.consumers.runtime.lane_keys import LaneKeys
 from kep.consumers.runtime.partition import PartitionState, WorkItem
 from kep.consumers.runtime.settle import Settler
 from kep.consumers.status.hook import NO_OUTCOMES, Outcomes
@@ -115,6 +117,10 @@ class Processor:
         self._handlers: dict[tuple[str, str], Handler | None] = {}
         self.outbox = outbox  # ctx.publish (consumers/outbox.py)
         self.limits = limits  # rate and concurrency limits (consumers/limits); None: no handler has one
+        # counted per lane thread and added once per lane batch, when the metrics offer it (no lock per message)
+        self._count_handled = getattr(metrics, "count_handled", metrics.handled)
+        self._flush_metrics: Callable[[], None] | None = getattr(metrics, "flush", None)
+        self._lane = threading.local()  # .keys: the LaneKeys of the lane batch this thread runs, if any
 
     def close(self) -> None:
         self.store.close()
@@ -123,17 +129,61 @@ class Processor:
     # -- a lane's loop ------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:
         """Run one lane batch: the messages of one partition (one key lane in key-ordered mode), in order."""
+        try:
+            self._lane_batch(item)
+        finally:
+            if self._flush_metrics is not None:
+                self._flush_metrics()
+
+    def _lane_batch(self, item: WorkItem) -> None:
         state, msgs = item
         token = state.token
         process, settle = self.process, self.settler.settle
-        for msg in msgs:
-            if token.cancelled:
-                return
-            redo = settle(state, msg, process(state, msg, None))
-            while (
-                redo is not None and not token.cancelled
-            ):  # run again in place (store, busy claim, blocking)
-                redo = settle(state, msg, process(state, msg, redo))
+        keys = self._lane_keys(state, msgs)
+        try:
+            for msg in msgs:
+                if token.cancelled:
+                    return
+                redo = None
+                while True:  # run again in place while the settler says so (store, busy claim, blocking)
+                    outcome = process(state, msg, redo)
+                    if keys is not None:
+                        if keys.took(msg):
+                            break  # handled; finished once its key's completion is stored with the batch's
+                        if isinstance(outcome, Rerun):
+                            keys.flush()  # what is done is finished before this message waits
+                    redo = settle(state, msg, outcome)
+                    if redo is None or token.cancelled:
+                        break
+        finally:
+            if keys is not None:
+                self._lane.keys = None
+                try:  # also when revoked meanwhile: what was handled is completed, finished and committed
+                    keys.flush()
+                finally:
+                    keys.release_unused()
+
+    def _lane_keys(self, state: PartitionState, msgs: list[Message]) -> LaneKeys | None:
+        """Claims and completions per lane batch (``lane_keys.py``), when the store batches them."""
+        if not self.store.batches or len(msgs) < 2:
+            self._lane.keys = None
+            return None
+        keys = LaneKeys(self.store, state, self.settler.settle)  # type: ignore[arg-type]
+        if self._use_header:  # keys known before decoding
+            keys.claim_ahead([self._ahead_key(state, msg) for msg in msgs])
+        self._lane.keys = keys
+        return keys
+
+    def _ahead_key(self, state: PartitionState, msg: Message) -> Key | None:
+        """The key of ``msg`` read from its headers alone; None when that takes decoding (a retry record
+        without the key header is keyed by its provenance)."""
+        try:
+            headers: Any = msg.headers()  # a consumed message's headers: a list of (name, value)
+            if state.tier is not None and not any(n == IDEMPOTENCY_KEY and v for n, v in headers or ()):
+                return None
+            return self._idempotency_key(state, msg, headers, None, None)
+        except Exception:  # noqa: BLE001 - the message's own processing names the problem
+            return None
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     def process(self, state: PartitionState, msg: Message, redo: Redo | None = None) -> Outcome:
@@ -182,8 +232,9 @@ class Processor:
         key = ctx.store_key
         if redo is not None and redo.handled:  # the handler succeeded; its completion could not be recorded
             return self._complete(state, msg, ctx, redo, 0.0)
+        keys: LaneKeys | None = getattr(self._lane, "keys", None)
         try:
-            claim = self.store.claim(key)
+            claim = self.store.claim(key) if keys is None else keys.claim(key)
         except IdempotencyStoreError as exc:
             return self._store_wait(ctx, redo, exc)
         except Exception as exc:  # noqa: BLE001 - a store that cannot take this key: the record's failure
@@ -215,6 +266,7 @@ class Processor:
         redo: Redo | None,
     ) -> Outcome:
         key = ctx.store_key
+        keys: LaneKeys | None = getattr(self._lane, "keys", None)
         self._tell(self.outcomes.started, msg, ctx)
         started = time.perf_counter()
         try:
@@ -230,15 +282,20 @@ class Processor:
                 ctx.store_error is not None
             ):  # the store failed inside ctx.transaction(): not the handler's fault
                 return self._store_wait(ctx, redo, ctx.store_error)
-            self._release(key)
+            if keys is None:
+                self._release(key)
+            else:
+                keys.release_later(key)  # with the batch's completions, before any retry of it is due
             return self._failed(state, msg, exc, ctx, redo, time.perf_counter() - started)
         duration = time.perf_counter() - started
-        if not ctx.completed_in_transaction:
+        if keys is not None and not ctx.completed_in_transaction:
+            keys.defer(key, msg)  # completed with the lane batch's keys, then settled
+        elif not ctx.completed_in_transaction:
             try:
                 self.store.complete(key)
             except IdempotencyStoreError as exc:
                 return self._store_wait(ctx, redo, exc, handled=True)
-        self.metrics.handled(state.source_topic, duration)
+        self._count_handled(state.source_topic, duration)
         self._tell(self.outcomes.handled, msg, ctx, state.token)
         return HANDLED
 
@@ -249,7 +306,7 @@ class Processor:
             self.store.complete(ctx.store_key)
         except IdempotencyStoreError as exc:
             return self._store_wait(ctx, redo, exc, handled=True)
-        self.metrics.handled(state.source_topic, duration)
+        self._count_handled(state.source_topic, duration)
         self._tell(self.outcomes.handled, msg, ctx, state.token)
         return HANDLED
 
@@ -465,7 +522,12 @@ class Processor:
         )
 
     def _idempotency_key(
-        self, state: PartitionState, msg: Message, headers: Any, event: Event, provenance: Provenance | None
+        self,
+        state: PartitionState,
+        msg: Message,
+        headers: Any,
+        event: Event | None,
+        provenance: Provenance | None,
     ) -> Key:
         """The key the store is asked about (the handler and the logs see it as text).
 

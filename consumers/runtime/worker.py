@@ -2,9 +2,11 @@
 
 The poll thread owns the Kafka consumer and the forwarding producer's callbacks. It fetches batches, hands each
 message to its partition's lane (or, in key-ordered mode, to the lane of its key), holds retry records that are
-not due yet and hands each to its lane at its due time, pauses partitions whose in-flight work hit the bound,
-serves the producer's delivery callbacks, and commits the contiguous finished prefix of every partition in
-batches. Lanes run on a thread pool; they process messages into outcomes and settle them (``settle.py``).
+not due yet and hands each to its lane at its due time, serves the producer's delivery callbacks, and commits
+the contiguous finished prefix of every partition in batches. At the in-flight bound it stops fetching and
+waits for the lanes, which wake it as they finish work (``room.py``); it pauses the busy partitions only when
+no room came for ``PAUSE_AFTER_S``. Lanes run on a thread pool; they process messages into outcomes and
+settle them (``settle.py``).
 Revoke and shutdown commit synchronously what is finished; a lost partition's work is dropped uncommitted.
 See docs/architecture.md, "Threads", for who owns what.
 """
@@ -29,12 +31,15 @@ from kep.consumers.runtime.lanes import Lane
 from kep.consumers.runtime.partition import BACKPRESSURE, HOLDING, STOPPING, PartitionState, WorkItem
 from kep.consumers.runtime.plan import WorkerPlan
 from kep.consumers.runtime.processor import Processor
+from kep.consumers.runtime.room import Room
 from kep.consumers.runtime.settle import Settler
 
 log = structlog.get_logger(__name__)
 
 CONSUME_BATCH = 500
-CONSUME_TIMEOUT_S = 0.1
+PAUSE_AFTER_S = 1.0
+"""At the in-flight bound, how long the poll thread waits for room before it pauses the busy partitions (so that
+it can serve the consumer's callbacks without being handed more records)."""
 
 
 class Worker:
@@ -71,9 +76,11 @@ class Worker:
         )
         self._rebalancing_since: float | None = None
         self._watermarks_at = 0.0
-        self._batch = min(
-            CONSUME_BATCH, self.settings.max_in_flight
-        )  # a batch never overshoots the bound much
+        self._batch = min(CONSUME_BATCH, self.settings.max_in_flight)
+        self._least = max(1, min(self._batch, self.settings.max_in_flight // 4))  # smallest fetch worth it
+        self._room = Room()  # lanes wake the poll thread through it when it waits at the bound
+        self._full_since: float | None = None  # when the in-flight bound was reached (None: there is room)
+        self._pause_after_s = PAUSE_AFTER_S
         self._closers: list[Callable[[], object]] = [processor.close, plan.close]
 
     def on_close(self, fn: Callable[[], object]) -> None:
@@ -115,7 +122,7 @@ class Worker:
             self._close()
 
     def _poll_once(self) -> None:
-        msgs = self._consumer.consume(num_messages=self._batch, timeout=self._consume_timeout())
+        msgs = self._fetch()
         self.health.beat()
         self.settler.poll()
         if msgs:
@@ -127,6 +134,54 @@ class Worker:
             self._refresh_watermarks()
         self._check_rebalance_timeout()
 
+    def _fetch(self) -> list[Message]:
+        """The next records, as soon as there are any: what librdkafka already holds at once (up to a batch and
+        the room left under the in-flight bound), else a wait of up to the consume timeout for the first one.
+        At the bound, no fetch: a wait for the lanes to make room (they wake this thread)."""
+        timeout = self._consume_timeout()
+        room = self.settings.max_in_flight - self._running()
+        if room < self._least:
+            if self._full_since is None:
+                self._full_since = time.monotonic()
+            self._room.wait(timeout, lambda: self.settings.max_in_flight - self._running() < self._least)
+            if not self._paused_for_room():
+                return []
+            room, timeout = 1, 0.0  # paused partitions give nothing: this serves the consumer's callbacks
+        else:
+            self._full_since = None
+        batch = min(self._batch, room)
+        consume = self._consumer.consume
+        msgs = consume(num_messages=batch, timeout=0)
+        if msgs or timeout <= 0:
+            return msgs
+        msgs = consume(num_messages=1, timeout=timeout)  # returns with the first record
+        if msgs and batch > 1:
+            msgs += consume(num_messages=batch - 1, timeout=0)
+        return msgs
+
+    def _running(self) -> int:
+        """Messages in flight on partitions no limit may hold: what the in-flight bound and ``_fetch`` watch."""
+        return self._totals()[0]
+
+    def _totals(self) -> list[int]:
+        """Messages in flight: ``[0]`` on partitions no limit may hold, ``[1]`` on those a rate or concurrency
+        limit may hold (``consumers/limits``). Each has its own budget of ``max_in_flight``, so a held backlog
+        never stops the other topics; limited partitions are paused as soon as theirs is spent."""
+        totals = [0, 0]
+        for state in self._states.values():
+            totals[state.limited] += state.running
+        return totals
+
+    def _paused_for_room(self) -> bool:
+        return any(BACKPRESSURE in s.pause_reasons for s in self._states.values())
+
+    def _run_item(self, item: WorkItem) -> None:
+        """A lane's work: process a batch, then wake the poll thread if it waits for room."""
+        try:
+            self.processor(item)
+        finally:
+            self._room.made()
+
     def _consume_timeout(self) -> float:
         """The usual consume timeout, shortened so a held retry is handed on at its due time."""
         soonest = None
@@ -135,9 +190,10 @@ class Worker:
             if held is not None and held.next_due_ms is not None:
                 due = held.next_due_ms
                 soonest = due if soonest is None or due < soonest else soonest
+        usual = self.settings.consume_timeout_s
         if soonest is None:
-            return CONSUME_TIMEOUT_S
-        return min(CONSUME_TIMEOUT_S, max(0.0, (soonest - self._clock_ms()) / 1000.0))
+            return usual
+        return min(usual, max(0.0, (soonest - self._clock_ms()) / 1000.0))
 
     # -- dispatch -------------------------------------------------------------------------------------------------
     def _dispatch(self, msgs: list[Message]) -> None:
@@ -201,16 +257,20 @@ class Worker:
 
     def _backpressure(self) -> None:
         limit = self.settings.max_in_flight
-        totals = [0, 0]  # partitions whose messages a limit may hold have their own budget (consumers/limits)
-        for state in self._states.values():
-            totals[state.limited] += state.running
+        totals = self._totals()
+        full_since = self._full_since
+        stalled = full_since is not None and time.monotonic() - full_since >= self._pause_after_s
         for state in self._states.values():
             running = state.running
             total = totals[state.limited]
             if BACKPRESSURE in state.pause_reasons:
                 if total <= limit // 2 and running <= limit // 2:
                     self._unpause(state, BACKPRESSURE)
-            elif running > 0 and (total >= limit or running >= limit):
+            elif (
+                (stalled or state.limited)
+                and running > 0
+                and (total > limit - self._least or running >= limit)
+            ):
                 self._pause(state, BACKPRESSURE)
             held = state.held
             if held is not None:
@@ -247,7 +307,7 @@ class Worker:
         source, tier = self.plan.source_of(topic)
         lanes_n = self.settings.workers if self.settings.concurrency == "key" else 1
         token = CancelToken()
-        lanes: list[Lane[WorkItem]] = [Lane(self._pool, self.processor, token) for _ in range(lanes_n)]
+        lanes: list[Lane[WorkItem]] = [Lane(self._pool, self._run_item, token) for _ in range(lanes_n)]
         held = None
         if tier is not None:
             held = HeldRetries(self.plan.max_waits.get(topic, 0))
@@ -331,7 +391,7 @@ class Worker:
                 state.held.clear()
         while time.monotonic() < deadline and any(s.running > 0 for s in states):
             self._consumer.consume(
-                num_messages=CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S
+                num_messages=CONSUME_BATCH, timeout=self.settings.consume_timeout_s
             )  # callbacks, heartbeats
             self.settler.poll()
         self._finish(states, timeout=max(0.0, deadline - time.monotonic()))

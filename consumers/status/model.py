@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import orjson
@@ -35,14 +35,23 @@ class EventStatus:
     replayed_at_ms: int | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps({k: v for k, v in asdict(self).items() if v is not None})
+        return orjson.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, data: bytes | str) -> EventStatus:
         return cls(**orjson.loads(data))
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # field by field, not dataclasses.asdict (which deep-copies): one record is written per event handled
+        data: dict[str, Any] = {}
+        for name in _EVENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(EventStatus))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ rebalance) counts once.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,8 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency._connections import ThreadConnections
+from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, open_file
 from kep.consumers.status.model import BatchProgress, EventStatus, MemberState
 from kep.consumers.status.store import StatusStore, counts_after
 
@@ -32,6 +36,13 @@ _SCHEMA = (
         expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (batch_id, grp, event_id))""",
 )
 _PUT_EVENT = """INSERT INTO kep_event_status (event_id, grp, at_ms, expires_at, record) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (event_id, grp) DO UPDATE SET at_ms = excluded.at_ms, expires_at = excluded.expires_at,
+    record = excluded.record
+WHERE excluded.at_ms >= kep_event_status.at_ms"""
+# SQLite: every record in one statement, from a JSON array of [event_id, grp, at_ms, expires_at, record] rows.
+_PUT_EVENTS_JSON = """INSERT INTO kep_event_status (event_id, grp, at_ms, expires_at, record)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+    json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?) WHERE true
 ON CONFLICT (event_id, grp) DO UPDATE SET at_ms = excluded.at_ms, expires_at = excluded.expires_at,
     record = excluded.record
 WHERE excluded.at_ms >= kep_event_status.at_ms"""
@@ -69,12 +80,18 @@ class SqlStatusStore(StatusStore):
         super().__init__(ttl_s=ttl_s)
         self.dialect = dialect
         self._where = str(target).split("@")[-1]  # never show credentials
+        self._writing: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        self._file: SqliteFile | None = None
         if dialect == "sqlite":
             self._errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
             path = Path(target)
-            self._conns: ThreadConnections[Any] = ThreadConnections(
-                lambda: _sqlite(path), lambda c: c.close()
-            )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IdempotencyStoreError(f"sqlite status store {self._where}: {exc}") from exc
+            file = self._file = open_file(path)  # shared with the idempotency store of the same file
+            self._writing = file.lock
+            self._conns: ThreadConnections[Any] = ThreadConnections(file.connect, lambda c: c.close())
         else:
             try:
                 import psycopg
@@ -103,6 +120,12 @@ class SqlStatusStore(StatusStore):
     def _cursor(self, *, transaction: bool = False) -> Iterator[Callable[..., Any]]:
         """``run(sql, params)``, optionally inside one transaction; store errors become
         ``IdempotencyStoreError`` naming the store."""
+        with self._writing if transaction else contextlib.nullcontext():
+            with self._run(transaction) as run:
+                yield run
+
+    @contextmanager
+    def _run(self, transaction: bool) -> Iterator[Callable[..., Any]]:
         try:
             conn = self._conns.get(usable=lambda c: not getattr(c, "closed", False))
             if transaction and self.dialect == "sqlite":
@@ -131,6 +154,11 @@ class SqlStatusStore(StatusStore):
             return
         expires = time.time() + self.ttl_s
         rows = [(r.event_id, r.group, r.at_ms, expires, r.to_json().decode()) for r in records]
+        if self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
+            listed = orjson.dumps(rows).decode()
+            with self._cursor(transaction=True) as run:  # one call into SQLite for the lot
+                run(_PUT_EVENTS_JSON, (listed,))
+            return
         with self._cursor(transaction=True) as run:
             for row in rows:
                 run(_PUT_EVENT, row)
@@ -171,11 +199,6 @@ class SqlStatusStore(StatusStore):
 
     def close(self) -> None:
         self._conns.close_all()
-
-
-def _sqlite(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+        file, self._file = self._file, None
+        if file is not None:
+            close_file(file)

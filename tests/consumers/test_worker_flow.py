@@ -57,6 +57,10 @@ class FakeConsumer:
     def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
         return (0, 0)
 
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        self.calls.append(("consume", num_messages))
+        return []
+
     def close(self) -> None:
         pass
 
@@ -154,15 +158,24 @@ def test_held_retries_are_never_committed_past(worker: tuple[Worker, FakeConsume
     assert not [c for c in fake.calls if c[0] == "commit"]
 
 
-def test_the_in_flight_bound_pauses_and_resumes(worker: tuple[Worker, FakeConsumer, Clock, Runs]) -> None:
+def test_the_in_flight_bound_stops_fetching_then_pauses_and_resumes(
+    worker: tuple[Worker, FakeConsumer, Clock, Runs],
+) -> None:
     w, fake, clock, runs = worker
     w._dispatch([msg("orders", n) for n in range(4)])  # max_in_flight=4
+    assert w._fetch() == [] and not [c for c in fake.calls if c[0] == "consume"]  # at the bound: no fetch
+    w._backpressure()
+    assert not fake.paused  # not paused at once: the lanes wake the poll thread when they make room
+    w._pause_after_s = 0.0  # no room came for that long
     w._backpressure()
     assert ("orders", 0) in fake.paused and BACKPRESSURE in w._states[("orders", 0)].pause_reasons
+    assert w._fetch() == [] and ("consume", 1) in fake.calls  # paused: serves the consumer's callbacks
     wait_until(lambda: len(runs.seen) == 4, timeout=5, message="dispatched")
     runs.finish_all()
     w._backpressure()
     assert not fake.paused
+    w._fetch()
+    assert ("consume", 4) in fake.calls  # room again: fetches as much as fits
 
 
 def test_a_retry_partition_holding_its_share_pauses_until_half_is_due(

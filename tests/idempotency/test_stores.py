@@ -281,3 +281,49 @@ def test_a_wedged_postgres_connection_is_replaced_not_reused_for_ever() -> None:
         assert store.claim("k") is ClaimState.NEW
     finally:
         store.close()
+
+
+@pytest.mark.unit
+def test_claim_many_answers_as_claim_would_for_each_key(make_store: StoreFactory) -> None:
+    a, b, short = make_store(), make_store(), make_store(lease_s=1.0)
+    done, theirs, ours, fresh, expired = key(), key(), key(), key(), key()
+    a.claim(done)
+    a.complete(done)
+    b.claim(theirs)
+    a.claim(ours)
+    short.claim(expired)
+    wait_until(lambda: b.claim(expired) is ClaimState.NEW, timeout=5, message="lease expiry")
+    b.release(expired)  # gone again: as if its worker had died and its lease run out
+    answers = a.claim_many([done, theirs, ours, fresh, expired])
+    assert answers == [ClaimState.DONE, ClaimState.BUSY, ClaimState.NEW, ClaimState.NEW, ClaimState.NEW]
+    assert b.claim(fresh) is ClaimState.BUSY and b.claim(expired) is ClaimState.BUSY  # a holds them now
+    assert a.claim_many([]) == []
+    lapsing = key()
+    short.claim(lapsing)
+    assert b.claim_many([lapsing]) == [ClaimState.BUSY]
+    wait_until(lambda: b.claim_many([lapsing]) == [ClaimState.NEW], timeout=5, message="lease expiry")
+
+
+@pytest.mark.unit
+def test_complete_many_and_release_many(make_store: StoreFactory) -> None:
+    a, b = make_store(), make_store()
+    finished, given_up, not_ours = key(), key(), key()
+    assert a.claim_many([finished, given_up]) == [ClaimState.NEW, ClaimState.NEW]
+    b.claim(not_ours)
+    a.complete_many([finished])
+    a.release_many([given_up, not_ours])  # only this worker's claims are given up
+    assert b.claim(finished) is ClaimState.DONE
+    assert b.claim(given_up) is ClaimState.NEW
+    assert a.claim(not_ours) is ClaimState.BUSY
+    a.complete_many([])
+    a.release_many([])
+
+
+@pytest.mark.unit
+def test_the_shared_stores_batch_and_take_any_key_bytes(make_store: StoreFactory) -> None:
+    store = make_store()
+    odd = [b"\x00\xff" * 3, "x" * 100_000, "ü", b"plain"]
+    assert store.claim_many(odd) == [ClaimState.NEW] * 4
+    store.complete_many(odd)
+    assert [store.claim(k) for k in odd] == [ClaimState.DONE] * 4
+    assert store.batches is (not isinstance(store, MemoryStore))

@@ -1,0 +1,101 @@
+"""What the writers of one SQLite database file share in this process: a write lock and a checkpointer.
+
+SQLite lets one writer at a time into a database; a connection that finds the file locked sleeps in its busy
+handler (1 ms, 2 ms, 5 ms ... up to 100 ms a time) before it looks again. Lanes and the event-status writer of
+one worker each have a connection to the same file, so without the lock they would take turns by sleeping.
+With it they queue on a lock that hands over at once; the busy handler is left for other processes sharing the
+file.
+
+In WAL mode the connection whose commit takes the log past 1,000 pages copies the log back into the database
+and syncs it (a checkpoint): on a slow disk that is tens of milliseconds inside someone's write transaction,
+holding every other writer up. Connections opened through ``connect`` leave that to a checkpointer thread of
+this process instead (``PRAGMA wal_autocheckpoint=0`` on them, a PASSIVE checkpoint every
+``CHECKPOINT_EVERY_S`` on its own connection), which never blocks writers. Durability is unchanged: commits are
+in the log, synced as ``synchronous`` says, whenever they are copied back.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+CHECKPOINT_EVERY_S = 0.5
+
+_files: dict[str, SqliteFile] = {}
+_guard = threading.Lock()
+
+
+class SqliteFile:
+    """One database file's write lock and checkpointer; counted open by the stores that use it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self._users = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection in WAL mode that leaves checkpoints to the checkpointer."""
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def _checkpoints(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self._stop.wait(CHECKPOINT_EVERY_S):
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(
+                        self.path, timeout=0, isolation_level=None, check_same_thread=False
+                    )
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:  # busy, or the file is gone: the next round tries again
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                pass
+            conn.close()
+
+    def _opened(self) -> None:
+        self._users += 1
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._checkpoints, name="kep-sqlite-checkpoint", daemon=True
+            )
+            self._thread.start()
+
+    def _closed(self) -> threading.Thread | None:
+        self._users -= 1
+        if self._users > 0 or self._thread is None:
+            return None
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        return thread
+
+
+def open_file(path: str | Path) -> SqliteFile:
+    """The shared state of the database at ``path``; pair with ``close_file``."""
+    key = os.path.realpath(path)
+    with _guard:
+        file = _files.get(key)
+        if file is None:
+            file = _files[key] = SqliteFile(key)
+        file._opened()
+        return file
+
+
+def close_file(file: SqliteFile) -> None:
+    with _guard:
+        thread = file._closed()
+    if thread is not None:
+        thread.join(5)
