@@ -20,10 +20,6 @@ HOLDING = "holding"  # a retry partition holds as many not-yet-due records as it
 STOPPING = "stopping"
 
 
-MAIN, LIMITED, RETRY = 0, 1, 2
-"""The in-flight budgets (``PartitionState.budget``)."""
-
-
 @dataclass(eq=False)
 class PartitionState:
     """One assigned partition: its offsets, its lanes, its cancellation token and why it is paused.
@@ -49,10 +45,6 @@ class PartitionState:
     log_end: int | None = None  # watermarks of the last fetch response, copied by the poll thread
     log_start: int | None = None
     limited: bool = False  # a rate or concurrency limit may hold its messages: a separate in-flight budget
-    budget: int = 0
-    """Whose share of the in-flight bound its running messages use: ``MAIN`` (0), ``LIMITED`` (1) or ``RETRY``
-    (2, a retry tier's partition). Each share is ``max_in_flight``, so neither a held backlog nor a main-topic
-    backlog keeps the others from being fetched."""
 
     @property
     def key(self) -> tuple[str, int]:

@@ -28,16 +28,7 @@ from kep.consumers.runtime.cancel import CancelToken
 from kep.consumers.runtime.committer import Committer
 from kep.consumers.runtime.held import HeldRetries
 from kep.consumers.runtime.lanes import Lane
-from kep.consumers.runtime.partition import (
-    BACKPRESSURE,
-    HOLDING,
-    LIMITED,
-    MAIN,
-    RETRY,
-    STOPPING,
-    PartitionState,
-    WorkItem,
-)
+from kep.consumers.runtime.partition import BACKPRESSURE, HOLDING, STOPPING, PartitionState, WorkItem
 from kep.consumers.runtime.plan import WorkerPlan
 from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.room import Room
@@ -49,8 +40,6 @@ CONSUME_BATCH = 500
 PAUSE_AFTER_S = 1.0
 """At the in-flight bound, how long the poll thread waits for room before it pauses the busy partitions (so that
 it can serve the consumer's callbacks without being handed more records)."""
-RETRY_CHECK_S = 0.05
-"""At the bound, how often the poll thread looks whether a retry tier has records it has not fetched yet."""
 
 
 class Worker:
@@ -92,7 +81,6 @@ class Worker:
         self._room = Room()  # lanes wake the poll thread through it when it waits at the bound
         self._full_since: float | None = None  # when the in-flight bound was reached (None: there is room)
         self._pause_after_s = PAUSE_AFTER_S
-        self._retries_checked_at = 0.0
         self._closers: list[Callable[[], object]] = [processor.close, plan.close]
 
     def on_close(self, fn: Callable[[], object]) -> None:
@@ -149,25 +137,16 @@ class Worker:
     def _fetch(self) -> list[Message]:
         """The next records, as soon as there are any: what librdkafka already holds at once (up to a batch and
         the room left under the in-flight bound), else a wait of up to the consume timeout for the first one.
-        At the bound, no fetch: a wait for the lanes to make room (they wake this thread). But when a retry
-        tier has records not fetched yet, the main partitions are paused at once, so those retries are not held
-        up behind the backlog (they have a budget of their own)."""
+        At the bound, no fetch: a wait for the lanes to make room (they wake this thread)."""
         timeout = self._consume_timeout()
         room = self.settings.max_in_flight - self._running()
         if room < self._least:
             if self._full_since is None:
                 self._full_since = time.monotonic()
             self._room.wait(timeout, lambda: self.settings.max_in_flight - self._running() < self._least)
-            if self._retries_behind():
-                for state in self._states.values():
-                    if state.budget == MAIN:
-                        self._pause(state, BACKPRESSURE)
             if not self._paused_for_room():
                 return []
-            room, timeout = (
-                self._batch,
-                0.0,
-            )  # paused partitions give nothing; the others have budgets of their own
+            room, timeout = 1, 0.0  # paused partitions give nothing: this serves the consumer's callbacks
         else:
             self._full_since = None
         batch = min(self._batch, room)
@@ -181,39 +160,17 @@ class Worker:
         return msgs
 
     def _running(self) -> int:
-        """Messages in flight on main partitions: what the in-flight bound and ``_fetch`` watch."""
-        return self._totals()[MAIN]
+        """Messages in flight on partitions no limit may hold: what the in-flight bound and ``_fetch`` watch."""
+        return self._totals()[0]
 
     def _totals(self) -> list[int]:
-        """Messages in flight per budget (``MAIN``, ``LIMITED``, ``RETRY``; see ``PartitionState.budget``)."""
-        totals = [0, 0, 0]
+        """Messages in flight: ``[0]`` on partitions no limit may hold, ``[1]`` on those a rate or concurrency
+        limit may hold (``consumers/limits``). Each has its own budget of ``max_in_flight``, so a held backlog
+        never stops the other topics; limited partitions are paused as soon as theirs is spent."""
+        totals = [0, 0]
         for state in self._states.values():
-            totals[state.budget] += state.running
+            totals[state.limited] += state.running
         return totals
-
-    def _retries_behind(self) -> bool:
-        """Whether a retry tier's partition that is not paused has records this worker has not fetched yet
-        (its cached log end is past its position); asked at most every ``RETRY_CHECK_S``."""
-        now = time.monotonic()
-        if now - self._retries_checked_at < RETRY_CHECK_S:
-            return False
-        self._retries_checked_at = now
-        retries = [
-            TopicPartition(s.topic, s.partition)
-            for s in self._states.values()
-            if s.budget == RETRY and not s.pause_reasons
-        ]
-        if not retries:
-            return False
-        try:
-            positions = self._consumer.position(retries)
-            for tp in positions:
-                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                if tp.offset >= 0 and high > tp.offset:
-                    return True
-        except Exception:  # noqa: BLE001 - nothing fetched yet, or revoked meanwhile: look again later
-            return False
-        return False
 
     def _paused_for_room(self) -> bool:
         return any(BACKPRESSURE in s.pause_reasons for s in self._states.values())
@@ -305,7 +262,7 @@ class Worker:
         stalled = full_since is not None and time.monotonic() - full_since >= self._pause_after_s
         for state in self._states.values():
             running = state.running
-            total = totals[state.budget]
+            total = totals[state.limited]
             if BACKPRESSURE in state.pause_reasons:
                 if total <= limit // 2 and running <= limit // 2:
                     self._unpause(state, BACKPRESSURE)
@@ -356,10 +313,7 @@ class Worker:
             held = HeldRetries(self.plan.max_waits.get(topic, 0))
         limits = getattr(self.processor, "limits", None)  # consumers/limits
         limited = limits is not None and limits.may_limit(source)
-        budget = LIMITED if limited else RETRY if tier is not None else MAIN
-        return PartitionState(
-            topic, partition, source, tier, lanes, token=token, held=held, limited=limited, budget=budget
-        )
+        return PartitionState(topic, partition, source, tier, lanes, token=token, held=held, limited=limited)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalancing_since = time.monotonic()

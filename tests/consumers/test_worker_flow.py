@@ -37,8 +37,6 @@ TIER = "orders.billing.retry.2s"
 class FakeConsumer:
     paused: set[tuple[str, int]] = field(default_factory=set)
     calls: list[tuple[str, Any]] = field(default_factory=list)
-    log_ends: dict[tuple[str, int], int] = field(default_factory=dict)  # cached high watermarks
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -57,13 +55,7 @@ class FakeConsumer:
         self.calls.append(("commit", [(tp.topic, tp.partition, tp.offset) for tp in offsets]))
 
     def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
-        return (0, self.log_ends.get((tp.topic, tp.partition), 0))
-
-    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return [
-            TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), 0))
-            for tp in partitions
-        ]
+        return (0, 0)
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         self.calls.append(("consume", num_messages))
@@ -177,32 +169,13 @@ def test_the_in_flight_bound_stops_fetching_then_pauses_and_resumes(
     w._pause_after_s = 0.0  # no room came for that long
     w._backpressure()
     assert ("orders", 0) in fake.paused and BACKPRESSURE in w._states[("orders", 0)].pause_reasons
-    assert w._fetch() == [] and ("consume", 4) in fake.calls  # paused: the other budgets may still fetch
+    assert w._fetch() == [] and ("consume", 1) in fake.calls  # paused: serves the consumer's callbacks
     wait_until(lambda: len(runs.seen) == 4, timeout=5, message="dispatched")
     runs.finish_all()
     w._backpressure()
     assert not fake.paused
     w._fetch()
     assert ("consume", 4) in fake.calls  # room again: fetches as much as fits
-
-
-def test_at_the_bound_retries_not_fetched_yet_pause_the_main_partitions_at_once(
-    worker: tuple[Worker, FakeConsumer, Clock, Runs],
-) -> None:
-    """A main-topic backlog keeps the worker at its bound; a retry tier with records not fetched yet must not wait
-    behind it (retries came late by seconds): the main partitions are paused without waiting for a stall, and
-    the retry tier is fetched with its own budget."""
-    w, fake, clock, runs = worker
-    w._dispatch([msg("orders", n) for n in range(4)])  # max_in_flight=4: at the bound
-    assert w._fetch() == [] and ("orders", 0) not in fake.paused  # no retries behind: no pause, no fetch
-    fake.log_ends[(TIER, 0)], fake.positions[(TIER, 0)] = 10, 3  # seven retries not fetched yet
-    w._retries_checked_at = 0.0
-    assert w._fetch() == [] and ("orders", 0) in fake.paused and (TIER, 0) not in fake.paused
-    assert ("consume", 4) in fake.calls  # fetched: only the retry tier can answer
-    wait_until(lambda: len(runs.seen) == 4, timeout=5, message="dispatched")
-    runs.finish_all()
-    w._backpressure()
-    assert ("orders", 0) not in fake.paused  # room again: the main partition resumes
 
 
 def test_a_retry_partition_holding_its_share_pauses_until_half_is_due(
