@@ -178,7 +178,12 @@ def test_a_rate_limit_holds_across_two_replicas_while_an_unlimited_topic_runs_at
     print(
         f"most limited starts in 1 s: {most}; limited span {limited_span:.1f} s; free span {free_span:.1f} s"
     )
-    assert most <= RATE + BURST
+    # The store grants at most RATE + BURST starts in any 1 s; the handler reads its clock a moment after the
+    # grant, and a lane can wait that long for the GIL (20 ms switch interval, a few lanes): at 50/s that can
+    # shift two starts into the next window. Over the whole minute the bound is the same, with the same slack.
+    slack = 2
+    assert most <= RATE + BURST + slack, most
+    assert most_in_window([r.start for r in limited], 60.0) <= 60 * RATE + BURST + slack
     assert free_span * 5 < limited_span, (free_span, limited_span)  # the free topic ran far faster
     assert free_committed_while_held, (
         "the unlimited topic's commits did not advance while the limited one was held"
