@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from kep.cli._service import LogFormatOption
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 
@@ -57,9 +58,7 @@ def command(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
-    log_format: Annotated[
-        str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
-    ] = "auto",
+    log_format: LogFormatOption = "auto",
 ) -> None:
     """Serve the operator console: groups, lag, retry backlog, dead letters; replay as an operator.
 

@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from kep.cli._common import BootstrapOption, TopologyOption, console, fail, kafka_settings
+from kep.cli._service import LogFormatOption
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 
@@ -55,9 +56,7 @@ def command(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
-    log_format: Annotated[
-        str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
-    ] = "auto",
+    log_format: LogFormatOption = "auto",
 ) -> None:
     """Serve POST /events/EVENT_TYPE and /batches/EVENT_TYPE: 202 once the broker stored the event, 503 if it cannot."""
     configure_logging(log_format, "INFO")

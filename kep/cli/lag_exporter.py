@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from kep.cli._common import BootstrapOption, IsolationOption, console, fail, kafka_settings
+from kep.cli._service import LogFormatOption
 from kep.cli.lag import isolation_level
 from kep.consumers.lag import LagError, LagExporter
 from kep.consumers.metrics import MetricsServerError
@@ -40,9 +41,7 @@ def command(
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")] = 10.0,
     window: Annotated[float, typer.Option("--window", min=0.1, help="Status window in seconds.")] = 120.0,
     isolation: IsolationOption = "read_committed",
-    log_format: Annotated[
-        str, typer.Option("--log-format", envvar="KEP_LOG_FORMAT", help="auto, console or json.")
-    ] = "auto",
+    log_format: LogFormatOption = "auto",
 ) -> None:
     """Export consumer-group lag (messages, seconds, Burrow-style status) for Prometheus and as JSON."""
     configure_logging(log_format, "INFO")
