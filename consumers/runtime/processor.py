@@ -252,9 +252,9 @@ class Processor:
             else None
         )
         if gate is not None:  # a rate or concurrency limit: held back (claim given up) until it lets this run
-            handle = lambda: self._handle(state, msg, event, ctx, handler, redo)  # noqa: E731
+            handle = lambda: self._handle(state, msg, event, ctx, handler, redo, keys)  # noqa: E731
             return gate.run(event, ctx, redo, handle, lambda: self._release(key))
-        return self._handle(state, msg, event, ctx, handler, redo)
+        return self._handle(state, msg, event, ctx, handler, redo, keys)
 
     def _handle(
         self,
@@ -264,9 +264,11 @@ class Processor:
         ctx: MessageContext,
         handler: Handler,
         redo: Redo | None,
+        keys: LaneKeys | None,
     ) -> Outcome:
+        """Run the handler and complete its key (``keys``: the lane batch's, which completes it with the
+        batch; None: at once)."""
         key = ctx.store_key
-        keys: LaneKeys | None = getattr(self._lane, "keys", None)
         self._tell(self.outcomes.started, msg, ctx)
         started = time.perf_counter()
         try:
