@@ -35,6 +35,9 @@ _SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api[_\-]?key|crede
 
 _lock = threading.Lock()
 _registered: tuple[str, ...] = ()
+#: Texts scrubbed lately and their masked forms: a failing handler raises the same traceback again and again.
+_recent: dict[str, str] = {}
+_RECENT_MAX: Final = 256
 
 
 def register(*values: str | None) -> None:
@@ -51,6 +54,7 @@ def register(*values: str | None) -> None:
             found.add(decoded)
     with _lock:
         _registered = tuple(sorted(found, key=len, reverse=True))  # longest first: no partial masks
+        _recent.clear()
 
 
 def register_url(url: str | None) -> None:
@@ -74,8 +78,22 @@ def register_config(config: Mapping[str, Any]) -> None:
 
 def scrub(text: str) -> str:
     """``text`` with the secrets it holds masked (see the module docstring)."""
+    done = _recent.get(text)
+    if done is not None:
+        return done
+    registered = _registered
+    masked = _scrub(text, registered)
+    with _lock:
+        if registered is _registered:  # not if a secret was registered meanwhile
+            if len(_recent) >= _RECENT_MAX:
+                _recent.clear()
+            _recent[text] = masked
+    return masked
+
+
+def _scrub(text: str, registered: tuple[str, ...]) -> str:
     try:
-        for value in _registered:
+        for value in registered:
             if value in text:
                 text = text.replace(value, MASK)
         if "://" in text:

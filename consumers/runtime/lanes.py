@@ -2,8 +2,9 @@
 
 A lane runs its work items one after another, in order; different lanes run in parallel on the pool. One lane
 per partition gives "one message at a time per partition"; one lane per (partition, key hash) gives key-ordered
-parallelism. Lanes of a partition share its cancellation token: once cancelled, queued items are dropped and
-the running one stops at its next message.
+parallelism. Items submitted while the lane is behind may be merged into the last queued one (``merge``), so a
+lane that fell behind catches up in bigger batches. Lanes of a partition share its cancellation token: once
+cancelled, queued items are dropped and the running one stops at its next message.
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ log = structlog.get_logger(__name__)
 
 
 class Lane(Generic[T]):
-    __slots__ = ("_pool", "_run", "_queue", "_batch", "_lock", "_running", "_token", "_idle")
+    __slots__ = ("_pool", "_run", "_merge", "_queue", "_batch", "_lock", "_running", "_token", "_idle")
 
     def __init__(
-        self, pool: ThreadPoolExecutor, run: Callable[[T], None], token: CancelToken | None = None
+        self,
+        pool: ThreadPoolExecutor,
+        run: Callable[[T], None],
+        token: CancelToken | None = None,
+        merge: Callable[[T, T], bool] | None = None,
     ) -> None:
         self._pool = pool
         self._run = run
+        self._merge = (
+            merge  # merge(queued, new): fold ``new`` into the last queued item; False when it cannot
+        )
         self._queue: deque[T] = deque()
         self._batch: deque[T] = deque()  # taken from the queue, being run
         self._lock = threading.Lock()
@@ -42,7 +50,13 @@ class Lane(Generic[T]):
         with self._lock:
             if self._token.cancelled:
                 return
-            self._queue.extend(items)
+            queue, merge = self._queue, self._merge
+            if merge is None:
+                queue.extend(items)
+            else:
+                for item in items:
+                    if not (queue and merge(queue[-1], item)):
+                        queue.append(item)
             if self._running or not self._queue:
                 return
             self._running = True

@@ -108,6 +108,7 @@ class Settler:
         self._clock = clock
         self._resend: deque[tuple[PartitionState, int, _Record]] = deque()  # poll thread only
         self._logged: dict[str, float] = {}
+        self._polled_at = 0.0  # poll thread only
 
     # -- lane threads ---------------------------------------------------------------------------------------
     def settle(self, state: PartitionState, msg: Message, outcome: Outcome) -> Redo | None:
@@ -222,10 +223,17 @@ class Settler:
         return delivered
 
     def poll(self) -> None:
-        """Serve delivery callbacks and send again what failed. Poll thread only."""
-        if self.producer is None:
+        """Serve delivery callbacks and send again what failed. Poll thread only.
+
+        A call into the client gives up the GIL, and getting it back behind busy lanes costs a switch interval,
+        so the producer is polled only while it has records in flight, and otherwise once a second (its own
+        errors)."""
+        producer = self.producer
+        if producer is None:
             return
-        self.producer.poll(0)
+        if len(producer) or self._clock() - self._polled_at >= 1.0:
+            self._polled_at = self._clock()
+            producer.poll(0)
         if self._resend:
             self._send_pending()
 

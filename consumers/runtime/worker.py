@@ -33,10 +33,13 @@ from kep.consumers.runtime.plan import WorkerPlan
 from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.room import Room
 from kep.consumers.runtime.settle import Settler
+from kep.consumers.runtime.tier_reader import TierReader
 
 log = structlog.get_logger(__name__)
 
 CONSUME_BATCH = 500
+MERGED_BATCH = 1000
+TIER_READ_EVERY_S = 0.01
 PAUSE_AFTER_S = 1.0
 """At the in-flight bound, how long the poll thread waits for room before it pauses the busy partitions (so that
 it can serve the consumer's callbacks without being handed more records)."""
@@ -64,9 +67,16 @@ class Worker:
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._stop = CancelToken()
         self._pool = ThreadPoolExecutor(max_workers=self._pool_size(), thread_name_prefix="kep-lane")
-        self._consumer = Consumer(
-            {**plan.consumer_config(), "error_cb": self._on_error, "on_commit": self._on_commit}
-        )
+        config = plan.consumer_config()
+        self._consumer = Consumer({**config, "error_cb": self._on_error, "on_commit": self._on_commit})
+        self._tiers: TierReader | None = None  # the retry tiers' own fetch path (tier_reader.py)
+        self._tiers_read_at = 0.0
+        if plan.tiers:
+            self._tiers = TierReader(
+                {**config, "error_cb": self._on_error},
+                plan.tiers,
+                auto_offset_reset=self.settings.auto_offset_reset,
+            )
         self._committer = Committer(
             self._consumer,
             every=self.settings.commit_every,
@@ -125,6 +135,18 @@ class Worker:
         msgs = self._fetch()
         self.health.beat()
         self.settler.poll()
+        tiers = self._tiers
+        if tiers is not None:
+            if msgs:
+                owned = (
+                    tiers.topics
+                )  # fetched before the group consumer's pause: read again by the tier reader
+                msgs = [m for m in msgs if m.topic() not in owned]
+            now = time.monotonic()
+            if now - self._tiers_read_at >= TIER_READ_EVERY_S:  # each read gives up the GIL
+                self._tiers_read_at = now
+                tiers.start_pending(self._consumer)
+                msgs += tiers.consume(self._tier_room())
         if msgs:
             self._dispatch(msgs)
         if self._states:
@@ -171,6 +193,12 @@ class Worker:
         for state in self._states.values():
             totals[state.limited] += state.running
         return totals
+
+    def _tier_room(self) -> int:
+        """How many retry records to take: the tiers have a budget of ``max_in_flight`` of their own, so that a
+        main-topic backlog never keeps a due retry waiting (records held until due are bounded by pausing)."""
+        running = sum(s.running for s in self._states.values() if s.tier is not None)
+        return min(CONSUME_BATCH, self.settings.max_in_flight - running)
 
     def _paused_for_room(self) -> bool:
         return any(BACKPRESSURE in s.pause_reasons for s in self._states.values())
@@ -280,21 +308,27 @@ class Worker:
                 elif len(held) >= limit:
                     self._pause(state, HOLDING)
 
+    def _reader(self, state: PartitionState) -> Consumer | TierReader:
+        """The client that fetches ``state``'s partition."""
+        return self._tiers if self._tiers is not None and state.tier is not None else self._consumer
+
     def _pause(self, state: PartitionState, reason: str) -> None:
         if not state.pause_reasons:
-            self._consumer.pause([TopicPartition(state.topic, state.partition)])
+            self._reader(state).pause([TopicPartition(state.topic, state.partition)])
         state.pause_reasons.add(reason)
 
     def _unpause(self, state: PartitionState, reason: str) -> None:
         if reason in state.pause_reasons:
             state.pause_reasons.discard(reason)
             if not state.pause_reasons:
-                self._consumer.resume([TopicPartition(state.topic, state.partition)])
+                self._reader(state).resume([TopicPartition(state.topic, state.partition)])
 
     # -- rebalances -------------------------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._states[(tp.topic, tp.partition)] = self._new_state(tp.topic, tp.partition)
+        if self._tiers is not None:
+            self._tiers.adopt(partitions)
         self._rebalancing_since = None
         self.metrics.rebalance("assign")
         self.health.connected(True)
@@ -307,7 +341,9 @@ class Worker:
         source, tier = self.plan.source_of(topic)
         lanes_n = self.settings.workers if self.settings.concurrency == "key" else 1
         token = CancelToken()
-        lanes: list[Lane[WorkItem]] = [Lane(self._pool, self._run_item, token) for _ in range(lanes_n)]
+        lanes: list[Lane[WorkItem]] = [
+            Lane(self._pool, self._run_item, token, merge_items) for _ in range(lanes_n)
+        ]
         held = None
         if tier is not None:
             held = HeldRetries(self.plan.max_waits.get(topic, 0))
@@ -324,6 +360,8 @@ class Worker:
         ]
         self._finish(states, timeout=self.settings.revoke_timeout_s)
         self._clear_pauses(states)
+        if self._tiers is not None:
+            self._tiers.drop(partitions)
         self.health.assigned(len(self._states))
         log.info("partitions revoked", group=self.plan.group, partitions=_names(partitions))
 
@@ -335,14 +373,16 @@ class Worker:
         for state in states:
             state.cancel()
         self._clear_pauses(states)
+        if self._tiers is not None:
+            self._tiers.drop(partitions)
         self.health.assigned(len(self._states))
         log.warning("partitions lost; their work is dropped uncommitted", partitions=_names(partitions))
 
     def _clear_pauses(self, states: Sequence[PartitionState]) -> None:
         """librdkafka remembers a pause across revoke and re-assign: a partition we get back must flow."""
-        paused = [TopicPartition(s.topic, s.partition) for s in states if s.pause_reasons]
-        if paused:
-            self._consumer.resume(paused)
+        for state in states:
+            if state.pause_reasons:
+                self._reader(state).resume([TopicPartition(state.topic, state.partition)])
 
     def _finish(self, states: Sequence[PartitionState], *, timeout: float) -> None:
         """Stop taking work from ``states``, let running handlers finish within ``timeout``, commit what is done."""
@@ -400,6 +440,8 @@ class Worker:
         try:
             self._consumer.close()  # leaves the group; the revoke callback commits what is left
         finally:
+            if self._tiers is not None:
+                self._tiers.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
             for close in self._closers:
                 try:
@@ -437,7 +479,7 @@ class Worker:
         self._watermarks_at = now
         for state in self._states.values():
             try:
-                low, high = self._consumer.get_watermark_offsets(
+                low, high = self._reader(state).get_watermark_offsets(
                     TopicPartition(state.topic, state.partition), cached=True
                 )
             except Exception:  # noqa: BLE001 - nothing fetched yet
@@ -447,6 +489,15 @@ class Worker:
 
     def in_flight(self) -> int:
         return sum(s.tracker.in_flight for s in list(self._states.values()))
+
+
+def merge_items(queued: WorkItem, new: WorkItem) -> bool:
+    """Fold ``new`` into ``queued`` (a lane's last queued item, not started): one lane batch, in order, so its
+    idempotency keys are claimed and completed together. Batches stay at most ``MERGED_BATCH`` messages."""
+    if queued[0] is not new[0] or len(queued[1]) + len(new[1]) > MERGED_BATCH:
+        return False
+    queued[1].extend(new[1])
+    return True
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

@@ -84,3 +84,35 @@ def test_cancel_drops_queued_items() -> None:
     assert lane.wait_idle(5)
     assert ran == [0]
     pool.shutdown()
+
+
+def test_a_lane_behind_merges_what_is_submitted_into_bigger_batches_in_order() -> None:
+    from kep.consumers.runtime.partition import PartitionState
+    from kep.consumers.runtime.worker import MERGED_BATCH, merge_items
+
+    pool = ThreadPoolExecutor(1)
+    release = threading.Event()
+    batches: list[tuple[str, list[int]]] = []
+
+    def run(item: tuple[PartitionState, list[int]]) -> None:
+        release.wait(5)
+        batches.append((item[0].topic, list(item[1])))
+
+    a = PartitionState("a", 0, "a", None, [])
+    b = PartitionState("b", 0, "b", "1s", [])
+    lane: Lane[tuple[PartitionState, list[int]]] = Lane(pool, run, merge=merge_items)  # type: ignore[arg-type]
+    lane.submit([(a, [0])])  # taken at once: running, never merged into
+    wait_until(lambda: lane.backlog == 0, timeout=5, message="the first item was taken")
+    lane.submit([(a, [1, 2])])
+    lane.submit([(a, [3])])  # folded into the queued one
+    lane.submit([(b, [0])])  # another partition's: its own item
+    lane.submit([(a, list(range(4, 4 + MERGED_BATCH)))])  # would be too big a batch
+    release.set()
+    assert lane.wait_idle(5)
+    assert [(topic, items[:4]) for topic, items in batches] == [
+        ("a", [0]),
+        ("a", [1, 2, 3]),
+        ("b", [0]),
+        ("a", [4, 5, 6, 7]),
+    ]
+    pool.shutdown()

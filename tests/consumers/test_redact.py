@@ -103,3 +103,15 @@ def test_cli_errors_carry_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(typer.Exit):
         fail("cannot open postgresql://u:cli-Pw-99@h/db [/] \x1b[2J")
     assert capsys.readouterr().err == "error: cannot open postgresql://u:***@h/db [/] \\x1b[2J\n"
+
+
+def test_a_text_scrubbed_before_is_masked_again_once_a_secret_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redact, "_registered", ())
+    monkeypatch.setattr(redact, "_recent", {})
+    text = "connect failed: handshake with hunter2-xyz refused"
+    assert redact.scrub(text) == text
+    assert redact.scrub(text) == text  # from the recent texts
+    redact.register("hunter2-xyz")
+    assert redact.scrub(text) == "connect failed: handshake with *** refused"

@@ -217,3 +217,29 @@ def test_blocking_mode_retries_in_place_and_keeps_partition_order(kafka: str) ->
         events[2].event_id, events[3].event_id, events[4].event_id,
     ]  # fmt: skip
     assert [attempt for _, attempt in order[1:4]] == [1, 2, 3]
+
+
+def test_a_due_retry_runs_while_the_main_topic_backlog_still_waits(kafka: str) -> None:
+    """Retry tiers have a fetch path of their own: a retry record never waits behind what was fetched of the
+    main topic (librdkafka hands records out of one queue, megabytes of them per fetch)."""
+    setup = applied_topology(kafka, partitions=1, delays=(0.5,))
+    events = produce_orders(setup, 20_000)
+    first = events[0].event_id
+    app = App(setup.group, topics=[setup.topic])
+    handled: list[str] = []
+    handled_when_retried: list[int] = []
+
+    @app.handler(setup.topic)
+    def handle(event: OrderPlaced, ctx: MessageContext) -> None:
+        if event.event_id == first:
+            if ctx.attempt == 1:
+                raise Flaky("once")
+            handled_when_retried.append(len(handled))
+        time.sleep(0.0005)  # about 10 s of backlog on the one main partition
+        handled.append(event.event_id)
+
+    with running(app, setup):
+        wait_until(lambda: handled_when_retried, timeout=60, message="the retry ran")
+    assert handled_when_retried[0] < len(events) // 2, (
+        f"the retry ran after {handled_when_retried[0]} of {len(events)} main records"
+    )

@@ -34,6 +34,10 @@ class FakeProducer:
     full: int = 0  # produce calls to refuse with BufferError
     refuse_now: dict[str, int] = field(default_factory=dict)  # topic -> error code raised by produce
     polls: int = 0
+    acked: int = 0
+
+    def __len__(self) -> int:  # records not acknowledged yet, as librdkafka counts them
+        return len(self.sent) - self.acked
 
     def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
         if self.full:
@@ -51,6 +55,7 @@ class FakeProducer:
         return 0
 
     def ack(self, index: int = -1, error: int | None = None) -> None:
+        self.acked += 1
         self.sent[index].on_delivery(None if error is None else KafkaError(error), None)
 
 
@@ -211,3 +216,22 @@ def test_cancelled_partitions_are_not_sent_again() -> None:
     producer.ack(error=KafkaError._MSG_TIMED_OUT)
     settler.poll()
     assert len(producer.sent) == 1 and state.tracker.processed is None
+
+
+def test_the_producer_is_polled_while_records_are_in_flight_and_otherwise_once_a_second() -> None:
+    now = [100.0]
+    producer = FakeProducer()
+    settler = Settler(group="g", producer=producer, metrics=Counts(), clock=lambda: now[0])  # type: ignore[arg-type]
+    settler.poll()
+    settler.poll()
+    assert producer.polls == 1  # nothing in flight: each poll gives up the GIL for nothing
+    state = PartitionState("orders", 0, "orders", None, [])
+    state.tracker.extend([0])
+    settler.settle(state, msg(0), retry())
+    settler.poll()
+    settler.poll()
+    assert producer.polls == 3  # a record in flight: its delivery report is served at once
+    producer.ack()
+    now[0] += 1.0
+    settler.poll()
+    assert producer.polls == 4

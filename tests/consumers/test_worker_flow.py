@@ -65,6 +65,24 @@ class FakeConsumer:
         pass
 
 
+@dataclass
+class FakeTiers(FakeConsumer):
+    """The retry tiers' reader (``tier_reader.py``), sharing the fake consumer's pauses and calls."""
+
+    topics: frozenset[str] = frozenset({TIER})
+    adopted: list[tuple[str, int]] = field(default_factory=list)
+
+    def adopt(self, partitions: list[TopicPartition]) -> None:
+        self.adopted += [(tp.topic, tp.partition) for tp in partitions if tp.topic in self.topics]
+
+    def start_pending(self, group_consumer: Any) -> None:
+        pass
+
+    def drop(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.adopted = [tp for tp in self.adopted if tp not in gone]
+
+
 class Clock:
     now = NOW
 
@@ -102,6 +120,9 @@ def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Worker, FakeConsum
     built._consumer.close()
     real = worker._consumer
     worker._consumer = fake  # type: ignore[assignment]
+    assert worker._tiers is not None
+    worker._tiers.close()
+    worker._tiers = FakeTiers(paused=fake.paused, calls=fake.calls)  # type: ignore[assignment]
     worker.processor = runs  # type: ignore[assignment]  # lanes run this instead of the processor
     worker._on_assign(fake, [TopicPartition("orders", 0), TopicPartition(TIER, 0)])  # type: ignore[arg-type]
     yield worker, fake, clock, runs
@@ -199,3 +220,19 @@ def test_revoke_drops_held_retries_uncommitted(worker: tuple[Worker, FakeConsume
     w._on_revoke(fake, [TopicPartition(TIER, 0)])  # type: ignore[arg-type]
     assert state.token.cancelled and state.held is not None and len(state.held) == 0
     assert state.tracker.committable() is None and runs.seen == []
+
+
+def test_retry_tiers_are_read_by_their_own_reader_and_ignored_from_the_group_consumer(
+    worker: tuple[Worker, FakeConsumer, Clock, Runs],
+) -> None:
+    w, fake, clock, runs = worker
+    tiers = w._tiers
+    assert isinstance(tiers, FakeTiers) and tiers.adopted == [(TIER, 0)]  # the group assigned it: read there
+    w._fetch = lambda: [msg("orders", 0), msg(TIER, 0, due=NOW)]  # type: ignore[method-assign]
+    tiers.consume = lambda count: [msg(TIER, 0, due=NOW)]  # type: ignore[method-assign]
+    w._poll_once()
+    wait_until(lambda: len(runs.seen) == 2, timeout=5, message="both records ran")
+    assert sorted(runs.seen) == [("orders", 0), (TIER, 0)]  # the tier record once, not twice
+    assert w._states[(TIER, 0)].tracker.in_flight == 1
+    w._on_revoke(fake, [TopicPartition(TIER, 0)])  # type: ignore[arg-type]
+    assert tiers.adopted == []
