@@ -10,7 +10,6 @@ the settler says so.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -120,7 +119,6 @@ class Processor:
         # counted per lane thread and added once per lane batch, when the metrics offer it (no lock per message)
         self._count_handled = getattr(metrics, "count_handled", metrics.handled)
         self._flush_metrics: Callable[[], None] | None = getattr(metrics, "flush", None)
-        self._lane = threading.local()  # .keys: the LaneKeys of the lane batch this thread runs, if any
 
     def close(self) -> None:
         self.store.close()
@@ -146,7 +144,7 @@ class Processor:
                     return
                 redo = None
                 while True:  # run again in place while the settler says so (store, busy claim, blocking)
-                    outcome = process(state, msg, redo)
+                    outcome = process(state, msg, redo, keys)
                     if keys is not None:
                         if keys.took(msg):
                             break  # handled; finished once its key's completion is stored with the batch's
@@ -157,7 +155,6 @@ class Processor:
                         break
         finally:
             if keys is not None:
-                self._lane.keys = None
                 try:  # also when revoked meanwhile: what was handled is completed, finished and committed
                     keys.flush()
                 finally:
@@ -166,12 +163,10 @@ class Processor:
     def _lane_keys(self, state: PartitionState, msgs: list[Message]) -> LaneKeys | None:
         """Claims and completions per lane batch (``lane_keys.py``), when the store batches them."""
         if not self.store.batches or len(msgs) < 2:
-            self._lane.keys = None
             return None
         keys = LaneKeys(self.store, state, self.settler.settle)  # type: ignore[arg-type]
         if self._use_header:  # keys known before decoding
             keys.claim_ahead([self._ahead_key(state, msg) for msg in msgs])
-        self._lane.keys = keys
         return keys
 
     def _ahead_key(self, state: PartitionState, msg: Message) -> Key | None:
@@ -186,8 +181,11 @@ class Processor:
             return None
 
     # -- the pipeline -------------------------------------------------------------------------------------------
-    def process(self, state: PartitionState, msg: Message, redo: Redo | None = None) -> Outcome:
-        """What must happen to ``msg`` (see the module docstring). ``redo``: what an earlier run in place left."""
+    def process(
+        self, state: PartitionState, msg: Message, redo: Redo | None = None, keys: LaneKeys | None = None
+    ) -> Outcome:
+        """What must happen to ``msg`` (see the module docstring). ``redo``: what an earlier run in place left;
+        ``keys``: the lane batch's claims and completions (None: the store is asked per message)."""
         try:
             value = msg.value()
             if value is None:
@@ -216,7 +214,7 @@ class Processor:
                     f"group {self.group!r} has no handler for {event.avro_name} on {state.source_topic}"
                 )
                 return self._failed(state, msg, missing, ctx, redo)
-            return self._run(state, msg, event, ctx, handler, redo)
+            return self._run(state, msg, event, ctx, handler, redo, keys)
         except Exception as exc:  # a bug of the runtime itself: still this record's outcome
             return self._failed(state, msg, RecordError(f"processing failed: {exc!r}"), None, redo)
 
@@ -228,11 +226,11 @@ class Processor:
         ctx: MessageContext,
         handler: Handler,
         redo: Redo | None,
+        keys: LaneKeys | None,
     ) -> Outcome:
         key = ctx.store_key
         if redo is not None and redo.handled:  # the handler succeeded; its completion could not be recorded
             return self._complete(state, msg, ctx, redo, 0.0)
-        keys: LaneKeys | None = getattr(self._lane, "keys", None)
         try:
             claim = self.store.claim(key) if keys is None else keys.claim(key)
         except IdempotencyStoreError as exc:
@@ -269,7 +267,10 @@ class Processor:
         """Run the handler and complete its key (``keys``: the lane batch's, which completes it with the
         batch; None: at once)."""
         key = ctx.store_key
-        self._tell(self.outcomes.started, msg, ctx)
+        try:
+            self.outcomes.started(msg, ctx)
+        except Exception as exc:  # noqa: BLE001
+            self._untold(exc)
         started = time.perf_counter()
         try:
             if handler.is_async:
@@ -298,7 +299,10 @@ class Processor:
             except IdempotencyStoreError as exc:
                 return self._store_wait(ctx, redo, exc, handled=True)
         self._count_handled(state.source_topic, duration)
-        self._tell(self.outcomes.handled, msg, ctx, state.token)
+        try:  # inline, not through _tell: twice per message
+            self.outcomes.handled(msg, ctx, state.token)
+        except Exception as exc:  # noqa: BLE001
+            self._untold(exc)
         return HANDLED
 
     def _complete(
@@ -346,10 +350,13 @@ class Processor:
         try:
             report(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            try:
-                log.warning("event status not recorded", group=self.group, error=repr(exc))
-            except Exception:  # noqa: BLE001, S110
-                pass
+            self._untold(exc)
+
+    def _untold(self, exc: Exception) -> None:
+        try:
+            log.warning("event status not recorded", group=self.group, error=repr(exc))
+        except Exception:  # noqa: BLE001, S110
+            pass
 
     def _tell_failure(
         self,
