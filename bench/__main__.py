@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 errors[name] = f"{type(exc).__name__}: {exc}"
     if args.only or args.scenario:
         results = _kept(args.output, args.only or BENCHMARKS, results if args.scenario else ()) + results
+        order = {name: i for i, name in enumerate(BENCHMARKS)}
+        results.sort(key=lambda r: order.get(r.benchmark, len(order)))  # stable: in run order per benchmark
     console.print(summary_table(results, errors))
     meta = {
         "started": started,

@@ -34,7 +34,6 @@ _MEMBERSHIP_KEYS = (
     "session.timeout.ms",
     "heartbeat.interval.ms",
     "max.poll.interval.ms",
-    "auto.offset.reset",
     "on_commit",
 )
 
