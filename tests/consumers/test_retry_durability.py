@@ -76,3 +76,43 @@ def test_replay_after_the_fix_handles_each_dead_letter_once_and_a_second_replay_
     wait_until(lambda: "partitions assigned" in fixed.log(), timeout=30, message="fixed worker up")
     assert fixed.terminate(30) == 0, fixed.log()
     assert effects(db) == (len(events), len(events))
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_retries_in_flight_move_with_their_partitions_when_the_group_rebalances(
+    kafka: str, kafka_kind: str, tmp_path: Path, protocol: str
+) -> None:
+    """The group assigns a retry tier's partitions like any other; the worker's tier reader follows: it starts
+    each at the group's committed offset and lets it go on revoke. A second worker joins and the first is
+    killed with ``kill -9`` while retries wait in the tier: every event's effect is applied exactly once."""
+    if protocol == "consumer" and kafka_kind == "embedded":
+        pytest.skip("the embedded broker does not implement the KIP-848 consumer group protocol")
+    setup = applied_topology(kafka, partitions=4, delays=(1,))
+    events = produce_orders(setup, 400)
+    db = tmp_path / "idem.db"
+    env: dict[str, object] = {
+        "KEP_TEST_FAIL_ATTEMPTS": 1,
+        "KEP_TEST_HANDLER_MS": 5,
+        "KEP_IDEMPOTENCY_STORE": f"sqlite:///{db}",
+        "KEP_IDEMPOTENCY_LEASE_S": 5,
+    }
+    if protocol == "consumer":
+        env |= {"KEP_GROUP_PROTOCOL": "consumer", "KEP_GROUP_REMOTE_ASSIGNOR": "uniform"}
+    first = effects_worker(setup, tmp_path, "first", **env).start()
+    second = effects_worker(setup, tmp_path, "second", **env)
+    try:
+        wait_until(lambda: effects(db)[1] > 0, timeout=60, message="the first retries succeeded")
+        second.start()
+        wait_until(
+            lambda: effects(db)[1] >= len(events) // 3, timeout=90, interval=0.2, message="a third done"
+        )
+        assert effects(db)[1] < len(events), "all done before the kill: make the handler slower"
+        first.kill9()
+        wait_until(
+            lambda: effects(db)[1] == len(events), timeout=120, interval=0.5, message="every event retried"
+        )
+    finally:
+        first.terminate(30)
+        code = second.terminate(30)
+    assert code == 0, second.log()
+    assert effects(db) == (len(events), len(events))
