@@ -1,4 +1,5 @@
-"""``kep outbox``: the transactional outbox's relay, standalone (``relay``) and inside ``kep run``."""
+"""``kep outbox``: the transactional outbox's relay, standalone (``relay``) and inside ``kep run``, and what waits in
+the outbox (``ls``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import typer
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from rich.table import Table
 
 from kep.broker import is_embedded
-from kep.cli._common import BootstrapOption, check_cluster, fail
+from kep.cli._common import BootstrapOption, JsonOption, check_cluster, console, fail, plain, print_json
 from kep.cli._service import loop_health, serve_until_signalled
 from kep.consumers.errors import ConsumerError
 from kep.consumers.runtime.build import register_secrets
@@ -31,6 +33,16 @@ app = typer.Typer(
     help="The transactional outbox: events saved in the service's database transaction, then published.",
     no_args_is_help=True,
 )
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", envvar="KEP_CONFIG", help="Worker settings YAML file.")
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--idempotency-store", help="The outbox's database: sqlite:///path or postgresql://"),
+]
+TableOption = Annotated[str | None, typer.Option("--table", help="The outbox table (default kep_outbox).")]
 
 
 def outbox_settings(**explicit: Any) -> OutboxSettings:
@@ -72,17 +84,10 @@ def worker_relay(
 
 @app.command("relay")
 def relay_command(
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", envvar="KEP_CONFIG", help="Worker settings YAML file.")
-    ] = None,
+    config: ConfigOption = None,
     bootstrap_servers: BootstrapOption = None,
-    idempotency_store: Annotated[
-        str | None,
-        typer.Option("--idempotency-store", help="The outbox's database: sqlite:///path or postgresql://"),
-    ] = None,
-    table: Annotated[
-        str | None, typer.Option("--table", help="The outbox table (default kep_outbox).")
-    ] = None,
+    idempotency_store: StoreOption = None,
+    table: TableOption = None,
     delivery: Annotated[
         str | None, typer.Option("--delivery", help="auto, exactly-once or at-least-once.")
     ] = None,
@@ -132,3 +137,81 @@ def relay_command(
         port=settings.metrics_port,
         host=settings.metrics_host,
     )
+
+
+@app.command("ls")
+def ls_command(
+    config: ConfigOption = None,
+    idempotency_store: StoreOption = None,
+    table: TableOption = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, max=1000, help="How many of the oldest unsent rows to list.")
+    ] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """What waits in the outbox: unsent rows per topic with the age of the oldest, the rows kept as history,
+    and the oldest unsent rows. A relay that is down or cannot publish shows here as a growing age."""
+    try:
+        settings, _ = load_settings(config, idempotency_store=idempotency_store)
+        register_secrets(settings, KafkaSettings())
+        outbox = outbox_settings(table=table)
+        database = OutboxDatabase(settings.idempotency_store, outbox.table)
+    except (KepError, ConsumerError) as exc:
+        fail(str(exc))
+    if database.path is not None and not database.path.exists():
+        fail(f"outbox database {database.where!r} does not exist")
+    try:
+        conn = database.conn
+        by_topic = database.table.pending_by_topic(conn)
+        kept = database.table.sent_kept(conn)
+        oldest = database.table.oldest_unsent(conn, limit)
+    except database.errors as exc:
+        missing = "no such table" in str(exc) or "does not exist" in str(exc)
+        fail(
+            f"outbox table {outbox.table!r} not found in {database.where}"
+            if missing
+            else f"{database.where}: {exc}"
+        )
+    finally:
+        database.reset()
+    rows = [
+        {"id": id_, "event_id": event_id, "topic": topic, "key": _key(key), "age_s": round(age, 3)}
+        for id_, event_id, topic, key, age in oldest
+    ]
+    topics = [{"topic": t, "unsent": n, "oldest_age_s": round(age, 3)} for t, n, age in by_topic]
+    if as_json:
+        print_json({"table": outbox.table, "unsent": sum(n for _, n, _ in by_topic), "sent_kept": kept,
+                    "topics": topics, "oldest_unsent": rows})  # fmt: skip
+        return
+    unsent = sum(n for _, n, _ in by_topic)
+    console.print(
+        plain(f"{outbox.table} in {database.where}: {unsent:,} unsent, {kept:,} sent and kept as history")
+    )
+    if not by_topic:
+        return
+    per_topic = Table(title="unsent per topic", title_justify="left")
+    for column in ("topic", "unsent", "oldest"):
+        per_topic.add_column(column, overflow="fold", justify="right" if column != "topic" else "left")
+    for topic, count, age in by_topic:
+        per_topic.add_row(plain(topic), f"{count:,}", _age(age))
+    console.print(per_topic)
+    if oldest:
+        listed = Table(title=f"oldest unsent (up to {limit})", title_justify="left")
+        for column in ("id", "event id", "topic", "key", "age"):
+            listed.add_column(column, overflow="fold")
+        for id_, event_id, topic, key, age in oldest:
+            listed.add_row(str(id_), plain(event_id), plain(topic), plain(_key(key)), _age(age))
+        console.print(listed)
+
+
+def _key(key: bytes | None) -> str | None:
+    """A record key as text: UTF-8 when it is, else with backslash escapes."""
+    return None if key is None else key.decode("utf-8", "backslashreplace")
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -164,6 +164,42 @@ class OutboxTable:
         count, age = row.fetchone()
         return int(count), None if age is None else max(0.0, float(age))
 
+    # -- what operators ask (``kep outbox ls``) ------------------------------------------------------------
+    def pending_by_topic(self, conn: Any) -> list[tuple[str, int, float]]:
+        """``(topic, unsent rows, age in seconds of its oldest)`` per topic with unsent rows, most first."""
+        rows = conn.execute(
+            self._sql(
+                f"SELECT topic, count(*), {self._now} - min(created_at) FROM {{t}} "
+                "WHERE sent_at IS NULL GROUP BY topic ORDER BY count(*) DESC, topic"
+            )
+        ).fetchall()
+        return [(str(r[0]), int(r[1]), max(0.0, float(r[2]))) for r in rows]
+
+    def sent_kept(self, conn: Any) -> int:
+        """Rows sent and kept as the history (until ``retention_s``)."""
+        row = conn.execute(self._sql("SELECT count(*) FROM {t} WHERE sent_at IS NOT NULL")).fetchone()
+        return int(row[0])
+
+    def oldest_unsent(self, conn: Any, limit: int) -> list[tuple[int, str, str, bytes | None, float]]:
+        """``(id, event id, topic, key, age in seconds)`` of the ``limit`` oldest unsent rows."""
+        rows = conn.execute(
+            self._sql(
+                f"SELECT id, event_id, topic, key, {self._now} - created_at FROM {{t}} "
+                "WHERE sent_at IS NULL ORDER BY id LIMIT ?"
+            ),
+            (limit,),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), _blob(r[3]), max(0.0, float(r[4]))) for r in rows]
+
+    @property
+    def _now(self) -> str:
+        """The database's clock in unix seconds (``created_at`` is the database clock on PostgreSQL)."""
+        return (
+            "extract(epoch FROM clock_timestamp())"
+            if self.dialect == "postgres"
+            else "((julianday('now') - 2440587.5) * 86400.0)"
+        )
+
     def purge(self, conn: Any, older_than_s: float) -> int:
         """Delete rows sent more than ``older_than_s`` seconds ago (the bounded history)."""
         sql = self._sql("DELETE FROM {t} WHERE sent_at IS NOT NULL AND sent_at < ?")
