@@ -1,9 +1,10 @@
 """The worker: one consumer-group member running an ``App``.
 
-The poll thread owns the Kafka consumer and the forwarding producer's callbacks. It fetches batches, hands each
-message to its partition's lane (or, in key-ordered mode, to the lane of its key), holds retry records that are
-not due yet and hands each to its lane at its due time, serves the producer's delivery callbacks, and commits
-the contiguous finished prefix of every partition in batches. At the in-flight bound it stops fetching and
+The poll thread owns the Kafka consumer, the retry tiers' reader (``tier_reader.py``) and the forwarding
+producer's callbacks. It fetches batches, hands each message to its partition's lane (or, in key-ordered mode,
+to the lane of its key), holds retry records that are not due yet and hands each to its lane at its due time,
+serves the producer's delivery callbacks, and commits the contiguous finished prefix of every partition in
+batches. At the in-flight bound it stops fetching and
 waits for the lanes, which wake it as they finish work (``room.py``); it pauses the busy partitions only when
 no room came for ``PAUSE_AFTER_S``. Lanes run on a thread pool; they process messages into outcomes and
 settle them (``settle.py``).
@@ -137,10 +138,8 @@ class Worker:
         self.settler.poll()
         tiers = self._tiers
         if tiers is not None:
-            if msgs:
-                owned = (
-                    tiers.topics
-                )  # fetched before the group consumer's pause: read again by the tier reader
+            if msgs:  # tier records the group consumer fetched before its pause: the tier reader reads them
+                owned = tiers.topics
                 msgs = [m for m in msgs if m.topic() not in owned]
             now = time.monotonic()
             if now - self._tiers_read_at >= TIER_READ_EVERY_S:  # each read gives up the GIL
