@@ -35,9 +35,8 @@ class Lane(Generic[T]):
     ) -> None:
         self._pool = pool
         self._run = run
-        self._merge = (
-            merge  # merge(queued, new): fold ``new`` into the last queued item; False when it cannot
-        )
+        # merge(queued, new): fold ``new`` into the last queued item (not started); False when it cannot
+        self._merge = merge
         self._queue: deque[T] = deque()
         self._batch: deque[T] = deque()  # taken from the queue, being run
         self._lock = threading.Lock()
