@@ -71,6 +71,18 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
         ]
     },
     "group-id-override": {"consumerGroups": [{**_BILLING, "groupId": "billing-eu"}]},
+    # The outbox relay's settings: worker defaults, a group turning the relay off; a delivery kep has not.
+    "outbox": {
+        "worker": {
+            "idempotencyStore": "postgresql://kep@postgres/kep",
+            "outbox": {"table": "payments_outbox", "delivery": "at-least-once", "batchSize": 200},
+        },
+        "consumerGroups": [
+            _BILLING,
+            {"name": "shipping", "handler": "shop.shipping:app", "outbox": {"relay": False}},
+        ],
+    },
+    "outbox-bad-delivery": {"worker": {"outbox": {"delivery": "twice"}}},
     "sqlite-two-replicas": {"worker": {"idempotencyStore": "sqlite:////var/lib/kep/idempotency.db"}},
     "memory-two-replicas": {"consumerGroups": [{**_BILLING, "idempotencyStore": "memory://"}]},
     "sqlite-keda": {

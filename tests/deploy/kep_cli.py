@@ -19,6 +19,7 @@ from kep.cli.main import app
 from kep.console.settings import ConsoleSettings
 from kep.consumers.settings import ConsumerSettings
 from kep.ingest.settings import IngestSettings
+from kep.producers.outbox.settings import OutboxSettings
 from kep.topology.settings import KafkaSettings
 
 
@@ -115,4 +116,6 @@ def settings_env_names(*classes: type[BaseSettings]) -> set[str]:
     return names
 
 
-SETTINGS_ENV = settings_env_names(KafkaSettings, ConsumerSettings, ConsoleSettings, IngestSettings)
+SETTINGS_ENV = settings_env_names(
+    KafkaSettings, ConsumerSettings, ConsoleSettings, IngestSettings, OutboxSettings
+)

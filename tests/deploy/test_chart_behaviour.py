@@ -445,3 +445,18 @@ def test_one_replica_may_keep_its_keys_in_sqlite(chart: Rendered, case: str) -> 
     workload = chart.one(case, "Deployment", "kep-billing")
     (container,) = pod_spec(workload)["containers"]
     assert _env(container)["KEP_IDEMPOTENCY_STORE"]["value"].startswith("sqlite:")
+
+
+def test_outbox_settings_reach_each_worker_and_a_group_can_turn_its_relay_off(chart: Rendered) -> None:
+    billing = _env(pod_spec(chart.one("outbox", "Deployment", "kep-billing"))["containers"][0])
+    shipping = _env(pod_spec(chart.one("outbox", "Deployment", "kep-shipping"))["containers"][0])
+    assert {k: billing[k]["value"] for k in billing if k.startswith("KEP_OUTBOX_")} == {
+        "KEP_OUTBOX_RELAY": "true",
+        "KEP_OUTBOX_TABLE": "payments_outbox",
+        "KEP_OUTBOX_DELIVERY": "at-least-once",
+        "KEP_OUTBOX_BATCH_SIZE": "200",
+    }
+    assert shipping["KEP_OUTBOX_RELAY"]["value"] == "false"
+    assert shipping["KEP_OUTBOX_TABLE"]["value"] == "payments_outbox"  # the rest of the defaults still apply
+    error = chart.error("outbox-bad-delivery")
+    assert error is not None and "delivery" in error

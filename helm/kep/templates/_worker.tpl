@@ -113,8 +113,8 @@ spec:
 {{- end }}
 
 {{/*
-The chart's env entries of a worker (YAML list): connection, topology, drain deadline, idempotency store,
-static membership. Argument: dict "root" $ "worker" W.
+The chart's env entries of a worker (YAML list): connection, topology, drain deadline, idempotency store, the
+outbox relay, static membership. Argument: dict "root" $ "worker" W.
 */}}
 {{- define "kep.workerEnv" -}}
 {{- $root := .root }}
@@ -128,6 +128,16 @@ static membership. Argument: dict "root" $ "worker" W.
   value: {{ $w.idempotencyStore | quote }}
 - name: KEP_LOG_FORMAT
   value: {{ $w.logFormat | quote }}
+{{- with $w.outbox }}
+- name: KEP_OUTBOX_RELAY
+  value: {{ .relay | toString | quote }}
+- name: KEP_OUTBOX_TABLE
+  value: {{ .table | quote }}
+- name: KEP_OUTBOX_DELIVERY
+  value: {{ .delivery | quote }}
+- name: KEP_OUTBOX_BATCH_SIZE
+  value: {{ .batchSize | int | toString | quote }}
+{{- end }}
 {{- with $root.Values.schemaRegistry.url }}
 - name: KEP_SCHEMA_REGISTRY_URL
   value: {{ . | quote }}
