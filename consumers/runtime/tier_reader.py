@@ -52,9 +52,6 @@ class TierReader:
         self._consumer = Consumer(conf)
         self._pending: list[TopicPartition] = []  # assigned by the group, not started here yet
 
-    def owns(self, topic: str) -> bool:
-        return topic in self.topics
-
     def adopt(self, partitions: Iterable[TopicPartition]) -> None:
         """The group assigned these (its assign callback): start reading them once the assignment took effect."""
         self._pending += [

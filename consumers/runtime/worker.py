@@ -137,17 +137,16 @@ class Worker:
         self.health.beat()
         self.settler.poll()
         tiers = self._tiers
+        if msgs:
+            self._dispatch(msgs, from_group=tiers is not None)
         if tiers is not None:
-            if msgs:  # tier records the group consumer fetched before its pause: the tier reader reads them
-                owned = tiers.topics
-                msgs = [m for m in msgs if m.topic() not in owned]
             now = time.monotonic()
             if now - self._tiers_read_at >= TIER_READ_EVERY_S:  # each read gives up the GIL
                 self._tiers_read_at = now
                 tiers.start_pending(self._consumer)
-                msgs += tiers.consume(self._tier_room())
-        if msgs:
-            self._dispatch(msgs)
+                tier_msgs = tiers.consume(self._tier_room())
+                if tier_msgs:
+                    self._dispatch(tier_msgs)
         if self._states:
             self._release_due()
             self._backpressure()
@@ -223,7 +222,10 @@ class Worker:
         return min(usual, max(0.0, (soonest - self._clock_ms()) / 1000.0))
 
     # -- dispatch -------------------------------------------------------------------------------------------------
-    def _dispatch(self, msgs: list[Message]) -> None:
+    def _dispatch(self, msgs: list[Message], *, from_group: bool = False) -> None:
+        """Hand ``msgs`` to their lanes (records not due yet are held). ``from_group``: fetched by the group
+        consumer while a tier reader reads the retry tiers; its tier records (fetched before its pause took
+        effect) are skipped, the tier reader delivers them."""
         runs: dict[Lane[WorkItem], WorkItem] = {}
         added: dict[PartitionState, list[int]] = {}
         now_ms = self._clock_ms()
@@ -234,7 +236,7 @@ class Worker:
                 self._on_message_error(err)
                 continue
             state = states.get((msg.topic(), msg.partition()))  # type: ignore[arg-type]
-            if state is None or STOPPING in state.pause_reasons:
+            if state is None or STOPPING in state.pause_reasons or (from_group and state.tier is not None):
                 continue  # revoked, or fetched before the pause took effect: it will be fetched again
             offset: int = msg.offset()  # type: ignore[assignment]
             offsets = added.get(state)
