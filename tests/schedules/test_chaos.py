@@ -48,6 +48,7 @@ def test_kill9_of_scheduler_replicas_fires_each_firing_once(kafka: str, tmp_path
     replicas = [scheduler(setup, tmp_path, f"scheduler-{i}").start() for i in range(3)]
     rng = random.Random(11)
     kills = 0
+    starts = Counter({replica.log_path: 1 for replica in replicas})
     try:
         wait_until(lambda: len(handled(effects)) >= 1, timeout=60, message="the first firing handled")
         chaos_ends = time.monotonic() + CHAOS_S
@@ -59,6 +60,7 @@ def test_kill9_of_scheduler_replicas_fires_each_firing_once(kafka: str, tmp_path
             victim = rng.choice(replicas)
             victim.kill9()
             victim.start()
+            starts[victim.log_path] += 1
             kills += 1
         window_end = now()
         start = baseline(kafka, setup.state_topic)
@@ -69,6 +71,17 @@ def test_kill9_of_scheduler_replicas_fires_each_firing_once(kafka: str, tmp_path
             timeout=120,
             interval=0.5,
             message=f"all {len(expected)} firings of the window handled",
+        )
+        # A replica restarted just now may still be importing, before its SIGTERM handler exists: stop each
+        # once it is up, or its exit code would say nothing about its shutdown.
+        wait_until(
+            lambda: all(
+                r.log_path.read_text(errors="replace").count("schedules: started") >= starts[r.log_path]
+                for r in replicas
+            ),
+            timeout=60,
+            interval=0.2,
+            message="every replica up again",
         )
     finally:
         codes = [replica.terminate(60) for replica in replicas]
