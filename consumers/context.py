@@ -48,6 +48,7 @@ class MessageContext:
         "event_id",
         "_outbox",
         "_tx",
+        "_headers",
     )
 
     def __init__(
@@ -64,8 +65,10 @@ class MessageContext:
         provenance: Provenance | None = None,
         event_id: str | None = None,
         outbox: HandlerOutbox | None = None,
+        headers: Headers | None = None,
     ) -> None:
         self._msg = msg
+        self._headers = headers  # the message's headers, when the caller read them already (read once)
         self._store = store
         self.group = group
         self.topic = topic
@@ -98,7 +101,11 @@ class MessageContext:
 
     @property
     def headers(self) -> Headers:
-        return self._msg.headers() or []  # type: ignore[return-value]
+        """The message's headers, in order (the same list on every call: do not change it)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = self._msg.headers() or []  # type: ignore[assignment]
+        return headers
 
     @property
     def timestamp_ms(self) -> int:
@@ -111,11 +118,11 @@ class MessageContext:
 
     @property
     def traceparent(self) -> str | None:
-        return h.header_str(self._msg.headers(), h.TRACEPARENT)
+        return h.header_str(self.headers, h.TRACEPARENT)
 
     def header(self, name: str) -> bytes | None:
         """The first header called ``name``, or None."""
-        return h.header_bytes(self._msg.headers(), name)
+        return h.header_bytes(self.headers, name)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

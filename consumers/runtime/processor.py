@@ -528,6 +528,7 @@ class Processor:
             provenance=provenance,
             event_id=getattr(event, "event_id", None),
             outbox=self.outbox,
+            headers=headers or [],
         )
 
     def _idempotency_key(

@@ -88,7 +88,8 @@ class StatusRecorder:
         self._producer_lock = threading.Lock()
         self._queue: deque[EventStatus] = deque()
         # Lanes hand over plain tuples; the writer thread builds the records (off the hot path).
-        self._running: dict[str, tuple[Message, str, int, int]] = {}  # key -> (msg, topic, attempt, since ms)
+        # key -> (the message's headers, topic, attempt, since ms)
+        self._running: dict[str, tuple[Any, str, int, int]] = {}
         self._pending: deque[tuple[Any, ...]] = deque()
         self._shown: dict[str, tuple[int, int]] = {}  # "processing" written for (attempt, since)
         self._wake = threading.Event()
@@ -101,15 +102,18 @@ class StatusRecorder:
 
     # -- Outcomes -----------------------------------------------------------------------------------------
     def started(self, msg: Message, ctx: MessageContext) -> None:
-        # On the hot path only a dict entry: "processing" is written for handlers still running after
-        # PROCESSING_AFTER_S, and "replayed" is worked out by the writer from the message's headers.
-        now = _now_ms()
-        self._running[ctx.idempotency_key] = (msg, ctx.topic, ctx.attempt, now)
-        if ctx.attempt == 1 and _has(msg.headers(), h.REPLAYED_AT):
-            self._pending.append((ctx.idempotency_key, msg, ctx.topic, "replayed", 1, None, None, now))
+        # On the hot path only a dict entry: the writer writes "processing" for handlers still running after
+        # PROCESSING_AFTER_S, and "replayed" for a copy republished by `kep dlq replay` it finds running (one
+        # that finishes first has its `replayed_at_ms` on its final record).
+        self._running[ctx.idempotency_key] = (ctx.headers, ctx.topic, ctx.attempt, _now_ms())
 
     def handled(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
-        self._final(msg, ctx.idempotency_key, ctx.topic, "handled", ctx.attempt, None, None, cancelled)
+        key = ctx.idempotency_key
+        self._running.pop(key, None)
+        headers = ctx.headers
+        self._pending.append((key, headers, ctx.topic, "handled", ctx.attempt, None, None, _now_ms()))
+        if _has(headers, _BATCH_ID):
+            self._count(msg, key, "handled", cancelled)
 
     def duplicate(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         # Only batches care: the member may have been handled by a worker that died before counting it.
@@ -173,8 +177,9 @@ class StatusRecorder:
         cancelled: Cancelled,
     ) -> None:
         self._running.pop(key, None)
-        self._pending.append((key, msg, topic, state, attempt, exception_type, reason, _now_ms()))
-        if _has(msg.headers(), h.BATCH_ID):
+        headers = msg.headers()
+        self._pending.append((key, headers, topic, state, attempt, exception_type, reason, _now_ms()))
+        if _has(headers, _BATCH_ID):
             self._count(msg, key, "handled" if state == "handled" else "dead_lettered", cancelled)
 
     def _count(self, msg: Message, key: str, state: MemberState, cancelled: Cancelled) -> None:
@@ -291,19 +296,27 @@ class StatusRecorder:
         and write "processing" for handlers running longer than ``PROCESSING_AFTER_S`` (once each)."""
         pending = self._pending
         while pending:
-            key, msg, topic, state, attempt, exception_type, reason, at_ms = pending.popleft()
-            self._enqueue(_record(self.group, key, msg, topic, state, attempt, at_ms, exception_type, reason))
+            key, headers, topic, state, attempt, exception_type, reason, at_ms = pending.popleft()
+            self._enqueue(
+                _record(self.group, key, headers, topic, state, attempt, at_ms, exception_type, reason)
+            )
         cutoff = _now_ms() - int(PROCESSING_AFTER_S * 1000)
         forgotten = cutoff - 3_600_000  # a message whose partition was lost mid-handler: never reported
+        shown = self._shown
         for key, running in list(self._running.items()):
-            msg, topic, attempt, at_ms = running
+            headers, topic, attempt, at_ms = running
             if at_ms < forgotten:
                 self._running.pop(key, None)
                 continue
-            if at_ms > cutoff or self._shown.get(key) == (attempt, at_ms):
+            seen = shown.get(key)
+            if seen == (attempt, at_ms):  # "processing" written
                 continue
-            self._shown[key] = (attempt, at_ms)
-            self._enqueue(_record(self.group, key, msg, topic, "processing", attempt, at_ms + 1))
+            if at_ms <= cutoff:
+                shown[key] = (attempt, at_ms)
+                self._enqueue(_record(self.group, key, headers, topic, "processing", attempt, at_ms + 1))
+            elif attempt == 1 and seen != (0, at_ms) and _has(headers, _REPLAYED_AT):
+                shown[key] = (0, at_ms)  # "replayed" written
+                self._enqueue(_record(self.group, key, headers, topic, "replayed", 1, at_ms))
         for key in [k for k in self._shown if k not in self._running]:
             del self._shown[key]
 
@@ -346,7 +359,7 @@ class StatusRecorder:
 def _record(
     group: str,
     key: str,
-    msg: Message,
+    headers: Any,
     topic: str,
     state: State,
     attempt: int,
@@ -356,8 +369,7 @@ def _record(
 ) -> EventStatus:
     batch_id: str | None = None
     replayed_at: int | None = None
-    pairs: Any = msg.headers() or ()  # a consumed message's headers: a list of (name, value)
-    for name, value in pairs:
+    for name, value in headers or ():  # a consumed message's headers: a list of (name, value)
         if name == _BATCH_ID and value is not None and batch_id is None:
             batch_id = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         elif name == _REPLAYED_AT and value is not None and replayed_at is None:

@@ -27,8 +27,9 @@ class FakeMessage:
 
 
 class FakeContext:
-    def __init__(self, key: str, attempt: int = 1) -> None:
+    def __init__(self, msg: FakeMessage, key: str, attempt: int = 1) -> None:
         self.idempotency_key, self.attempt, self.topic = key, attempt, "orders"
+        self.headers = msg.headers()
 
 
 def _state(store: MemoryStatusStore, key: str) -> str | None:
@@ -43,14 +44,14 @@ def test_outcomes_become_states(monkeypatch: pytest.MonkeyPatch) -> None:
     never = threading.Event()
     try:
         quick: Any = FakeMessage([(h.IDEMPOTENCY_KEY, b"quick")])
-        recorder.started(quick, FakeContext("quick"))  # type: ignore[arg-type]
-        recorder.handled(quick, FakeContext("quick"), never)  # type: ignore[arg-type]
+        recorder.started(quick, FakeContext(quick, "quick"))  # type: ignore[arg-type]
+        recorder.handled(quick, FakeContext(quick, "quick"), never)  # type: ignore[arg-type]
         wait_until(lambda: _state(store, "quick") == "handled", timeout=5, message="quick handled")
 
         slow: Any = FakeMessage([])
-        recorder.started(slow, FakeContext("slow"))  # type: ignore[arg-type]
+        recorder.started(slow, FakeContext(slow, "slow"))  # type: ignore[arg-type]
         wait_until(lambda: _state(store, "slow") == "processing", timeout=5, message="a long handler shows")
-        recorder.retrying(slow, FakeContext("slow"), "1s", 1, 123, TimeoutError("x"))  # type: ignore[arg-type]
+        recorder.retrying(slow, FakeContext(slow, "slow"), "1s", 1, 123, TimeoutError("x"))  # type: ignore[arg-type]
         wait_until(lambda: _state(store, "slow") == "retrying", timeout=5, message="retrying")
         [record] = store.events("slow")
         assert (record.tier, record.attempt, record.due_ms, record.exception_type) == (
@@ -62,9 +63,9 @@ def test_outcomes_become_states(monkeypatch: pytest.MonkeyPatch) -> None:
 
         copy: Any = FakeMessage([(h.REPLAYED_AT, b"1")])
         monkeypatch.setattr(rec, "PROCESSING_AFTER_S", 60.0)
-        recorder.started(copy, FakeContext("copy"))  # type: ignore[arg-type]
+        recorder.started(copy, FakeContext(copy, "copy"))  # type: ignore[arg-type]
         wait_until(lambda: _state(store, "copy") == "replayed", timeout=5, message="a replayed copy shows")
-        recorder.dead_lettered(copy, FakeContext("copy"), ValueError("no"), "fatal", never)  # type: ignore[arg-type]
+        recorder.dead_lettered(copy, FakeContext(copy, "copy"), ValueError("no"), "fatal", never)  # type: ignore[arg-type]
         wait_until(lambda: _state(store, "copy") == "dead_lettered", timeout=5, message="dead-lettered")
         assert store.events("copy")[0].replayed_at_ms == 1
     finally:
@@ -77,11 +78,11 @@ def test_batch_members_are_counted_before_the_call_returns() -> None:
     never = threading.Event()
     members = [FakeMessage([(h.BATCH_ID, b"b1"), (h.BATCH_SIZE, b"2")]) for _ in range(2)]
     try:
-        recorder.handled(members[0], FakeContext("m0"), never)  # type: ignore[arg-type]
-        recorder.duplicate(members[0], FakeContext("m0"), never)  # type: ignore[arg-type]
+        recorder.handled(members[0], FakeContext(members[0], "m0"), never)  # type: ignore[arg-type]
+        recorder.duplicate(members[0], FakeContext(members[0], "m0"), never)  # type: ignore[arg-type]
         [progress] = store.batches("b1")
         assert (progress.handled, progress.pending) == (1, 1)
-        recorder.dead_lettered(members[1], FakeContext("m1"), ValueError("x"), "fatal", never)  # type: ignore[arg-type]
+        recorder.dead_lettered(members[1], FakeContext(members[1], "m1"), ValueError("x"), "fatal", never)  # type: ignore[arg-type]
         [progress] = store.batches("b1")
         assert (progress.finished, progress.dead_lettered) == (True, 1)
         assert progress.announced_ms == 0  # no topology names a BatchCompleted topic: status only
