@@ -102,10 +102,9 @@ class MessageContext:
     @property
     def headers(self) -> Headers:
         """The message's headers, in order (the same list on every call: do not change it)."""
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = self._msg.headers() or []  # type: ignore[assignment]
-        return headers
+        if self._headers is None:
+            self._headers = self._msg.headers() or []  # type: ignore[assignment]
+        return self._headers  # type: ignore[return-value]
 
     @property
     def timestamp_ms(self) -> int:

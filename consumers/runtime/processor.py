@@ -528,7 +528,7 @@ class Processor:
             provenance=provenance,
             event_id=getattr(event, "event_id", None),
             outbox=self.outbox,
-            headers=headers or [],
+            headers=headers or [],  # type: ignore[arg-type]  # a consumed message: a list of pairs
         )
 
     def _idempotency_key(
