@@ -14,50 +14,86 @@ from kep.consumers.idempotency._connections import ThreadConnections
 from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, open_file
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key, digest
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS kep_idempotency (
+# Completed keys, kept for the TTL: a big table whose keys are random, so every write dirties a page of its
+# own (written whole to the write-ahead log). Claims, which live only while a message is in flight, have a
+# small table of their own that stays in the page cache: a key costs one write to the big table, not two.
+# (Files written before kep kept claims in the big table too: such a row, owner not '', still counts as a
+# claim until it expires.)
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS kep_idempotency (
     namespace  TEXT NOT NULL,
     key        TEXT NOT NULL,
     owner      TEXT NOT NULL,            -- '' once done
-    expires_at REAL NOT NULL,            -- lease end while claimed, TTL end once done (unix seconds)
+    expires_at REAL NOT NULL,            -- TTL end once done (unix seconds)
     PRIMARY KEY (namespace, key)
-) WITHOUT ROWID
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS kep_idempotency_claim (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_at REAL NOT NULL,            -- lease end (unix seconds)
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID""",
+)
+# The key's state in both tables: (done row owner, its expiry, claim owner, its expiry); NULLs where absent.
+_STATE = """
+SELECT d.owner, d.expires_at, c.owner, c.expires_at FROM (SELECT 1) AS one
+LEFT JOIN kep_idempotency AS d ON d.namespace = ?1 AND d.key = ?2
+LEFT JOIN kep_idempotency_claim AS c ON c.namespace = ?1 AND c.key = ?2
 """
-# Take the key when it is absent, expired, or already claimed by us; otherwise leave it and return nothing.
 _CLAIM = """
-INSERT INTO kep_idempotency (namespace, key, owner, expires_at) VALUES (?, ?, ?, ?)
+INSERT INTO kep_idempotency_claim (namespace, key, owner, expires_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (namespace, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-WHERE kep_idempotency.expires_at <= ? OR kep_idempotency.owner = excluded.owner
-RETURNING owner
 """
-_STATE = "SELECT owner FROM kep_idempotency WHERE namespace = ? AND key = ?"
 _COMPLETE = """
 INSERT INTO kep_idempotency (namespace, key, owner, expires_at) VALUES (?, ?, '', ?)
 ON CONFLICT (namespace, key) DO UPDATE SET owner = '', expires_at = excluded.expires_at
 """
-_COMPLETE_IF_OURS = """
-UPDATE kep_idempotency SET owner = '', expires_at = ? WHERE namespace = ? AND key = ? AND owner = ?
-"""
-_RELEASE = "DELETE FROM kep_idempotency WHERE namespace = ? AND key = ? AND owner = ?"
-_PURGE = "DELETE FROM kep_idempotency WHERE expires_at <= ?"
+_UNCLAIM = "DELETE FROM kep_idempotency_claim WHERE namespace = ? AND key = ?"
+_RELEASE = (
+    "DELETE FROM kep_idempotency_claim WHERE namespace = ? AND key = ? AND owner = ?",
+    "DELETE FROM kep_idempotency WHERE namespace = ? AND key = ? AND owner = ?",  # an older file's claim
+)
+_PURGE = (
+    "DELETE FROM kep_idempotency WHERE expires_at <= ?",
+    "DELETE FROM kep_idempotency_claim WHERE expires_at <= ?",
+)
 # Batches: a few statements for any number of keys (given as a JSON array of digests). Each statement is one
 # call into SQLite, so a batch releases and retakes the GIL a few times, not once or twice per key.
-_EXISTING_MANY = """
-SELECT key, owner, expires_at FROM kep_idempotency
-WHERE namespace = ? AND key IN (SELECT value FROM json_each(?))
+_STATE_MANY = """
+SELECT j.value, d.owner, d.expires_at, c.owner, c.expires_at FROM json_each(?2) AS j
+LEFT JOIN kep_idempotency AS d ON d.namespace = ?1 AND d.key = j.value
+LEFT JOIN kep_idempotency_claim AS c ON c.namespace = ?1 AND c.key = j.value
 """
 _CLAIM_MANY = """
-INSERT INTO kep_idempotency (namespace, key, owner, expires_at) SELECT ?, value, ?, ? FROM json_each(?) WHERE true
+INSERT INTO kep_idempotency_claim (namespace, key, owner, expires_at) SELECT ?, value, ?, ? FROM json_each(?) WHERE true
 ON CONFLICT (namespace, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-WHERE kep_idempotency.expires_at <= ? OR kep_idempotency.owner = excluded.owner
 """
 _COMPLETE_MANY = """
 INSERT INTO kep_idempotency (namespace, key, owner, expires_at) SELECT ?, value, '', ? FROM json_each(?) WHERE true
 ON CONFLICT (namespace, key) DO UPDATE SET owner = '', expires_at = excluded.expires_at
 """
-_RELEASE_MANY = """
-DELETE FROM kep_idempotency WHERE namespace = ? AND owner = ? AND key IN (SELECT value FROM json_each(?))
+_UNCLAIM_MANY = """
+DELETE FROM kep_idempotency_claim WHERE namespace = ? AND key IN (SELECT value FROM json_each(?))
 """
+_RELEASE_MANY = (
+    "DELETE FROM kep_idempotency_claim WHERE namespace = ? AND owner = ? AND key IN (SELECT value FROM json_each(?))",
+    "DELETE FROM kep_idempotency WHERE namespace = ? AND owner = ? AND key IN (SELECT value FROM json_each(?))",
+)
+
+
+def _decide(owner: str, row: Sequence[object], now: float) -> ClaimState:
+    """What a claim by ``owner`` finds, from the key's ``_STATE`` row: DONE, BUSY (another owner's live
+    claim) or NEW (absent, expired, or ours already)."""
+    done_owner, done_expires, claim_owner, claim_expires = row
+    if done_owner is not None and done_expires > now:  # type: ignore[operator]
+        if done_owner == "":
+            return ClaimState.DONE
+        if done_owner != owner:  # an older file's claim, kept in the big table
+            return ClaimState.BUSY
+    if claim_owner is not None and claim_expires > now and claim_owner != owner:  # type: ignore[operator]
+        return ClaimState.BUSY
+    return ClaimState.NEW
 
 
 _JSON = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in from SQLite 3.38 on
@@ -82,8 +118,12 @@ class SqliteStore(IdempotencyStore):
         )
         try:
             conn = self._conn()
-            conn.execute(_SCHEMA)
-            conn.execute(_PURGE, (time.time(),))
+            now = time.time()
+            with self._writing:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                for statement in _PURGE:
+                    conn.execute(statement, (now,))
         except (OSError, sqlite3.Error) as exc:
             self.close()
             raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
@@ -96,37 +136,24 @@ class SqliteStore(IdempotencyStore):
 
     def claim(self, key: Key) -> ClaimState:
         name = digest(key)
-        while True:
+        with self._batch() as conn:  # read and claim in one write transaction: nothing changes in between
             now = time.time()
-            try:
-                conn = self._conn()
-                with self._writing:
-                    row = conn.execute(
-                        _CLAIM, (self.namespace, name, self.owner, now + self.lease_s, now)
-                    ).fetchone()
-                if row is not None:
-                    return ClaimState.NEW
-                state = conn.execute(_STATE, (self.namespace, name)).fetchone()
-            except sqlite3.Error as exc:
-                raise self._error(exc) from exc
-            if state is not None:  # None: released between the two statements, try again
-                return ClaimState.DONE if state[0] == "" else ClaimState.BUSY
+            found = _decide(self.owner, conn.execute(_STATE, (self.namespace, name)).fetchone(), now)
+            if found is ClaimState.NEW:
+                conn.execute(_CLAIM, (self.namespace, name, self.owner, now + self.lease_s))
+        return found
 
     def complete(self, key: Key) -> None:
-        try:
-            conn = self._conn()
-            with self._writing:
-                conn.execute(_COMPLETE, (self.namespace, digest(key), time.time() + self.ttl_s))
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
+        name = digest(key)
+        with self._batch() as conn:
+            conn.execute(_COMPLETE, (self.namespace, name, time.time() + self.ttl_s))
+            conn.execute(_UNCLAIM, (self.namespace, name))
 
     def release(self, key: Key) -> None:
-        try:
-            conn = self._conn()
-            with self._writing:
-                conn.execute(_RELEASE, (self.namespace, digest(key), self.owner))
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
+        name = digest(key)
+        with self._batch() as conn:
+            for statement in _RELEASE:
+                conn.execute(statement, (self.namespace, name, self.owner))
 
     # -- batches: one write transaction for all the keys ---------------------------------------------------------
     @property
@@ -135,31 +162,28 @@ class SqliteStore(IdempotencyStore):
 
     def claim_many(self, keys: Sequence[Key]) -> list[ClaimState]:
         names = [digest(key) for key in keys]
-        listed = json.dumps(names)
-        now = time.time()
-        with self._batch() as conn:  # the write lock is held: nothing changes between the two statements
-            existing = {
-                row[0]: (row[1], row[2]) for row in conn.execute(_EXISTING_MANY, (self.namespace, listed))
+        with self._batch() as conn:  # the write lock is held: nothing changes between the statements
+            now = time.time()
+            found = {
+                row[0]: _decide(self.owner, row[1:], now)
+                for row in conn.execute(_STATE_MANY, (self.namespace, json.dumps(names)))
             }
-            conn.execute(_CLAIM_MANY, (self.namespace, self.owner, now + self.lease_s, listed, now))
-        answers: list[ClaimState] = []
-        for name in names:  # what _CLAIM decided for each key, from the rows it found
-            found = existing.get(name)
-            if found is None or found[1] <= now or found[0] == self.owner:
-                answers.append(ClaimState.NEW)
-            else:
-                answers.append(ClaimState.DONE if found[0] == "" else ClaimState.BUSY)
-        return answers
+            new = [name for name, state in found.items() if state is ClaimState.NEW]
+            if new:
+                conn.execute(_CLAIM_MANY, (self.namespace, self.owner, now + self.lease_s, json.dumps(new)))
+        return [found[name] for name in names]
 
     def complete_many(self, keys: Sequence[Key]) -> None:
         listed = json.dumps([digest(key) for key in keys])
         with self._batch() as conn:
             conn.execute(_COMPLETE_MANY, (self.namespace, time.time() + self.ttl_s, listed))
+            conn.execute(_UNCLAIM_MANY, (self.namespace, listed))
 
     def release_many(self, keys: Sequence[Key]) -> None:
         listed = json.dumps([digest(key) for key in keys])
         with self._batch() as conn:
-            conn.execute(_RELEASE_MANY, (self.namespace, self.owner, listed))
+            for statement in _RELEASE_MANY:
+                conn.execute(statement, (self.namespace, self.owner, listed))
 
     @contextmanager
     def _batch(self) -> Iterator[sqlite3.Connection]:
@@ -198,12 +222,15 @@ class SqliteStore(IdempotencyStore):
                 self._rollback(conn)
                 raise
             try:
-                cur = conn.execute(
-                    _COMPLETE_IF_OURS, (time.time() + self.ttl_s, self.namespace, name, self.owner)
-                )
-                if cur.rowcount != 1:
+                now = time.time()
+                row = conn.execute(_STATE, (self.namespace, name)).fetchone()
+                if (
+                    row[2] != self.owner
+                ):  # the claim is not ours (any more): released, or taken after its lease
                     self._rollback(conn)
-                    raise self._not_ours(conn, name)
+                    raise self._not_ours(row, now)
+                conn.execute(_COMPLETE, (self.namespace, name, now + self.ttl_s))
+                conn.execute(_UNCLAIM, (self.namespace, name))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(conn)
@@ -216,12 +243,8 @@ class SqliteStore(IdempotencyStore):
             except sqlite3.Error:  # nothing was committed either way
                 pass
 
-    def _not_ours(self, conn: sqlite3.Connection, name: str) -> Exception:
-        try:
-            state = conn.execute(_STATE, (self.namespace, name)).fetchone()
-        except sqlite3.Error as exc:
-            return self._error(exc)
-        if state is not None and state[0] == "":
+    def _not_ours(self, row: Sequence[object], now: float) -> Exception:
+        if row[0] == "" and row[1] > now:  # type: ignore[operator]
             return AlreadyCompletedError("the idempotency key was completed meanwhile")
         return IdempotencyStoreError(
             f"sqlite idempotency store {self.path}: this worker's claim was lost (its lease expired)"

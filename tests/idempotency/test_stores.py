@@ -18,6 +18,7 @@ from kep.consumers.idempotency import (
     MemoryStore,
     open_store,
 )
+from kep.consumers.idempotency.base import digest
 from tests.support.services import require_postgres, require_redis
 from tests.support.wait import wait_until
 
@@ -327,3 +328,51 @@ def test_the_shared_stores_batch_and_take_any_key_bytes(make_store: StoreFactory
     store.complete_many(odd)
     assert [store.claim(k) for k in odd] == [ClaimState.DONE] * 4
     assert store.batches is (not isinstance(store, MemoryStore))
+
+
+@pytest.mark.unit
+def test_sqlite_keeps_claims_apart_from_completed_keys(tmp_path: Path) -> None:
+    """A key is written once to the big table of completed keys (random pages): its claim lives in the small
+    claim table and is gone once the key completes, one by one or in batches."""
+    path = tmp_path / "idem.db"
+    store = open_store(f"sqlite:///{path}", "ns", ttl_s=3600, lease_s=30)
+    db = sqlite3.connect(path)
+
+    def rows(table: str) -> int:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 - a test's own names
+
+    try:
+        assert store.claim("one") is ClaimState.NEW
+        assert store.claim_many(["two", "three"]) == [ClaimState.NEW, ClaimState.NEW]
+        assert (rows("kep_idempotency_claim"), rows("kep_idempotency")) == (3, 0)
+        store.complete("one")
+        store.complete_many(["two", "three"])
+        assert (rows("kep_idempotency_claim"), rows("kep_idempotency")) == (0, 3)
+        assert store.claim_many(["one", "two", "four"]) == [ClaimState.DONE, ClaimState.DONE, ClaimState.NEW]
+        store.release_many(["four"])
+        assert rows("kep_idempotency_claim") == 0
+    finally:
+        db.close()
+        store.close()
+
+
+@pytest.mark.unit
+def test_sqlite_claims_an_older_kep_left_in_the_big_table_still_count(tmp_path: Path) -> None:
+    path = tmp_path / "idem.db"
+    store = open_store(f"sqlite:///{path}", "ns", ttl_s=3600, lease_s=30)
+
+    with sqlite3.connect(path) as db:  # as an earlier kep wrote them: a live claim and an expired one
+        db.execute(
+            "INSERT INTO kep_idempotency VALUES ('ns', ?, 'gone-worker', ?)",
+            (digest("live"), time.time() + 60),
+        )
+        db.execute(
+            "INSERT INTO kep_idempotency VALUES ('ns', ?, 'gone-worker', ?)", (digest("old"), time.time() - 1)
+        )
+    try:
+        assert store.claim("live") is ClaimState.BUSY
+        assert store.claim_many(["live", "old"]) == [ClaimState.BUSY, ClaimState.NEW]
+        store.complete("old")
+        assert store.claim("old") is ClaimState.DONE
+    finally:
+        store.close()
