@@ -224,9 +224,7 @@ class SqliteStore(IdempotencyStore):
             try:
                 now = time.time()
                 row = conn.execute(_STATE, (self.namespace, name)).fetchone()
-                if (
-                    row[2] != self.owner
-                ):  # the claim is not ours (any more): released, or taken after its lease
+                if row[2] != self.owner:  # not ours (any more): released, or taken once its lease ended
                     self._rollback(conn)
                     raise self._not_ours(row, now)
                 conn.execute(_COMPLETE, (self.namespace, name, now + self.ttl_s))

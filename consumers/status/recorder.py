@@ -108,12 +108,9 @@ class StatusRecorder:
         self._running[ctx.idempotency_key] = (ctx.headers, ctx.topic, ctx.attempt, _now_ms())
 
     def handled(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
-        key = ctx.idempotency_key
-        self._running.pop(key, None)
-        headers = ctx.headers
-        self._pending.append((key, headers, ctx.topic, "handled", ctx.attempt, None, None, _now_ms()))
-        if _has(headers, _BATCH_ID):
-            self._count(msg, key, "handled", cancelled)
+        self._final(
+            msg, ctx.idempotency_key, ctx.topic, "handled", ctx.attempt, None, None, cancelled, ctx.headers
+        )
 
     def duplicate(self, msg: Message, ctx: MessageContext, cancelled: Cancelled) -> None:
         # Only batches care: the member may have been handled by a worker that died before counting it.
@@ -175,9 +172,12 @@ class StatusRecorder:
         exception_type: str | None,
         reason: str | None,
         cancelled: Cancelled,
+        headers: Any = None,
     ) -> None:
+        """``headers``: the message's, when the caller has them already (else read from ``msg``)."""
+        if headers is None:
+            headers = msg.headers()
         self._running.pop(key, None)
-        headers = msg.headers()
         self._pending.append((key, headers, topic, state, attempt, exception_type, reason, _now_ms()))
         if _has(headers, _BATCH_ID):
             self._count(msg, key, "handled" if state == "handled" else "dead_lettered", cancelled)
