@@ -60,12 +60,14 @@ def counts_after(old: str | None, new: MemberState) -> tuple[int, int]:
 
 
 class MemoryStatusStore(StatusStore):
-    """Not shared between processes and without expiry: for tests and single-process use."""
+    """Not shared between processes and without expiry: for tests and single-process use. Bounded like the
+    memory idempotency store: past ``max_events`` event states, the oldest tenth is forgotten."""
 
-    def __init__(self, *, ttl_s: float) -> None:
+    def __init__(self, *, ttl_s: float, max_events: int = 1_000_000) -> None:
         super().__init__(ttl_s=ttl_s)
         self._lock = threading.Lock()
-        self._events: dict[tuple[str, str], EventStatus] = {}
+        self._max_events = max_events
+        self._events: dict[tuple[str, str], EventStatus] = {}  # oldest first
         self._batches: dict[tuple[str, str], BatchProgress] = {}
         self._members: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -76,6 +78,10 @@ class MemoryStatusStore(StatusStore):
                 known = self._events.get(key)
                 if known is None or record.at_ms >= known.at_ms:
                     self._events[key] = record
+            excess = len(self._events) - self._max_events
+            if excess > 0:
+                for key in list(self._events)[: max(excess, self._max_events // 10)]:
+                    del self._events[key]
 
     def events(self, event_id: str) -> list[EventStatus]:
         with self._lock:

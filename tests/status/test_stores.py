@@ -100,3 +100,15 @@ def test_unknown_schemes_are_refused_without_credentials() -> None:
     with pytest.raises(ConfigError, match="unknown scheme 'mysql'") as caught:
         open_status_store("mysql://user:secret@db/x")
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.unit
+def test_the_memory_status_store_is_bounded_and_forgets_the_oldest() -> None:
+    from kep.consumers.status.store import MemoryStatusStore
+
+    store = MemoryStatusStore(ttl_s=60, max_events=100)
+    for batch in range(10):
+        store.put_events([EventStatus(f"e{batch * 50 + i}", "g", "handled", i, "orders") for i in range(50)])
+    kept = [f"e{i}" for i in range(500) if store.events(f"e{i}")]
+    assert 0 < len(kept) <= 100
+    assert kept[-1] == "e499" and not store.events("e0")
