@@ -153,7 +153,8 @@ class StatusRecorder:
             return
         state: State = "dropped" if dropped else "dead_lettered"
         attempt = ctx.attempt if ctx is not None else 1
-        self._final(msg, key, topic, state, attempt, exception_name(exc), reason, cancelled)
+        headers = ctx.headers if ctx is not None else None
+        self._final(msg, key, topic, state, attempt, exception_name(exc), reason, cancelled, headers)
 
     # -- internals ----------------------------------------------------------------------------------------
     def _identity(self, msg: Message, ctx: MessageContext | None) -> tuple[str | None, str]:

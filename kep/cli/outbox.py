@@ -179,11 +179,11 @@ def ls_command(
         for id_, event_id, topic, key, age in oldest
     ]
     topics = [{"topic": t, "unsent": n, "oldest_age_s": round(age, 3)} for t, n, age in by_topic]
-    if as_json:
-        print_json({"table": outbox.table, "unsent": sum(n for _, n, _ in by_topic), "sent_kept": kept,
-                    "topics": topics, "oldest_unsent": rows})  # fmt: skip
-        return
     unsent = sum(n for _, n, _ in by_topic)
+    if as_json:
+        print_json({"table": outbox.table, "unsent": unsent, "sent_kept": kept, "topics": topics,
+                    "oldest_unsent": rows})  # fmt: skip
+        return
     console.print(
         plain(f"{outbox.table} in {database.where}: {unsent:,} unsent, {kept:,} sent and kept as history")
     )

@@ -150,16 +150,9 @@ class OutboxTable:
         return done
 
     def backlog(self, conn: Any) -> tuple[int, float | None]:
-        """``(unsent rows, age in seconds of the oldest)``; the age by the database clock on PostgreSQL."""
-        if self.dialect == "sqlite":
-            row = conn.execute(self._sql("SELECT count(*), min(created_at) FROM {t} WHERE sent_at IS NULL"))
-            count, oldest = row.fetchone()
-            return int(count), None if oldest is None else max(0.0, time.time() - float(oldest))
+        """``(unsent rows, age in seconds of the oldest)``, by the database's clock."""
         row = conn.execute(
-            self._sql(
-                "SELECT count(*), extract(epoch FROM clock_timestamp()) - min(created_at) FROM {t} "
-                "WHERE sent_at IS NULL"
-            )
+            self._sql(f"SELECT count(*), {self._now} - min(created_at) FROM {{t}} WHERE sent_at IS NULL")
         )
         count, age = row.fetchone()
         return int(count), None if age is None else max(0.0, float(age))
