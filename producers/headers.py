@@ -64,7 +64,8 @@ HeaderList = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
 
 
 def _first(headers: HeaderList, name: str) -> HeaderValue:
-    if isinstance(headers, Mapping):
+    # a consumed message's headers are a list: tested first, as an ABC check costs a call on every read
+    if type(headers) is not list and isinstance(headers, Mapping):
         return headers.get(name)
     for key, value in headers:
         if key == name:

@@ -37,8 +37,11 @@ from kep.consumers.runtime.partition import PartitionState
 
 log = structlog.get_logger(__name__)
 
-FLUSH_EVERY = 200
-"""Completions held at most before they are written (and their offsets finished)."""
+FLUSH_EVERY = 1000
+"""Completions held at most before they are written (and their offsets finished): as many as a lane batch holds
+(``worker.MERGED_BATCH``). In SQLite, where each completed key dirties a page of a big table and every dirty page
+is written whole to the log, 1,000 keys a transaction cost about a third less per key than 200 (measured on a
+table of 200,000 keys); ``FLUSH_AFTER_S`` keeps the wait short when messages come slowly."""
 FLUSH_AFTER_S = 0.05
 """How long the oldest held completion waits at most for more to join it (checked as messages finish)."""
 _BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)

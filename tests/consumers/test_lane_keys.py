@@ -25,10 +25,12 @@ from kep.consumers.metrics import WorkerMetrics
 from kep.consumers.retry.classify import ErrorClassifier
 from kep.consumers.retry.policy import RetryPolicy
 from kep.consumers.retry.router import Router
+from kep.consumers.runtime import lane_keys
 from kep.consumers.runtime.async_runner import AsyncRunner
 from kep.consumers.runtime.partition import PartitionState
 from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.settle import Settler
+from kep.consumers.runtime.worker import MERGED_BATCH
 from kep.producers import headers as h
 from kep.schemas.codec import codec_for
 from kep.topology.model import ConsumerGroupSpec, RetrySpec
@@ -125,6 +127,21 @@ def test_a_batch_claims_once_completes_once_and_runs_a_repeated_key_once(tmp_pat
     other = SqliteStore(tmp_path / "idem.db", "g", ttl_s=3600, lease_s=60)
     assert other.claim_many(ids) == [ClaimState.DONE] * len(ids)  # completed before the offsets finished
     other.close()
+    processor.close()
+
+
+def test_a_full_lane_batch_completes_its_keys_in_one_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lane batch as big as merging makes it completes every key in one store call (one SQLite transaction:
+    each rewrites the pages its keys touch), when its handlers are quicker than ``FLUSH_AFTER_S``."""
+    monkeypatch.setattr(lane_keys, "FLUSH_AFTER_S", 3600.0)  # this test is about the count, not the clock
+    processor, store = build(tmp_path, lambda event, ctx: None)
+    msgs = messages([str(uuid.uuid4()) for _ in range(MERGED_BATCH)])
+    state = partition(msgs)
+    processor((state, msgs))
+    assert state.tracker.processed == len(msgs)
+    assert store.calls.count("complete_many") == 1
     processor.close()
 
 

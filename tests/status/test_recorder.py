@@ -88,3 +88,30 @@ def test_batch_members_are_counted_before_the_call_returns() -> None:
         assert progress.announced_ms == 0  # no topology names a BatchCompleted topic: status only
     finally:
         recorder.close()
+
+
+class _CountingStore(MemoryStatusStore):
+    def __init__(self) -> None:
+        super().__init__(ttl_s=60)
+        self.calls: list[int] = []
+
+    def put_events(self, records: Any) -> None:
+        self.calls.append(len(records))
+        super().put_events(records)
+
+
+def test_a_backlog_is_written_in_few_calls() -> None:
+    """What came in between two flushes goes to the store in one call (one SQLite transaction), not in calls of
+    a few hundred: each call rewrites the pages its rows touch."""
+    store = _CountingStore()
+    recorder = rec.StatusRecorder(store, "g", flush_interval_s=3600)
+    never = threading.Event()
+    try:
+        for i in range(3000):
+            msg: Any = FakeMessage([])
+            recorder.handled(msg, FakeContext(msg, f"k{i}"), never)  # type: ignore[arg-type]
+        recorder.flush()
+        assert sum(store.calls) == 3000
+        assert store.calls == [3000]
+    finally:
+        recorder.close()
