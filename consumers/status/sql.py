@@ -1,8 +1,15 @@
-"""The status store on SQLite or PostgreSQL: three tables beside ``kep_idempotency``, same database.
+"""The status store on SQLite or PostgreSQL: three tables beside ``kep_idempotency``.
 
 One statement set for both (``?`` placeholders are rewritten to ``%s`` for psycopg). Batch counters move in
 one transaction with the member's row, so a member recorded twice (a redelivery, two replicas after a
 rebalance) counts once.
+
+On PostgreSQL all three live in the idempotency store's database. On SQLite the batch tables do too, but event
+states (a row per event, written in batches of thousands by a background thread) have a file of their own
+beside it (``<name>-status<suffix>``, see :func:`events_path`): SQLite has one writer per file, and a lane
+waiting for the idempotency file's lock behind a status write of thousands of rows (tens of milliseconds) is a
+message waiting that long. States written into the idempotency file by an earlier kep are still read and expire
+there.
 """
 
 from __future__ import annotations
@@ -62,11 +69,18 @@ _BATCHES = f"SELECT {_PROGRESS_COLUMNS} FROM kep_batch WHERE batch_id = ? AND ex
 _DEAD = """SELECT event_id FROM kep_batch_member WHERE batch_id = ? AND grp = ? AND state = 'dead_lettered'
 ORDER BY event_id"""
 _ANNOUNCED = "UPDATE kep_batch SET announced_ms = ? WHERE batch_id = ? AND grp = ?"
+_HAS_EVENTS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kep_event_status'"
 _PURGE = (
     "DELETE FROM kep_event_status WHERE expires_at <= ?",
     "DELETE FROM kep_batch WHERE expires_at <= ?",
     "DELETE FROM kep_batch_member WHERE expires_at <= ?",
 )
+
+
+def events_path(path: Path) -> Path:
+    """Where event states of the SQLite store at ``path`` are kept: ``.kep/idempotency.db`` ->
+    ``.kep/idempotency-status.db``."""
+    return path.with_name(f"{path.stem}-status{path.suffix}")
 
 
 def _progress(row: Sequence[Any]) -> BatchProgress:
@@ -81,7 +95,8 @@ class SqlStatusStore(StatusStore):
         self.dialect = dialect
         self._where = str(target).split("@")[-1]  # never show credentials
         self._writing: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        self._file: SqliteFile | None = None
+        self._files: list[SqliteFile] = []
+        self._legacy_events = False  # event states an earlier kep wrote into the idempotency file (SQLite)
         if dialect == "sqlite":
             self._errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
             path = Path(target)
@@ -89,9 +104,15 @@ class SqlStatusStore(StatusStore):
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise IdempotencyStoreError(f"sqlite status store {self._where}: {exc}") from exc
-            file = self._file = open_file(path)  # shared with the idempotency store of the same file
+            file = open_file(path)  # shared with the idempotency store of the same file
+            events = open_file(events_path(path))
+            self._files = [file, events]
             self._writing = file.lock
             self._conns: ThreadConnections[Any] = ThreadConnections(file.connect, lambda c: c.close())
+            self._events_writing: contextlib.AbstractContextManager[Any] = events.lock
+            self._events_conns: ThreadConnections[Any] = ThreadConnections(
+                events.connect, lambda c: c.close()
+            )
         else:
             try:
                 import psycopg
@@ -104,30 +125,39 @@ class SqlStatusStore(StatusStore):
             self._conns = ThreadConnections(
                 lambda: psycopg.connect(dsn, autocommit=True, connect_timeout=5), lambda c: c.close()
             )
+            self._events_writing, self._events_conns = self._writing, self._conns
         now = time.time()
         with self._cursor(transaction=True) as run:
             if dialect != "sqlite":  # replicas starting together must not race on CREATE TABLE
                 run("SELECT pg_advisory_xact_lock(7270012)")
-            for statement in _SCHEMA:
+            else:
+                self._legacy_events = bool(run(_HAS_EVENTS_TABLE).fetchone())
+            for statement in _SCHEMA[1:] if dialect == "sqlite" else _SCHEMA:
                 run(statement)
-            for statement in _PURGE:
+            for statement in _PURGE if dialect != "sqlite" or self._legacy_events else _PURGE[1:]:
                 run(statement, (now,))
+        if dialect == "sqlite":
+            with self._cursor(transaction=True, events=True) as run:
+                run(_SCHEMA[0])
+                run(_PURGE[0], (now,))
 
     def _sql(self, statement: str) -> str:
         return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
 
     @contextmanager
-    def _cursor(self, *, transaction: bool = False) -> Iterator[Callable[..., Any]]:
+    def _cursor(self, *, transaction: bool = False, events: bool = False) -> Iterator[Callable[..., Any]]:
         """``run(sql, params)``, optionally inside one transaction; store errors become
-        ``IdempotencyStoreError`` naming the store."""
-        with self._writing if transaction else contextlib.nullcontext():
-            with self._run(transaction) as run:
+        ``IdempotencyStoreError`` naming the store. ``events``: on the event states' database (SQLite: their
+        own file)."""
+        writing = self._events_writing if events else self._writing
+        with writing if transaction else contextlib.nullcontext():
+            with self._run(transaction, self._events_conns if events else self._conns) as run:
                 yield run
 
     @contextmanager
-    def _run(self, transaction: bool) -> Iterator[Callable[..., Any]]:
+    def _run(self, transaction: bool, conns: ThreadConnections[Any]) -> Iterator[Callable[..., Any]]:
         try:
-            conn = self._conns.get(usable=lambda c: not getattr(c, "closed", False))
+            conn = conns.get(usable=lambda c: not getattr(c, "closed", False))
             if transaction and self.dialect == "sqlite":
                 conn.execute("BEGIN IMMEDIATE")
             tx = conn.transaction() if transaction and self.dialect != "sqlite" else None
@@ -146,7 +176,7 @@ class SqlStatusStore(StatusStore):
             elif transaction:
                 conn.execute("COMMIT")
         except self._errors as exc:
-            self._conns.forget()
+            conns.forget()
             raise IdempotencyStoreError(f"{self.dialect} status store {self._where}: {exc}") from exc
 
     def put_events(self, records: Sequence[EventStatus]) -> None:
@@ -156,17 +186,26 @@ class SqlStatusStore(StatusStore):
         rows = [(r.event_id, r.group, r.at_ms, expires, r.to_json().decode()) for r in records]
         if self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
             listed = orjson.dumps(rows).decode()
-            with self._cursor(transaction=True) as run:  # one call into SQLite for the lot
+            with self._cursor(transaction=True, events=True) as run:  # one call into SQLite for the lot
                 run(_PUT_EVENTS_JSON, (listed,))
             return
-        with self._cursor(transaction=True) as run:
+        with self._cursor(transaction=True, events=True) as run:
             for row in rows:
                 run(_PUT_EVENT, row)
 
     def events(self, event_id: str) -> list[EventStatus]:
-        with self._cursor() as run:
-            rows = run(_EVENTS, (event_id, time.time())).fetchall()
-        return [EventStatus.from_json(row[0]) for row in rows]
+        now = time.time()
+        with self._cursor(events=True) as run:
+            rows = run(_EVENTS, (event_id, now)).fetchall()
+        if self._legacy_events:  # an earlier kep's states, in the idempotency file: the newer record wins
+            with self._cursor() as run:
+                rows += run(_EVENTS, (event_id, now)).fetchall()
+        latest: dict[str, EventStatus] = {}
+        for record in (EventStatus.from_json(row[0]) for row in rows):
+            known = latest.get(record.group)
+            if known is None or record.at_ms >= known.at_ms:
+                latest[record.group] = record
+        return [latest[group] for group in sorted(latest)]
 
     def record_member(
         self, group: str, batch_id: str, total: int, event_id: str, state: MemberState, now_ms: int
@@ -199,6 +238,8 @@ class SqlStatusStore(StatusStore):
 
     def close(self) -> None:
         self._conns.close_all()
-        file, self._file = self._file, None
-        if file is not None:
+        if self._events_conns is not self._conns:
+            self._events_conns.close_all()
+        files, self._files = self._files, []
+        for file in files:
             close_file(file)

@@ -112,3 +112,73 @@ def test_the_memory_status_store_is_bounded_and_forgets_the_oldest() -> None:
     kept = [f"e{i}" for i in range(500) if store.events(f"e{i}")]
     assert 0 < len(kept) <= 100
     assert kept[-1] == "e499" and not store.events("e0")
+
+
+def test_sqlite_event_states_have_a_file_of_their_own(tmp_path: Path) -> None:
+    """A status write of thousands of rows holds its file's lock for tens of milliseconds: the lanes' claims and
+    completions, on the idempotency file, must not wait behind it."""
+    import sqlite3
+    import threading
+
+    from kep.consumers.idempotency.base import ClaimState
+    from kep.consumers.idempotency.sqlite import SqliteStore
+    from kep.consumers.status.sql import SqlStatusStore, events_path
+
+    path = tmp_path / "idempotency.db"
+    status = open_status_store(f"sqlite:///{path}", ttl_s=60)
+    keys = SqliteStore(path, "g", ttl_s=60, lease_s=30)
+    try:
+        status.put_events([EventStatus("e1", "g", "handled", 1, "orders")])
+        assert events_path(path) == tmp_path / "idempotency-status.db"
+        with sqlite3.connect(events_path(path)) as conn:
+            assert conn.execute("SELECT count(*) FROM kep_event_status").fetchone() == (1,)
+        with sqlite3.connect(path) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "kep_event_status" not in tables and "kep_batch" in tables
+        assert isinstance(status, SqlStatusStore)
+        held, done = threading.Event(), threading.Event()
+
+        def long_status_write() -> None:
+            with status._cursor(transaction=True, events=True):  # a status write in progress
+                held.set()
+                done.wait(30)
+
+        writer = threading.Thread(target=long_status_write)
+        writer.start()
+        try:
+            assert held.wait(10)
+            answers: list[ClaimState] = []
+            lane = threading.Thread(target=lambda: answers.extend(keys.claim_many(["k1", "k2"])))
+            lane.start()
+            lane.join(10)  # a deadline, not a pause: it returns as soon as the claims are stored
+            assert answers == [ClaimState.NEW, ClaimState.NEW], "a claim waited behind a status write"
+        finally:
+            done.set()
+            writer.join(10)
+    finally:
+        keys.close()
+        status.close()
+
+
+def test_sqlite_states_an_earlier_kep_wrote_beside_the_keys_are_still_read(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "idempotency.db"
+    old = EventStatus("e1", "billing", "retrying", 1000, "orders", tier="1s", due_ms=2000)
+    with sqlite3.connect(path) as conn:  # the table as kep kept it in the idempotency file before
+        conn.execute(
+            "CREATE TABLE kep_event_status (event_id TEXT NOT NULL, grp TEXT NOT NULL, at_ms BIGINT NOT NULL, "
+            "expires_at DOUBLE PRECISION NOT NULL, record TEXT NOT NULL, PRIMARY KEY (event_id, grp))"
+        )
+        conn.execute(
+            "INSERT INTO kep_event_status VALUES (?, ?, ?, ?, ?)",
+            ("e1", "billing", 1000, 4e9, old.to_json().decode()),
+        )
+    store = open_status_store(f"sqlite:///{path}", ttl_s=60)
+    try:
+        assert store.events("e1") == [old]
+        handled = EventStatus("e1", "billing", "handled", 3000, "orders", attempt=2)
+        store.put_events([handled])  # into the file of their own: the newer record wins
+        assert store.events("e1") == [handled]
+    finally:
+        store.close()
