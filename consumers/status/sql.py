@@ -30,10 +30,11 @@ from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, ope
 from kep.consumers.status.model import BatchProgress, EventStatus, MemberState
 from kep.consumers.status.store import StatusStore, counts_after
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS kep_event_status (
-        event_id TEXT NOT NULL, grp TEXT NOT NULL, at_ms BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
-        record TEXT NOT NULL, PRIMARY KEY (event_id, grp))""",
+_EVENTS_SCHEMA = """CREATE TABLE IF NOT EXISTS kep_event_status (
+    event_id TEXT NOT NULL, grp TEXT NOT NULL, at_ms BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+    record TEXT NOT NULL, PRIMARY KEY (event_id, grp))"""
+_EVENTS_PURGE = "DELETE FROM kep_event_status WHERE expires_at <= ?"
+_BATCH_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS kep_batch (
         batch_id TEXT NOT NULL, grp TEXT NOT NULL, total BIGINT NOT NULL, handled BIGINT NOT NULL,
         dead BIGINT NOT NULL, announced_ms BIGINT NOT NULL, first_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,
@@ -70,8 +71,7 @@ _DEAD = """SELECT event_id FROM kep_batch_member WHERE batch_id = ? AND grp = ? 
 ORDER BY event_id"""
 _ANNOUNCED = "UPDATE kep_batch SET announced_ms = ? WHERE batch_id = ? AND grp = ?"
 _HAS_EVENTS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kep_event_status'"
-_PURGE = (
-    "DELETE FROM kep_event_status WHERE expires_at <= ?",
+_BATCH_PURGE = (
     "DELETE FROM kep_batch WHERE expires_at <= ?",
     "DELETE FROM kep_batch_member WHERE expires_at <= ?",
 )
@@ -127,19 +127,21 @@ class SqlStatusStore(StatusStore):
             )
             self._events_writing, self._events_conns = self._writing, self._conns
         now = time.time()
+        sqlite = dialect == "sqlite"
         with self._cursor(transaction=True) as run:
-            if dialect != "sqlite":  # replicas starting together must not race on CREATE TABLE
+            if not sqlite:  # replicas starting together must not race on CREATE TABLE
                 run("SELECT pg_advisory_xact_lock(7270012)")
             else:
                 self._legacy_events = bool(run(_HAS_EVENTS_TABLE).fetchone())
-            for statement in _SCHEMA[1:] if dialect == "sqlite" else _SCHEMA:
+            events_here = not sqlite or self._legacy_events  # event states in this database too
+            for statement in (_EVENTS_SCHEMA, *_BATCH_SCHEMA) if not sqlite else _BATCH_SCHEMA:
                 run(statement)
-            for statement in _PURGE if dialect != "sqlite" or self._legacy_events else _PURGE[1:]:
+            for statement in (_EVENTS_PURGE, *_BATCH_PURGE) if events_here else _BATCH_PURGE:
                 run(statement, (now,))
-        if dialect == "sqlite":
+        if sqlite:
             with self._cursor(transaction=True, events=True) as run:
-                run(_SCHEMA[0])
-                run(_PURGE[0], (now,))
+                run(_EVENTS_SCHEMA)
+                run(_EVENTS_PURGE, (now,))
 
     def _sql(self, statement: str) -> str:
         return statement if self.dialect == "sqlite" else statement.replace("?", "%s")

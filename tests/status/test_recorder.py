@@ -111,7 +111,6 @@ def test_a_backlog_is_written_in_few_calls() -> None:
             msg: Any = FakeMessage([])
             recorder.handled(msg, FakeContext(msg, f"k{i}"), never)  # type: ignore[arg-type]
         recorder.flush()
-        assert sum(store.calls) == 3000
         assert store.calls == [3000]
     finally:
         recorder.close()

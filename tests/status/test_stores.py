@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from kep.consumers.errors import ConfigError
+from kep.consumers.idempotency.base import ClaimState
+from kep.consumers.idempotency.sqlite import SqliteStore
 from kep.consumers.status import EventStatus, StatusStore, StatusView, open_status_store
+from kep.consumers.status.sql import SqlStatusStore, events_path
 from tests.support.services import require_postgres, require_redis
 
 
@@ -117,13 +122,6 @@ def test_the_memory_status_store_is_bounded_and_forgets_the_oldest() -> None:
 def test_sqlite_event_states_have_a_file_of_their_own(tmp_path: Path) -> None:
     """A status write of thousands of rows holds its file's lock for tens of milliseconds: the lanes' claims and
     completions, on the idempotency file, must not wait behind it."""
-    import sqlite3
-    import threading
-
-    from kep.consumers.idempotency.base import ClaimState
-    from kep.consumers.idempotency.sqlite import SqliteStore
-    from kep.consumers.status.sql import SqlStatusStore, events_path
-
     path = tmp_path / "idempotency.db"
     status = open_status_store(f"sqlite:///{path}", ttl_s=60)
     keys = SqliteStore(path, "g", ttl_s=60, lease_s=30)
@@ -161,8 +159,6 @@ def test_sqlite_event_states_have_a_file_of_their_own(tmp_path: Path) -> None:
 
 
 def test_sqlite_states_an_earlier_kep_wrote_beside_the_keys_are_still_read(tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "idempotency.db"
     old = EventStatus("e1", "billing", "retrying", 1000, "orders", tier="1s", due_ms=2000)
     with sqlite3.connect(path) as conn:  # the table as kep kept it in the idempotency file before
