@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -83,6 +83,13 @@ def events_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}-status{path.suffix}")
 
 
+class _Database(NamedTuple):
+    """Where a statement goes: the lock its writers of this process take turns on, and its connections."""
+
+    writing: contextlib.AbstractContextManager[Any]
+    conns: ThreadConnections[Any]
+
+
 def _progress(row: Sequence[Any]) -> BatchProgress:
     return BatchProgress(str(row[0]), str(row[1]), *(int(v) for v in row[2:8]))
 
@@ -94,7 +101,6 @@ class SqlStatusStore(StatusStore):
         super().__init__(ttl_s=ttl_s)
         self.dialect = dialect
         self._where = str(target).split("@")[-1]  # never show credentials
-        self._writing: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._files: list[SqliteFile] = []
         self._legacy_events = False  # event states an earlier kep wrote into the idempotency file (SQLite)
         if dialect == "sqlite":
@@ -104,14 +110,11 @@ class SqlStatusStore(StatusStore):
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise IdempotencyStoreError(f"sqlite status store {self._where}: {exc}") from exc
-            file = open_file(path)  # shared with the idempotency store of the same file
-            events = open_file(events_path(path))
-            self._files = [file, events]
-            self._writing = file.lock
-            self._conns: ThreadConnections[Any] = ThreadConnections(file.connect, lambda c: c.close())
-            self._events_writing: contextlib.AbstractContextManager[Any] = events.lock
-            self._events_conns: ThreadConnections[Any] = ThreadConnections(
-                events.connect, lambda c: c.close()
+            # the idempotency file (shared with the idempotency store), and the event states' own
+            self._files = [open_file(path), open_file(events_path(path))]
+            self._db, self._events_db = (
+                _Database(file.lock, ThreadConnections(file.connect, lambda c: c.close()))
+                for file in self._files
             )
         else:
             try:
@@ -122,10 +125,10 @@ class SqlStatusStore(StatusStore):
                 ) from exc
             self._errors = (psycopg.Error,)
             dsn = str(target)
-            self._conns = ThreadConnections(
+            conns: ThreadConnections[Any] = ThreadConnections(
                 lambda: psycopg.connect(dsn, autocommit=True, connect_timeout=5), lambda c: c.close()
             )
-            self._events_writing, self._events_conns = self._writing, self._conns
+            self._db = self._events_db = _Database(contextlib.nullcontext(), conns)
         now = time.time()
         sqlite = dialect == "sqlite"
         with self._cursor(transaction=True) as run:
@@ -151,9 +154,9 @@ class SqlStatusStore(StatusStore):
         """``run(sql, params)``, optionally inside one transaction; store errors become
         ``IdempotencyStoreError`` naming the store. ``events``: on the event states' database (SQLite: their
         own file)."""
-        writing = self._events_writing if events else self._writing
-        with writing if transaction else contextlib.nullcontext():
-            with self._run(transaction, self._events_conns if events else self._conns) as run:
+        db = self._events_db if events else self._db
+        with db.writing if transaction else contextlib.nullcontext():
+            with self._run(transaction, db.conns) as run:
                 yield run
 
     @contextmanager
@@ -239,9 +242,9 @@ class SqlStatusStore(StatusStore):
             run(_ANNOUNCED, (now_ms, batch_id, group))
 
     def close(self) -> None:
-        self._conns.close_all()
-        if self._events_conns is not self._conns:
-            self._events_conns.close_all()
+        self._db.conns.close_all()
+        if self._events_db is not self._db:
+            self._events_db.conns.close_all()
         files, self._files = self._files, []
         for file in files:
             close_file(file)
