@@ -2,9 +2,10 @@
 
 SQLite lets one writer at a time into a database; a connection that finds the file locked sleeps in its busy
 handler (1 ms, 2 ms, 5 ms ... up to 100 ms a time) before it looks again. Lanes and the event-status writer of
-one worker each have a connection to the same file, so without the lock they would take turns by sleeping.
-With it they queue on a lock that hands over at once; the busy handler is left for other processes sharing the
-file.
+one worker each have a connection to the same file, and ``kep run`` may run several worker processes on it, so
+without a lock they would take turns by sleeping. With it they queue on a lock that hands over at once: a
+thread lock within the process, and an advisory file lock (``flock`` on ``<file>-kep.lock``) between the
+processes of the host. The busy handler is left for writers that take neither (another program's).
 
 In WAL mode the connection whose commit takes the log past 1,000 pages copies the log back into the database
 and syncs it (a checkpoint): on a slow disk that is tens of milliseconds inside someone's write transaction,
@@ -20,6 +21,12 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from types import TracebackType
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the processes of a host take turns in SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 
 CHECKPOINT_EVERY_S = 0.5
 
@@ -32,7 +39,7 @@ class SqliteFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.lock = threading.RLock()
+        self.lock = WriteLock(path + "-kep.lock")
         self._users = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,6 +88,46 @@ class SqliteFile:
         thread, self._thread = self._thread, None
         self._stop.set()
         return thread
+
+
+class WriteLock:
+    """A re-entrant lock held by one thread of one process of the host at a time: a thread lock, and while
+    the outermost holder has it, an exclusive ``flock`` on ``path``. The lock file is created when missing and
+    never holds data; when it cannot be opened the lock is the thread lock alone."""
+
+    def __init__(self, path: str) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        if fcntl is not None:
+            try:
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                self._fd = None
+
+    def __enter__(self) -> WriteLock:
+        self._threads.acquire()
+        if self._depth == 0 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def open_file(path: str | Path) -> SqliteFile:
