@@ -5,8 +5,9 @@
 store is a new file there) with nothing set but the bootstrap servers, the topology, ``--metrics-port 0`` (no
 HTTP server: trials must not fight over a port; metrics stay enabled) and, where a scenario is about another
 store, ``--idempotency-store``. ``KEP_*`` variables of the calling environment are removed, so no setting is tuned.
-The app (``bench/kep_app.py``) times its handler from the first to the last event and writes the figures to a
-file; the process is then stopped with SIGTERM, as an operator would.
+The app (``bench/kep_app.py``) counts in each worker process; the trial is over when their counts add up to
+the events (and the retries) it waits for. Their tallies are then merged (the time from the first event any
+process handled to the last) and ``kep run`` is stopped with SIGTERM, as an operator would.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class KepRun:
             argv += ["--idempotency-store", store]
         log = (directory / "kep-run.log").open("wb")
         proc = subprocess.Popen(argv, cwd=directory, env=child_env, stdout=log, stderr=log)
-        return _Running(proc, out, directory)
+        fail_every = int(child_env.get("BENCH_FAIL_EVERY", "0"))
+        return _Running(proc, out, directory, count, count // fail_every if fail_every else 0)
 
     def trial(self, topic: str, count: int, *, timeout_s: float = 600.0, **kwargs: Any) -> KepRunResult:
         return self.start(topic, count, **kwargs).result(timeout_s)
@@ -124,7 +126,7 @@ class KepRun:
         log = (directory / "raw.log").open("wb")
         argv = [sys.executable, "-m", "bench.raw_loop"]
         proc = subprocess.Popen(argv, cwd=directory, env=child_env, stdout=log, stderr=log)
-        return _Running(proc, out, directory)
+        return _Running(proc, out, directory, count)
 
     def raw_trial(self, topic: str, count: int, *, timeout_s: float = 600.0, **kwargs: Any) -> KepRunResult:
         return self.start_raw(topic, count, **kwargs).result(timeout_s)
@@ -135,23 +137,56 @@ class _Running:
     proc: subprocess.Popen[bytes]
     out: Path
     directory: Path
+    count: int
+    retries: int = 0
+
+    def _marks(self, pattern: str) -> list[dict[str, Any]]:
+        found = []
+        for path in self.directory.glob(f"{self.out.name}.{pattern}"):
+            try:
+                found.append(json.loads(path.read_text()))
+            except (OSError, ValueError):  # being replaced: the next look reads it
+                continue
+        return found
+
+    def consuming(self) -> bool:
+        """Every worker process (or the raw loop) has handled a warm-up event."""
+        if self.out.with_suffix(".started").exists():  # the raw loop
+            return True
+        started = self._marks("started.*[0-9]")
+        return bool(started) and len(started) >= started[0]["processes"]
+
+    def _counted(self) -> bool:
+        counts = self._marks("*.count")
+        seen = sum(c["seen"] for c in counts)
+        return seen >= self.count and sum(c["retried"] for c in counts) >= self.retries
 
     def result(self, timeout_s: float) -> KepRunResult:
         deadline = time.monotonic() + timeout_s
+
+        def waiting(what: str) -> None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kep run exited with {self.proc.returncode}; see {self.directory}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kep run did not {what} in {timeout_s:.0f}s; see {self.directory}")
+            time.sleep(0.05)  # sleep-ok: polling the trial's files, under a deadline
+
         try:
-            while not self.out.exists():
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"kep run exited with {self.proc.returncode}; see {self.directory}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"kep run did not finish in {timeout_s:.0f}s; see {self.directory}")
-                time.sleep(0.05)
-            data = json.loads(self.out.read_text())
+            while not self.out.exists() and not self._counted():
+                waiting("finish")
+            if self.out.exists():  # the raw loop
+                data = json.loads(self.out.read_text())
+                result = KepRunResult(data["count"], data["seconds"], data.get("latencies_ms", []))
+            else:
+                self.out.with_name(f"{self.out.name}.done").touch()
+                processes = len(self._marks("*.count"))
+                while len(tallies := self._marks("*[0-9].json")) < processes:
+                    waiting("report")
+                result = _merged(tallies)
         finally:
             self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)  # kept only when the trial failed, for its log
-        return KepRunResult(
-            data["count"], data["seconds"], data.get("latencies_ms", []), data.get("lateness_ms", [])
-        )
+        return result
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -161,3 +196,15 @@ class _Running:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _merged(tallies: list[dict[str, Any]]) -> KepRunResult:
+    """The worker processes' tallies as one: every event, from the first any handled to the last."""
+    busy = [t for t in tallies if t["count"]]
+    seconds = max(t["last"] for t in busy) - min(t["first"] for t in busy) if busy else 0.0
+    return KepRunResult(
+        sum(t["count"] for t in tallies),
+        seconds,
+        [x for t in tallies for x in t["latencies_ms"]],
+        [x for t in tallies for x in t["lateness_ms"]],
+    )

@@ -59,10 +59,12 @@ class _Load:
 
     def run(self, ready: Callable[[], bool], count: int, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
+        sent = 0
         while not ready():
             if time.monotonic() > deadline:
                 raise TimeoutError("the consumer did not start consuming")
-            self._send(0, warmup=True)
+            self._send(sent, warmup=True)  # keys vary, so every partition (and worker process) gets some
+            sent += 1
             self.producer.flush(1)
             time.sleep(0.05)  # sleep-ok: the pace of warm-up events
         time.sleep(1.0)  # sleep-ok: let the consumer drain the warm-up before the measured events
@@ -83,14 +85,13 @@ def _raw(ctx: BenchContext, kep: KepRun, topic: str, count: int) -> list[float]:
         "BENCH_FETCH_WAIT_MAX_MS": str(FETCH_WAIT_MAX_MS),
     }
     running = kep.start_raw(topic, count, env=env)
-    _Load(ctx, topic).run(running.out.with_suffix(".started").exists, count)
+    _Load(ctx, topic).run(running.consuming, count)
     return running.result(120).latencies_ms
 
 
 def _kep(ctx: BenchContext, kep: KepRun, topic: str, count: int, store: str | None = None) -> list[float]:
     running = kep.start(topic, count, store=store, env={"BENCH_LATENCY": "1"})
-    started = running.out.with_suffix(".started")
-    _Load(ctx, topic).run(started.exists, count)
+    _Load(ctx, topic).run(running.consuming, count)
     return running.result(120).latencies_ms
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -40,6 +40,11 @@ class ConsumerSettings(KepSettings):
     )
     idempotency_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     idempotency_lease_s: float = Field(default=60.0, gt=0, description="Claim lease for shared stores.")
+    processes: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        default="auto",
+        description="Worker processes `kep run` runs in the group (auto: one per usable core, at most the "
+        "group's partitions). A process spends about one core.",
+    )
     concurrency: Concurrency = "partition"
     workers: int = Field(default=16, ge=1, description="Workers per partition in key-ordered mode.")
     max_in_flight: int = Field(

@@ -3,6 +3,10 @@
 Most tests use the shop example (``examples/shop``) as a service would: its package ``shop`` is importable
 (here and, through ``PYTHONPATH``, in the worker processes tests start) and its schemas are in
 ``KEP_SCHEMAS``. Tests of what happens without them remove the variable.
+
+``kep run`` runs one worker process per core by default; the tests that start it assert on one worker
+process's behaviour, so ``KEP_PROCESSES`` is 1 unless a test (``tests/consumers/test_processes.py``) says
+otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from tests.support.shop import SHOP, SHOP_SCHEMAS
 if str(SHOP) not in sys.path:
     sys.path.insert(0, str(SHOP))
 os.environ.setdefault("KEP_SCHEMAS", str(SHOP_SCHEMAS))
+os.environ.setdefault("KEP_PROCESSES", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SHOP), os.environ.get("PYTHONPATH")) if p)
 
 _BROKER = "kep_broker_stack"

@@ -16,14 +16,13 @@ import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from kep.consumers.metrics.errors import MetricsServerError
-from kep.consumers.metrics.health import Health
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +34,15 @@ CONNECTION_TIMEOUT_S = 10.0
 #: Requests served at once; scrapes and probes need few.
 MAX_THREADS = 16
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+
+
+class Probes(Protocol):
+    """What ``/healthz`` and ``/readyz`` ask: ``(ok, reason)`` each (a ``Health``, or a supervisor's view of
+    its worker processes)."""
+
+    def live(self) -> tuple[bool, str]: ...
+
+    def ready(self) -> tuple[bool, str]: ...
 
 
 def _probe_response(check: Callable[[], tuple[bool, str]]) -> Response:
@@ -117,12 +125,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class MetricsServer:
-    """Serves a registry and a ``Health`` on ``host:port``; ``port=0`` picks a free port (see ``port``)."""
+    """Serves a registry and its probes (a ``Health``) on ``host:port``; ``port=0`` picks a free port (see ``port``)."""
 
     def __init__(
         self,
         registry: CollectorRegistry,
-        health: Health,
+        health: Probes,
         *,
         port: int,
         host: str = "0.0.0.0",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from kep.cli._common import BootstrapOption, TopologyOption, caller_modules_impo
 from kep.cli.delays import start_forwarder
 from kep.cli.outbox import worker_relay
 from kep.cli.schedules import start_in_worker
-from kep.consumers.app import load_app
+from kep.cli.supervise import Supervisor, announce, die_with_supervisor, process_count, supervised_index
+from kep.consumers.app import App, load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
 from kep.consumers.metrics import MetricsServer, MetricsServerError
@@ -76,6 +78,14 @@ def command(
         str | None,
         typer.Option("--concurrency", help="'partition' (default) or 'key' (key-ordered workers)."),
     ] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            "--processes",
+            help="Worker processes in the group: a number, or auto (one per usable core, at most the "
+            "group's partitions; the default).",
+        ),
+    ] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="auto, console or json.")] = None,
     delay_forwarder: Annotated[
         bool,
@@ -100,6 +110,7 @@ def command(
         "metrics_host": metrics_host,
         "idempotency_store": idempotency_store,
         "concurrency": concurrency,
+        "processes": processes,
         "log_format": log_format,
     }
     if bootstrap_servers:
@@ -115,22 +126,35 @@ def command(
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
     check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
+    index = supervised_index()
+    if index is None:
+        count = process_count(settings.processes, _partitions(app, settings, spec))
+        if count > 1:
+            argv = _child_argv(target, config, bootstrap_servers, topology, group, idempotency_store)
+            argv += ["--concurrency", concurrency] if concurrency else []
+            argv += ["--log-format", log_format] if log_format else []
+            argv += [] if settings.metrics_port else ["--metrics-port", "0"]
+            raise typer.Exit(_supervise(count, argv, settings, delays=delay_forwarder, schedules=schedules))
+    else:
+        die_with_supervisor()
     try:
         settings = _for_the_broker(settings, kafka)
         worker = build_worker(app, settings, kafka, topology=spec, schema_registry=schema_registry)
     except (KepError, ConsumerError) as exc:
         fail(str(exc))
-    _start_replay_progress(worker, kafka)
+    if not index:  # the first (or only) process runs what one per group is enough for
+        _start_replay_progress(worker, kafka)
     companions = _start_companions(worker, spec, settings, kafka, delays=delay_forwarder, schedules=schedules)
     joining = _JoinReport(worker, kafka, settings).start()
     server = None
     if settings.metrics_port:
+        # under a supervisor, on a loopback port of its own: the supervisor serves the configured one
+        port, host = (settings.metrics_port, settings.metrics_host) if index is None else (0, "127.0.0.1")
         try:
-            server = MetricsServer(
-                worker.metrics.registry, worker.health, port=settings.metrics_port, host=settings.metrics_host
-            ).start()
+            server = MetricsServer(worker.metrics.registry, worker.health, port=port, host=host).start()
         except MetricsServerError as exc:
             fail(str(exc))
+    announce(server.port if server is not None else None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     _tune_gc()
@@ -140,6 +164,76 @@ def command(
         joining.stop()
         for companion in companions:
             companion.stop()
+        if server is not None:
+            server.stop()
+
+
+def _partitions(app: App, settings: ConsumerSettings, topology: Topology) -> int | None:
+    """Partitions of the group's main topics as the topology declares them (None when it does not say)."""
+    group = settings.group or app.group
+    try:
+        topics = app.topics or topology.group(group).topics
+        return sum(topology.topic(name).partitions for name in topics) or None
+    except KepError:
+        return None
+
+
+def _child_argv(
+    target: str,
+    config: Path | None,
+    bootstrap_servers: str | None,
+    topology: Path | None,
+    group: str | None,
+    idempotency_store: str | None,
+) -> list[str]:
+    """``kep run`` as a worker process runs it: the options this one was given (the environment and the
+    settings file it inherits say the rest)."""
+    argv = [sys.executable, "-m", "kep.cli.main", "run", target]
+    given = {
+        "--config": config,
+        "--bootstrap-servers": bootstrap_servers,
+        "--topology": topology,
+        "--group": group,
+        "--idempotency-store": idempotency_store,
+    }
+    for option, value in given.items():
+        if value is not None:
+            argv += [option, str(value)]
+    return argv
+
+
+def _supervise(
+    count: int, argv: list[str], settings: ConsumerSettings, *, delays: bool, schedules: bool
+) -> int:
+    """Run ``count`` worker processes under a ``Supervisor`` (``kep.cli.supervise``) until SIGTERM/SIGINT;
+    only process 0 runs the companions. The exit code."""
+
+    def child_argv(index: int) -> list[str]:
+        first = index == 0
+        return [
+            *argv,
+            "--delay-forwarder" if delays and first else "--no-delay-forwarder",
+            "--schedules" if schedules and first else "--no-schedules",
+        ]
+
+    def child_env(index: int) -> dict[str, str]:
+        return {} if index == 0 else {"KEP_OUTBOX_RELAY": "false"}
+
+    stop_timeout_s = settings.drain_timeout_s + settings.revoke_timeout_s + 15
+    supervisor = Supervisor(count, child_argv, child_env, stop_timeout_s=stop_timeout_s)
+    server = None
+    if settings.metrics_port:
+        try:
+            server = MetricsServer(
+                supervisor.registry, supervisor, port=settings.metrics_port, host=settings.metrics_host
+            ).start()
+        except MetricsServerError as exc:
+            fail(str(exc))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: supervisor.stop())
+    try:
+        return supervisor.run()
+    finally:
         if server is not None:
             server.stop()
 

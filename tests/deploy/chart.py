@@ -33,6 +33,7 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
     "grace-below-drain": {"consumerGroups": [{**_BILLING, "terminationGracePeriodSeconds": 20}]},
     "grace-equal-drain": {"worker": {"drainTimeoutSeconds": 30, "terminationGracePeriodSeconds": 30}},
     "grace-pinned": {"consumerGroups": [{**_BILLING, "terminationGracePeriodSeconds": 90}]},
+    "processes-auto": {"consumerGroups": [{**_BILLING, "processes": "auto"}]},
     "hpa-without-metric": {
         "consumerGroups": [{**_BILLING, "autoscaling": {"hpa": {"enabled": True, "lagPerReplica": 0}}}]
     },

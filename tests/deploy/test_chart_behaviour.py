@@ -55,6 +55,13 @@ def test_termination_grace_period_exceeds_the_drain_deadline(
     assert spec["terminationGracePeriodSeconds"] == grace > float(drain)
 
 
+@pytest.mark.parametrize(("scenario", "processes"), [("default", "1"), ("processes-auto", "auto")])
+def test_a_pod_runs_one_worker_process_unless_told(chart: Rendered, scenario: str, processes: str) -> None:
+    """``kep run`` alone runs one process per core; in a pod, replicas scale the group, so the chart says 1."""
+    (workload,) = [w for w in _workloads(chart, scenario) if w["metadata"]["name"] == "kep-billing"]
+    assert _env(pod_spec(workload)["containers"][0])["KEP_PROCESSES"]["value"] == processes
+
+
 @pytest.mark.parametrize("case", ["grace-below-drain", "grace-equal-drain"])
 def test_a_grace_period_not_above_the_drain_deadline_fails_the_render(chart: Rendered, case: str) -> None:
     error = chart.error(case)

@@ -20,6 +20,7 @@ WARNING = 2
 # Settings the chart sets itself (env, arguments, mounts); values.schema.json keeps them out of worker.config.
 CHART_MANAGED_SETTINGS = {
     "drain_timeout_s",
+    "processes",
     "metrics_port",
     "metrics_enabled",
     "topology",

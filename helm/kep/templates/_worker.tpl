@@ -113,7 +113,7 @@ spec:
 {{- end }}
 
 {{/*
-The chart's env entries of a worker (YAML list): connection, topology, drain deadline, idempotency store, the
+The chart's env entries of a worker (YAML list): connection, topology, processes, drain deadline, idempotency store, the
 outbox relay, static membership. Argument: dict "root" $ "worker" W.
 */}}
 {{- define "kep.workerEnv" -}}
@@ -124,6 +124,8 @@ outbox relay, static membership. Argument: dict "root" $ "worker" W.
   value: {{ include "kep.topologyPath" $root }}
 - name: KEP_DRAIN_TIMEOUT_S
   value: {{ $w.drainTimeoutSeconds | quote }}
+- name: KEP_PROCESSES
+  value: {{ $w.processes | toString | quote }}
 - name: KEP_IDEMPOTENCY_STORE
   value: {{ $w.idempotencyStore | quote }}
 - name: KEP_LOG_FORMAT
