@@ -8,6 +8,8 @@
   metrics on, batched commits. One scenario per idempotency store: ``memory`` (target ``kep >= 1.0 x raw``),
   ``sqlite`` (the default store, target ``>= 0.6 x``), ``redis`` and ``postgres`` (reported; skipped when
   the service is not reachable at ``KEP_BENCH_REDIS`` / ``KEP_BENCH_POSTGRES``).
+* ``one-process``: ``memory`` and ``sqlite`` again with ``KEP_PROCESSES=1`` (``kep run`` runs one worker
+  process per usable core by default): what one process does, reported without a target.
 * ``metrics``: ``kep run`` with metrics on (the default) against ``KEP_METRICS_ENABLED=false``, same store
   (memory, so the store's noise does not hide the metrics' cost); target ``>= 0.95 x``.
 * ``latency``: added latency at 2,000 events/s (``bench/latency.py``); target p99 added <= 5 ms.
@@ -157,24 +159,32 @@ def _reachable(store: str | None) -> str | None:
     return None
 
 
-def _store(ctx: BenchContext, kep: KepRun, topic: str, count: int, name: str) -> list[Result]:
+def _store(
+    ctx: BenchContext, kep: KepRun, topic: str, count: int, name: str, *, one_process: bool = False
+) -> list[Result]:
+    """``kep run`` with the scenario's store against the raw loop; ``one_process``: with ``KEP_PROCESSES=1``
+    (what one worker process does; reported, no target)."""
     store, target = STORES[name]
     why = _reachable(store)
     if why is not None:
         print(f"bench.consumer: scenario {name} skipped: {why}")
         return []
     rounds = ctx.scale(ROUNDS, 1)
+    env = {"KEP_PROCESSES": "1"} if one_process else None
+    name += ", 1 process" if one_process else ""
     label = f"kep run, {name}" + (" (default store)" if store is None else "")
     trials = ctx.interleaved(
         {
             "raw": lambda: _timing(kep.raw_trial(topic, count)),
-            label: lambda: _timing(kep.trial(topic, count, store=store)),
+            label: lambda: _timing(kep.trial(topic, count, store=store, env=env)),
         },
         rounds,
     )
     ratio = _ratios(trials[label], trials["raw"])
-    note = f"{rounds} x {count:,} OrderPlaced, {PARTITIONS} partitions, kep run at its defaults"
+    defaults = "kep run with KEP_PROCESSES=1" if one_process else "kep run at its defaults"
+    note = f"{rounds} x {count:,} OrderPlaced, {PARTITIONS} partitions, {defaults}"
     results = rates(ctx, {f"raw ({name} rounds)": trials["raw"], label: trials[label]}, note)
+    target = None if one_process else target
     results.append(ctx.result(f"kep / raw, {name}", median(ratio), "x", target=target, samples=ratio))
     return results
 
@@ -201,7 +211,7 @@ def run(ctx: BenchContext) -> list[Result]:
     kep = KepRun(ctx.bootstrap_servers)
     results: list[Result] = []
     topic: str | None = None
-    for name in [*STORES, "metrics"]:
+    for name in [*STORES, "metrics", "one-process"]:
         if not ctx.wants(name):
             continue
         if topic is None:
@@ -209,6 +219,9 @@ def run(ctx: BenchContext) -> list[Result]:
             _produce(ctx, topic, count)
         if name == "metrics":
             results += _metrics(ctx, kep, topic, count)
+        elif name == "one-process":  # what one worker process does, with the memory and the default store
+            results += _store(ctx, kep, topic, count, "memory", one_process=True)
+            results += _store(ctx, kep, topic, count, "sqlite", one_process=True)
         else:
             results += _store(ctx, kep, topic, count, name)
     if ctx.wants("latency"):

@@ -120,3 +120,23 @@ def test_stop_waits_for_every_process_and_says_0_when_all_drained(tmp_path: Path
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_auto_runs_one_process_with_the_memory_store_whose_keys_and_limits_live_in_a_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kep.cli.run import _processes
+    from kep.consumers.app import load_app
+    from kep.consumers.settings import ConsumerSettings
+    from kep.topology.loader import load_topology
+    from tests.support.shop import SHOP_TOPOLOGY
+
+    monkeypatch.setattr(supervise, "_cgroup_quota", lambda: None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    app, spec = load_app("shop.billing:app"), load_topology(SHOP_TOPOLOGY)
+    partitions = spec.topic("orders").partitions
+    auto = ConsumerSettings(processes="auto")  # the default, but the suite's environment says 1
+    assert _processes(app, auto, spec) == min(64, partitions)  # SQLite: shared by the processes of a host
+    in_memory = ConsumerSettings(processes="auto", idempotency_store="memory://")
+    assert _processes(app, in_memory, spec) == 1
+    assert _processes(app, ConsumerSettings(idempotency_store="memory://", processes=3), spec) == 3

@@ -128,7 +128,7 @@ def command(
     check_cluster(kafka)  # seconds, not minutes, when the cluster is not there
     index = supervised_index()
     if index is None:
-        count = process_count(settings.processes, _partitions(app, settings, spec))
+        count = _processes(app, settings, spec)
         if count > 1:
             argv = _child_argv(target, config, bootstrap_servers, topology, group, idempotency_store)
             argv += ["--concurrency", concurrency] if concurrency else []
@@ -166,6 +166,21 @@ def command(
             companion.stop()
         if server is not None:
             server.stop()
+
+
+def _processes(app: App, settings: ConsumerSettings, topology: Topology) -> int:
+    """Worker processes to run. ``auto`` with ``memory://`` is one: that store's keys and limits live in a
+    process, so several would neither see each other's keys nor share a limit."""
+    in_memory = settings.idempotency_store.startswith("memory:")
+    if settings.processes == "auto" and in_memory:
+        return 1
+    count = process_count(settings.processes, _partitions(app, settings, topology))
+    if count > 1 and in_memory:
+        log.warning(
+            "several worker processes with the memory store: each keeps its own idempotency keys and limits",
+            processes=count,
+        )
+    return count
 
 
 def _partitions(app: App, settings: ConsumerSettings, topology: Topology) -> int | None:

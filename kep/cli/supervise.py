@@ -3,7 +3,8 @@
 A worker process spends about one core: its Python code runs under one interpreter lock, whatever the number
 of threads. ``processes`` (``--processes``, ``KEP_PROCESSES``) runs that many worker processes under a
 supervisor; ``auto``, the default, one per usable core (the CPU affinity, bounded by a cgroup CPU quota) but no
-more than the partitions of the group's topics. Each worker process is a whole ``kep run`` (its own consumer,
+more than the partitions of the group's topics, and one with the ``memory://`` store (its keys and limits live
+in one process). Each worker process is a whole ``kep run`` (its own consumer,
 lanes and store connections) and the group spreads the partitions over them, as it would over pods.
 
 What the supervisor does:
