@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any, Literal, TextIO, cast
 
@@ -166,6 +167,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *_process_index(),
     ]
     renderer: Processor
     if chosen == "json":
@@ -188,6 +190,21 @@ def configure_logging(
     )
     _route_stdlib(out, number, shared, renderer)
     return chosen
+
+
+def _process_index() -> list[Processor]:
+    """In a worker process of ``kep run``'s supervisor (``KEP_PROCESS_INDEX`` set): a processor that adds
+    ``process`` (its index) to every line, so the lines of the processes, written to one stream, tell apart."""
+    value = os.environ.get("KEP_PROCESS_INDEX", "")
+    if not (value.isascii() and value.isdigit()):
+        return []
+    index = int(value)
+
+    def add(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+        event.setdefault("process", index)
+        return event
+
+    return [add]
 
 
 class _NamedPrintLogger(structlog.PrintLogger):

@@ -240,7 +240,7 @@ class Supervisor:
 
     def _stop_all(self) -> int:
         """SIGTERM to every running worker process, wait for their drain, SIGKILL what outlives it. 0 when
-        every process exited 0."""
+        every process drained (or was stopped before it started)."""
         running = [c for c in self._children if c.proc is not None]
         log.info("stopping worker processes", processes=len(running))
         for child in running:
@@ -258,7 +258,8 @@ class Supervisor:
                 proc.kill()
                 exit_code = proc.wait()
             child.proc = None
-            code = max(code, 0 if exit_code == 0 else 1)
+            # SIGTERM before it had its handler (still starting) ends it at once, with nothing in flight
+            code = max(code, 0 if exit_code in (0, -signal.SIGTERM) else 1)
         with contextlib.suppress(OSError):
             for path in self._dir.iterdir():
                 path.unlink()

@@ -125,6 +125,8 @@ def test_two_processes_share_the_group_and_a_killed_one_is_restarted_without_los
     assert distinct == EVENTS, "some events were never handled"
     assert rows == EVENTS, f"{rows - EVENTS} side effects were applied twice"
     assert len(pids) >= 3, "two processes, one of them restarted, each handled events"
+    lines = worker.log_path.read_text(errors="replace")
+    assert '"process":0' in lines and '"process":1' in lines, "each line names its worker process"
     assert code == 0, worker.log()
 
 
