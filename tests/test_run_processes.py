@@ -5,6 +5,7 @@ here are small Python scripts that say they are up as ``kep run`` does."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -140,3 +141,28 @@ def test_auto_runs_one_process_with_the_memory_store_whose_keys_and_limits_live_
     in_memory = ConsumerSettings(processes="auto", idempotency_store="memory://")
     assert _processes(app, in_memory, spec) == 1
     assert _processes(app, ConsumerSettings(idempotency_store="memory://", processes=3), spec) == 3
+
+
+#: Calls ``die_with_supervisor`` with ``KEP_SUPERVISOR_PID`` as given, then says whether SIGTERM came.
+CHECK_PARENT = textwrap.dedent(
+    """
+    import os, signal, threading
+    from kep.cli.supervise import die_with_supervisor
+    got = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: got.set())
+    die_with_supervisor()
+    print("stopped" if got.wait(2) else "running")
+    """
+)
+
+
+@pytest.mark.parametrize(("parent", "expected"), [("mine", "running"), ("another", "stopped")])
+def test_a_worker_process_whose_supervisor_is_already_gone_stops(parent: str, expected: str) -> None:
+    """The supervisor may be PID 1 (a container's entry point): only a parent other than the one named in
+    ``KEP_SUPERVISOR_PID`` means it is gone."""
+    pid = os.getpid() if parent == "mine" else os.getpid() + 1_000_000
+    env = {**os.environ, "KEP_SUPERVISOR_PID": str(pid)}
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK_PARENT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.strip() == expected, proc.stderr

@@ -52,6 +52,7 @@ log = structlog.get_logger("kep.run")
 INDEX_ENV = "KEP_PROCESS_INDEX"
 COUNT_ENV = "KEP_PROCESS_COUNT"
 SUPERVISOR_ENV = "KEP_SUPERVISOR_DIR"
+SUPERVISOR_PID_ENV = "KEP_SUPERVISOR_PID"  # the supervisor may be PID 1 (a container's entry point)
 #: Restart back-off: first wait, longest wait, and how long a process must have run for the wait to reset.
 RESTART_FIRST_S = 1.0
 RESTART_MAX_S = 30.0
@@ -111,7 +112,8 @@ def die_with_supervisor() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:  # the supervisor went before the request was made
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if supervisor.isdigit() and os.getppid() != int(supervisor):  # it went before the request was made
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -194,6 +196,7 @@ class Supervisor:
         child.up, child.port, child.restart_at = False, None, None
         env = {**os.environ, **self._env(child.index)}
         env.update({INDEX_ENV: str(child.index), COUNT_ENV: str(self.count), SUPERVISOR_ENV: str(self._dir)})
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         child.proc = subprocess.Popen(list(self._argv(child.index)), env=env)  # noqa: S603 - our own argv
         child.started = self._clock()
 

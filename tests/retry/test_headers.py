@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
 
 from kep.consumers.retry.headers import (
@@ -193,3 +195,28 @@ def test_bounds_never_split_a_utf8_character() -> None:
     assert len(tail.encode()) <= 101 and tail.endswith("é")
     message = bounded_message(ValueError("ü" * 2000))
     assert len(message.encode()) <= 1024 and message.endswith("[truncated]")
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("x"),
+        ValueError(),
+        KeyError("k"),
+        OSError(2, "gone"),
+        _Unprintable(),
+        SyntaxError("bad", ("f", 1, 2, "x y")),
+    ],
+)
+def test_the_traceback_ends_with_the_line_the_standard_library_would_write(exc: BaseException) -> None:
+    try:
+        raise exc
+    except BaseException as raised:  # noqa: BLE001 - any exception's last line
+        text = bounded_traceback(raised)
+        expected = "".join(traceback.format_exception_only(type(raised), raised))
+    assert text.endswith(expected)
