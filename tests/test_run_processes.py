@@ -33,7 +33,7 @@ FAKE = textwrap.dedent(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     life = os.environ.get("FAKE_LIFE_S")
     if life is not None and not Path(os.environ["FAKE_LOG"] + ".lived").exists():
-        time.sleep(float(life))
+        time.sleep(float(life))  # sleep-ok: how long this fake worker process lives
         Path(os.environ["FAKE_LOG"] + ".lived").touch()
         sys.exit(int(os.environ.get("FAKE_EXIT", "3")))
     stop.wait(60)

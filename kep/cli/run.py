@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -130,10 +130,17 @@ def command(
     if index is None:
         count = _processes(app, settings, spec)
         if count > 1:
-            argv = _child_argv(target, config, bootstrap_servers, topology, group, idempotency_store)
-            argv += ["--concurrency", concurrency] if concurrency else []
-            argv += ["--log-format", log_format] if log_format else []
-            argv += [] if settings.metrics_port else ["--metrics-port", "0"]
+            given = {
+                "--config": config,
+                "--bootstrap-servers": bootstrap_servers,
+                "--topology": topology,
+                "--group": group,
+                "--idempotency-store": idempotency_store,
+                "--concurrency": concurrency,
+                "--log-format": log_format,
+                "--metrics-port": None if settings.metrics_port else 0,  # none served by the supervisor: none
+            }
+            argv = _child_argv(target, given)
             raise typer.Exit(_supervise(count, argv, settings, delays=delay_forwarder, schedules=schedules))
     else:
         die_with_supervisor()
@@ -193,24 +200,10 @@ def _partitions(app: App, settings: ConsumerSettings, topology: Topology) -> int
         return None
 
 
-def _child_argv(
-    target: str,
-    config: Path | None,
-    bootstrap_servers: str | None,
-    topology: Path | None,
-    group: str | None,
-    idempotency_store: str | None,
-) -> list[str]:
-    """``kep run`` as a worker process runs it: the options this one was given (the environment and the
-    settings file it inherits say the rest)."""
+def _child_argv(target: str, given: Mapping[str, object]) -> list[str]:
+    """``kep run`` as a worker process runs it: the options this one was ``given`` (None: not given; the
+    environment and the settings file it inherits say the rest)."""
     argv = [sys.executable, "-m", "kep.cli.main", "run", target]
-    given = {
-        "--config": config,
-        "--bootstrap-servers": bootstrap_servers,
-        "--topology": topology,
-        "--group": group,
-        "--idempotency-store": idempotency_store,
-    }
     for option, value in given.items():
         if value is not None:
             argv += [option, str(value)]

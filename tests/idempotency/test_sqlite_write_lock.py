@@ -26,7 +26,7 @@ HOLDER = textwrap.dedent(
     with WriteLock(sys.argv[1]):
         Path(sys.argv[2]).touch()
         while not Path(sys.argv[3]).exists():
-            time.sleep(0.01)
+            time.sleep(0.01)  # sleep-ok: the holder polls for its release file
     """
 )
 
