@@ -28,7 +28,7 @@ FAKE = textwrap.dedent(
     index = os.environ["KEP_PROCESS_INDEX"]
     Path(os.environ["FAKE_LOG"]).open("a").write(f"{index} {os.getpid()}\\n")
     if not os.environ.get("FAKE_SILENT"):
-        Path(os.environ["KEP_SUPERVISOR_DIR"], index + ".json").write_text(json.dumps({"pid": os.getpid()}))
+        Path(os.environ["KEP_SUPERVISOR_DIR"], index + ".json").write_text(json.dumps({"port": None}))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     life = os.environ.get("FAKE_LIFE_S")
@@ -140,6 +140,7 @@ def test_auto_runs_one_process_with_the_memory_store_whose_keys_and_limits_live_
     assert _processes(app, auto, spec) == min(64, partitions)  # SQLite: shared by the processes of a host
     in_memory = ConsumerSettings(processes="auto", idempotency_store="memory://")
     assert _processes(app, in_memory, spec) == 1
+    assert _processes(app, in_memory.model_copy(update={"idempotency_store": "MEMORY://"}), spec) == 1
     assert _processes(app, ConsumerSettings(idempotency_store="memory://", processes=3), spec) == 3
 
 

@@ -7,10 +7,16 @@ from kep.consumers.errors import ConfigError
 from kep.consumers.idempotency.base import IdempotencyStore
 
 
+def store_scheme(url: str) -> str:
+    """The scheme of a store URL, lower case (``memory``, ``sqlite``, ``redis``, ...), or "" without one. The
+    idempotency, limit and status stores of one URL are chosen by it."""
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
 def open_store(
     url: str, namespace: str, *, ttl_s: float = 7 * 24 * 3600, lease_s: float = 60.0
 ) -> IdempotencyStore:
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = store_scheme(url)
     if scheme == "memory":
         from kep.consumers.idempotency.memory import MemoryStore
 

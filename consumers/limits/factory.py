@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from kep.consumers.errors import ConfigError
+from kep.consumers.idempotency.factory import store_scheme
 from kep.consumers.limits.store import Clock, LimitStore
 
 
 def open_limit_store(url: str, namespace: str, *, clock: Clock | None = None) -> LimitStore:
     """``memory://``, ``sqlite:///path``, ``redis://...`` or ``postgresql://...``: the idempotency store's URL."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = store_scheme(url)
     if scheme == "memory":
         from kep.consumers.limits.memory import MemoryLimitStore
 

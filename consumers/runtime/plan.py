@@ -78,17 +78,25 @@ class WorkerPlan:
             self.producer = None
 
 
+def group_topics(
+    app: App, group: str, topology: Topology
+) -> tuple[ConsumerGroupSpec | None, tuple[str, ...]]:
+    """The topology's entry for ``group`` (None when it has none) and the topics the group reads: the app's,
+    else its entry's."""
+    try:
+        group_spec: ConsumerGroupSpec | None = topology.group(group)
+    except TopologyError:
+        group_spec = None
+    return group_spec, tuple(app.topics or (group_spec.topics if group_spec else ()))
+
+
 def make_plan(
     app: App, settings: ConsumerSettings, kafka: KafkaSettings, topology: Topology | None = None
 ) -> WorkerPlan:
     group = settings.group or app.group
     if topology is None:
         topology = load_topology(settings.topology)
-    try:
-        group_spec: ConsumerGroupSpec | None = topology.group(group)
-    except TopologyError:
-        group_spec = None
-    main = app.topics or (group_spec.topics if group_spec else ())
+    group_spec, main = group_topics(app, group, topology)
     if not main:
         raise AppError(
             f"group {group!r}: no topics; list them in App(topics=...) or in the topology's groups"
@@ -113,7 +121,7 @@ def make_plan(
     if forward_to:
         limits = topic_limits(kafka, forward_to)
         producer = forwarding_producer(kafka, limits.values())
-    plan = WorkerPlan(group, settings, kafka, topology, group_spec, tuple(main), tiers, producer, limits)
+    plan = WorkerPlan(group, settings, kafka, topology, group_spec, main, tiers, producer, limits)
     plan.max_waits = max_waits
     return plan
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from kep.consumers.errors import ConfigError
+from kep.consumers.idempotency.factory import store_scheme
 from kep.consumers.status.store import MemoryStatusStore, StatusStore
 
 DEFAULT_TTL_S = 7 * 24 * 3600.0
 
 
 def open_status_store(url: str, *, ttl_s: float = DEFAULT_TTL_S) -> StatusStore:
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = store_scheme(url)
     if scheme == "memory":
         return MemoryStatusStore(ttl_s=ttl_s)
     if scheme == "sqlite":

@@ -23,8 +23,10 @@ from kep.cli.supervise import Supervisor, announce, die_with_supervisor, process
 from kep.consumers.app import App, load_app
 from kep.consumers.dlq.progress import start_replay_progress
 from kep.consumers.errors import ConsumerError
+from kep.consumers.idempotency.factory import store_scheme
 from kep.consumers.metrics import MetricsServer, MetricsServerError
 from kep.consumers.runtime.build import build_worker, register_secrets
+from kep.consumers.runtime.plan import group_topics
 from kep.consumers.runtime.worker import Worker
 from kep.consumers.settings import ConsumerSettings, load_schema_registry_settings, load_settings
 from kep.logs import configure_logging
@@ -178,7 +180,7 @@ def command(
 def _processes(app: App, settings: ConsumerSettings, topology: Topology) -> int:
     """Worker processes to run. ``auto`` with ``memory://`` is one: that store's keys and limits live in a
     process, so several would neither see each other's keys nor share a limit."""
-    in_memory = settings.idempotency_store.startswith("memory:")
+    in_memory = store_scheme(settings.idempotency_store) == "memory"
     if settings.processes == "auto" and in_memory:
         return 1
     count = process_count(settings.processes, _partitions(app, settings, topology))
@@ -192,11 +194,10 @@ def _processes(app: App, settings: ConsumerSettings, topology: Topology) -> int:
 
 def _partitions(app: App, settings: ConsumerSettings, topology: Topology) -> int | None:
     """Partitions of the group's main topics as the topology declares them (None when it does not say)."""
-    group = settings.group or app.group
+    _, topics = group_topics(app, settings.group or app.group, topology)
     try:
-        topics = app.topics or topology.group(group).topics
         return sum(topology.topic(name).partitions for name in topics) or None
-    except KepError:
+    except KepError:  # a topic the topology does not declare
         return None
 
 

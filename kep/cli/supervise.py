@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -48,7 +48,7 @@ from prometheus_client.registry import Collector
 log = structlog.get_logger("kep.run")
 
 #: Set by the supervisor in a worker process's environment: its index (0 .. N-1), N, and the directory where it
-#: says it is up (``<index>.json``: pid and metrics port).
+#: says it is up (``<index>.json``: its metrics port).
 INDEX_ENV = "KEP_PROCESS_INDEX"
 COUNT_ENV = "KEP_PROCESS_COUNT"
 SUPERVISOR_ENV = "KEP_SUPERVISOR_DIR"
@@ -124,7 +124,7 @@ def announce(port: int | None) -> None:
         return
     path = Path(directory) / f"{index}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "port": port}))
+    tmp.write_text(json.dumps({"port": port}))
     tmp.replace(path)
 
 
@@ -138,7 +138,6 @@ class _Child:
     port: int | None = None
     backoff_s: float = RESTART_FIRST_S
     restart_at: float | None = None
-    exit_codes: list[int] = field(default_factory=list)
 
 
 class Supervisor:
@@ -216,7 +215,6 @@ class Supervisor:
             if code is None:
                 continue
             child.proc = None
-            child.exit_codes.append(code)
             if not child.ever_up:
                 log.error(
                     "worker process failed before it was up; stopping", process=child.index, exit_code=code
