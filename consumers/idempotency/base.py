@@ -100,6 +100,14 @@ class IdempotencyStore(ABC):
         for key in keys:
             self.release(key)
 
+    def settle_many(self, done: Sequence[Key], released: Sequence[Key]) -> None:
+        """``release_many(released)``, then ``complete_many(done)``: a lane's flush. A store that batches does
+        both in one transaction or round trip; a key in both ends done."""
+        if released:
+            self.release_many(released)
+        if done:
+            self.complete_many(done)
+
     @contextmanager
     def transaction(self, key: Key) -> Iterator[Any]:
         """Yield a store-native transaction; on success the key is completed in it atomically."""

@@ -186,6 +186,15 @@ class PostgresStore(IdempotencyStore):
         _, params = self._many(keys)
         self._run(lambda conn: conn.execute(_RELEASE_MANY, params))
 
+    def settle_many(self, done: Sequence[Key], released: Sequence[Key]) -> None:
+        def go(conn: Any) -> None:  # one connection, the statements back to back
+            if released:
+                conn.execute(_RELEASE_MANY, self._many(released)[1])
+            if done:
+                conn.execute(_COMPLETE_MANY, self._many(done)[1])
+
+        self._run(go)
+
     @contextmanager
     def transaction(self, key: Key) -> Iterator[Any]:
         """Yield this thread's connection inside a transaction; the key is completed in it before COMMIT.

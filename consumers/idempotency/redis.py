@@ -98,19 +98,21 @@ class RedisStore(IdempotencyStore):
         return [_STATES[int(answer)] for answer in answers]
 
     def complete_many(self, keys: Sequence[Key]) -> None:
-        try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.set(self._name(key), "d", px=self._ttl_ms)
-                pipe.execute()
-        except self._redis_errors as exc:
-            raise self._error(exc) from exc
+        self.settle_many(keys, ())
 
     def release_many(self, keys: Sequence[Key]) -> None:
+        self.settle_many((), keys)
+
+    def settle_many(self, done: Sequence[Key], released: Sequence[Key]) -> None:
+        """One pipeline: the releases, then the completions."""
+        if not done and not released:
+            return
         try:
             with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
+                for key in released:
                     self._release(keys=[self._name(key)], args=[self.owner], client=pipe)
+                for key in done:
+                    pipe.set(self._name(key), "d", px=self._ttl_ms)
                 pipe.execute()
         except self._redis_errors as exc:
             raise self._error(exc) from exc

@@ -174,16 +174,24 @@ class SqliteStore(IdempotencyStore):
         return [found[name] for name in names]
 
     def complete_many(self, keys: Sequence[Key]) -> None:
-        listed = json.dumps([digest(key) for key in keys])
-        with self._batch() as conn:
-            conn.execute(_COMPLETE_MANY, (self.namespace, time.time() + self.ttl_s, listed))
-            conn.execute(_UNCLAIM_MANY, (self.namespace, listed))
+        self.settle_many(keys, ())
 
     def release_many(self, keys: Sequence[Key]) -> None:
-        listed = json.dumps([digest(key) for key in keys])
+        self.settle_many((), keys)
+
+    def settle_many(self, done: Sequence[Key], released: Sequence[Key]) -> None:
+        """One write transaction: in SQLite a transaction's cost is mostly its commit and the pages it writes."""
+        if not done and not released:
+            return
         with self._batch() as conn:
-            for statement in _RELEASE_MANY:
-                conn.execute(statement, (self.namespace, self.owner, listed))
+            if released:
+                listed = json.dumps([digest(key) for key in released])
+                for statement in _RELEASE_MANY:
+                    conn.execute(statement, (self.namespace, self.owner, listed))
+            if done:
+                listed = json.dumps([digest(key) for key in done])
+                conn.execute(_COMPLETE_MANY, (self.namespace, time.time() + self.ttl_s, listed))
+                conn.execute(_UNCLAIM_MANY, (self.namespace, listed))
 
     @contextmanager
     def _batch(self) -> Iterator[sqlite3.Connection]:

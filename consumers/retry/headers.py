@@ -71,6 +71,8 @@ PROVENANCE_HEADERS: Final = frozenset(
     }
 )
 
+_READ: Final = PROVENANCE_HEADERS | {IDEMPOTENCY_KEY}  # what from_headers reads
+
 MAX_TRACEBACK_BYTES: Final = EXCEPTION_TRACEBACK_MAX_BYTES
 MAX_MESSAGE_BYTES: Final = 1024
 _TRUNCATED_HEAD: Final = b"[truncated]\n"
@@ -270,15 +272,26 @@ def bounded_traceback(exc: BaseException, limit: int = MAX_TRACEBACK_BYTES) -> s
 
 
 def _format_one(exc: BaseException) -> list[str]:
-    lines = ["Traceback (most recent call last):\n"]
-    for frame, lineno in _traceback.walk_tb(exc.__traceback__):
-        code = frame.f_code
-        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
-        source = linecache.getline(code.co_filename, lineno, frame.f_globals).strip()
-        if source:
-            lines.append(f"    {source}\n")
-    lines += _exception_only(exc)
-    return lines
+    frames = [(frame, frame.f_code, lineno) for frame, lineno in _traceback.walk_tb(exc.__traceback__)]
+    where = tuple((code, lineno) for _, code, lineno in frames)
+    stack = _stacks.get(where)
+    if stack is None:  # a failure that keeps coming fails at the same lines: formatted once
+        lines = ["Traceback (most recent call last):\n"]
+        for frame, code, lineno in frames:
+            lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+            source = linecache.getline(code.co_filename, lineno, frame.f_globals).strip()
+            if source:
+                lines.append(f"    {source}\n")
+        stack = "".join(lines)
+        if len(_stacks) >= _STACKS_MAX:
+            _stacks.clear()
+        _stacks[where] = stack
+    return [stack, *_exception_only(exc)]
+
+
+#: Formatted stacks by the code and line of each frame (the lines shown depend on nothing else).
+_stacks: dict[tuple[tuple[object, int], ...], str] = {}
+_STACKS_MAX: Final = 256
 
 
 def _exception_only(exc: BaseException) -> list[str]:
@@ -316,6 +329,8 @@ def _as_bytes(value: HeaderValue) -> bytes | None:
 def _pairs(headers: Headers | None) -> Iterable[tuple[str, HeaderValue]]:
     if headers is None:
         return ()
+    if type(headers) is list:  # as the client gives them: no abstract-class check
+        return headers
     if isinstance(headers, Mapping):
         return headers.items()
     return headers
@@ -329,10 +344,12 @@ def _without_provenance(headers: Headers | None, *, drop_key: bool) -> Iterable[
 
 
 def _first_values(headers: Iterable[tuple[str, HeaderValue]]) -> dict[str, bytes | None]:
+    """The first value of each provenance header (and the idempotency key), as bytes."""
     found: dict[str, bytes | None] = {}
+    wanted = _READ
     for name, value in headers:
-        if name not in found:
-            found[name] = _as_bytes(value)
+        if name in wanted and name not in found:
+            found[name] = value.encode() if isinstance(value, str) else value
     return found
 
 

@@ -9,9 +9,9 @@ batches (``IdempotencyStore.batches``), a lane does both once per batch of messa
   that appears twice in the batch is claimed ahead only once, and claims the batch did not use (a revoke
   stopped it, a record failed before its claim) are released at the end, so no claim outlives the batch but
   by a crash, after which its lease expires as before.
-* **Releases with them.** The claim of a failed handler is given up with the next flush of completions (or
-  at the end of the batch, or before the lane waits): its retry comes a retry delay later, or runs in place
-  under the same claim.
+* **Releases with them.** The claim of a failed handler is given up with the next flush of completions, in
+  the same store call (``settle_many``: one SQLite transaction, one Redis pipeline), or at the end of the
+  batch, or before the lane waits: its retry comes a retry delay later, or runs in place under the same claim.
 * **Completions after.** A key is completed only after its handler succeeded, as before; the message's offset
   is finished only after that completion is stored, as before. What changes is that completions wait for the
   end of the batch (or ``FLUSH_EVERY`` messages, or ``FLUSH_AFTER_S``) and go to the store together with
@@ -142,15 +142,19 @@ class LaneKeys:
         """Store the held completions in one call, then finish their messages. Tried also when the partition
         was revoked meanwhile (what was handled is then committed by the revoke); waits while the store does not
         answer, unless the partition is given up: then they are left unfinished and delivered again."""
-        if self._releases:
-            self._release_failed()
         if not self._keys:
+            if self._releases:
+                self._release_failed()
             return
+        releases, self._releases = (
+            self._releases,
+            [],
+        )  # given up first, in the same call: a key in both ends done
         token = self.state.token
         waits = 0
         while True:
             try:
-                self.store.complete_many(self._keys)
+                self.store.settle_many(self._keys, releases)
                 break
             except Exception as exc:  # noqa: BLE001 - a store error, or one it cannot tell apart: wait
                 if waits == 0:

@@ -64,6 +64,14 @@ class CountingStore(SqliteStore):
         self.calls.append("complete_many")
         super().complete_many(keys)
 
+    def release_many(self, keys: Sequence[Key]) -> None:
+        self.calls.append("release_many")
+        super().release_many(keys)
+
+    def settle_many(self, done: Sequence[Key], released: Sequence[Key]) -> None:
+        self.calls.append("settle_many")
+        super().settle_many(done, released)
+
 
 def messages(ids: list[str]) -> list[Message]:
     codec = codec_for()
@@ -141,7 +149,7 @@ def test_a_full_lane_batch_completes_its_keys_in_one_call(
     state = partition(msgs)
     processor((state, msgs))
     assert state.tracker.processed == len(msgs)
-    assert store.calls.count("complete_many") == 1
+    assert store.calls.count("settle_many") == 1 and "complete_many" not in store.calls
     processor.close()
 
 
@@ -178,6 +186,8 @@ def test_a_failed_handler_releases_its_key_and_the_batch_goes_on(tmp_path: Path)
     state = partition(msgs)
     processor((state, msgs))
     assert state.tracker.processed == len(ids)  # no producer: the retry is a logged drop, finished too
+    # the failed claim is given up in the same transaction as the completions
+    assert store.calls.count("settle_many") == 1 and "release_many" not in store.calls
     other = SqliteStore(tmp_path / "idem.db", "g", ttl_s=3600, lease_s=60)
     assert other.claim_many(ids) == [ClaimState.DONE, ClaimState.NEW, ClaimState.DONE, ClaimState.DONE]
     other.close()

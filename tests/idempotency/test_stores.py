@@ -321,6 +321,20 @@ def test_complete_many_and_release_many(make_store: StoreFactory) -> None:
 
 
 @pytest.mark.unit
+def test_settle_many_gives_up_then_completes_in_one_call(make_store: StoreFactory) -> None:
+    """A lane's flush: failed handlers' claims given up, succeeded ones completed; a key in both ends done."""
+    a, b = make_store(), make_store()
+    finished, given_up, both, not_ours = key(), key(), key(), key()
+    assert a.claim_many([finished, given_up, both]) == [ClaimState.NEW] * 3
+    b.claim(not_ours)
+    a.settle_many([finished, both], [given_up, both, not_ours])
+    assert [b.claim(k) for k in (finished, both)] == [ClaimState.DONE, ClaimState.DONE]
+    assert b.claim(given_up) is ClaimState.NEW
+    assert a.claim(not_ours) is ClaimState.BUSY
+    a.settle_many([], [])
+
+
+@pytest.mark.unit
 def test_the_shared_stores_batch_and_take_any_key_bytes(make_store: StoreFactory) -> None:
     store = make_store()
     odd = [b"\x00\xff" * 3, "x" * 100_000, "ü", b"plain"]

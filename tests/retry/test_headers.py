@@ -220,3 +220,26 @@ def test_the_traceback_ends_with_the_line_the_standard_library_would_write(exc: 
         text = bounded_traceback(raised)
         expected = "".join(traceback.format_exception_only(type(raised), raised))
     assert text.endswith(expected)
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_a_failure_that_repeats_shows_its_own_message_and_its_own_lines() -> None:
+    """Stacks are formatted once per place of failure; each traceback still ends with its own message, and a
+    failure at another line shows that line."""
+    texts = []
+    for message in ("first", "second"):
+        try:
+            _fail(message)
+        except ValueError as exc:
+            texts.append(bounded_traceback(exc))
+    assert texts[0].endswith("ValueError: first\n") and texts[1].endswith("ValueError: second\n")
+    assert texts[0].removesuffix("ValueError: first\n") == texts[1].removesuffix("ValueError: second\n")
+    assert "_fail(message)" in texts[0]
+    try:
+        _fail("elsewhere")
+    except ValueError as exc:
+        other = bounded_traceback(exc)
+    assert '_fail("elsewhere")' in other and "_fail(message)" not in other
