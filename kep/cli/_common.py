@@ -174,3 +174,17 @@ def plain(text: object, style: str = "", *, lines: bool = False) -> Text:
     """Untrusted ``text`` as a Rich ``Text``: never read as markup (``k-[/]`` is shown, not parsed), control
     characters escaped (see ``clean``)."""
     return Text(clean("" if text is None else str(text), lines=lines), style=style)
+
+
+def key_text(key: bytes | None) -> str | None:
+    """A record key as text: UTF-8 when it is, else with backslash escapes."""
+    return None if key is None else key.decode("utf-8", "backslashreplace")
+
+
+def span(seconds: float) -> str:
+    """A length of time for a table cell: ``42.0s``, ``12.5m``, ``3.1h``."""
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"

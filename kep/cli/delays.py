@@ -1,18 +1,34 @@
-"""``kep delays``: the delay forwarder on its own (``kep run`` also runs one when the topology has ``delays:``).
+"""``kep delays``: the delay forwarder on its own (``kep run`` also runs one when the topology has ``delays:``),
+and the delayed events still waiting.
 
-``start_forwarder`` is what ``kep run`` calls; ``kep delays run`` runs the same forwarder until SIGTERM/SIGINT.
+``start_forwarder`` is what ``kep run`` calls; ``kep delays run`` runs the same forwarder until SIGTERM/SIGINT;
+``kep delays ls`` lists what waits in the tiers, soonest due first.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from typing import Annotated, Any
 
 import structlog
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from kep.broker import EMBEDDED_GROUP_SETTINGS, is_embedded
-from kep.cli._common import BootstrapOption, TopologyOption, cluster_settings, console, fail
+from kep.cli._common import (
+    BootstrapOption,
+    JsonOption,
+    TopologyOption,
+    cluster_settings,
+    console,
+    fail,
+    key_text,
+    plain,
+    print_json,
+    span,
+)
 from kep.cli._service import (
     LogFormatOption,
     MetricsHostOption,
@@ -21,13 +37,18 @@ from kep.cli._service import (
     serve_until_signalled,
 )
 from kep.consumers.delays import DelayForwarder
+from kep.consumers.delays.pending import PendingDelay, read_pending
+from kep.consumers.dlq.show import iso_ms
 from kep.logs import configure_logging
 from kep.schemas.errors import KepError
 from kep.topology.loader import load_topology
 from kep.topology.model import Topology
 from kep.topology.settings import KafkaSettings
 
-app = typer.Typer(help="Delayed events: the forwarder that hands them on when due.", no_args_is_help=True)
+app = typer.Typer(
+    help="Delayed events: the forwarder that hands them on when due, and what waits in the tiers.",
+    no_args_is_help=True,
+)
 log = structlog.get_logger("kep.delays")
 
 
@@ -91,3 +112,94 @@ def run_command(
         port=metrics_port,
         host=metrics_host,
     )
+
+
+@app.command("ls")
+def list_pending(
+    bootstrap_servers: BootstrapOption = None,
+    topology: TopologyOption = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, max=10_000, help="Records to list, soonest due first.")
+    ] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The delayed events still waiting in the delay tiers: per tier how many and when due, then the soonest.
+
+    Read from the forwarder group's committed offsets (never committed here): a record handed on less than a
+    commit interval (0.5 s) ago may still be listed."""
+    try:
+        spec = load_topology(topology)
+        if spec.delays is None:
+            fail("the topology has no delays: section (see docs/delayed-events.md)")
+        now_ms = time.time_ns() // 1_000_000
+        pending = read_pending(cluster_settings(bootstrap_servers), spec, now_ms=now_ms, limit=limit)
+    except (KepError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(
+            {
+                "count": pending.count,
+                "unreadable": pending.unreadable,
+                "by_destination": dict(pending.by_destination.most_common()),
+                "tiers": [
+                    {
+                        "topic": t.topic,
+                        "delay_seconds": t.delay_seconds,
+                        "count": t.count,
+                        "soonest_due": iso_ms(t.soonest_ms),
+                        "latest_due": iso_ms(t.latest_ms),
+                    }
+                    for t in pending.tiers
+                ],
+                "soonest": [_record_dict(r) for r in pending.soonest],
+            }
+        )
+        return
+    tiers = Table(title=f"Delayed events waiting: {pending.count}")
+    for column in ("tier", "count", "soonest due", "latest due"):
+        tiers.add_column(column, justify="right" if column == "count" else "left", overflow="fold")
+    for t in pending.tiers:
+        tiers.add_row(
+            plain(t.topic),
+            Text(str(t.count)),
+            Text(iso_ms(t.soonest_ms) or ""),
+            Text(iso_ms(t.latest_ms) or ""),
+        )
+    console.print(tiers)
+    if not pending.soonest:
+        return
+    records = Table(title=f"Soonest due ({len(pending.soonest)} of {pending.count})")
+    for column in ("due", "in", "destination", "event type", "event id", "key", "where"):
+        records.add_column(column, overflow="fold")
+    for r in pending.soonest:
+        due = (
+            Text(iso_ms(r.due_ms) or "")
+            if r.due_ms is not None
+            else plain(f"unreadable: {r.problem}", "yellow")
+        )
+        wait = "" if r.due_ms is None else span(max(0, r.due_ms - now_ms) / 1000)
+        records.add_row(
+            due,
+            Text(wait),
+            plain(r.destination or ""),
+            plain(r.event_type or ""),
+            plain(r.event_id or ""),
+            plain(key_text(r.key)),
+            plain(f"{r.tier}[{r.partition}]@{r.offset}"),
+        )
+    console.print(records)
+
+
+def _record_dict(record: PendingDelay) -> dict[str, Any]:
+    return {
+        "due": iso_ms(record.due_ms),
+        "due_ms": record.due_ms,
+        "destination": record.destination,
+        "event_type": record.event_type,
+        "event_id": record.event_id,
+        "key": key_text(record.key),
+        "tier": record.tier,
+        "partition": record.partition,
+        "offset": record.offset,
+        "problem": record.problem,
+    }

@@ -15,7 +15,17 @@ from pydantic_settings import SettingsError
 from rich.table import Table
 
 from kep.broker import is_embedded
-from kep.cli._common import BootstrapOption, JsonOption, check_cluster, console, fail, plain, print_json
+from kep.cli._common import (
+    BootstrapOption,
+    JsonOption,
+    check_cluster,
+    console,
+    fail,
+    key_text,
+    plain,
+    print_json,
+    span,
+)
 from kep.cli._service import loop_health, serve_until_signalled
 from kep.consumers.errors import ConsumerError
 from kep.consumers.runtime.build import register_secrets
@@ -175,7 +185,7 @@ def ls_command(
     finally:
         database.reset()
     rows = [
-        {"id": id_, "event_id": event_id, "topic": topic, "key": _key(key), "age_s": round(age, 3)}
+        {"id": id_, "event_id": event_id, "topic": topic, "key": key_text(key), "age_s": round(age, 3)}
         for id_, event_id, topic, key, age in oldest
     ]
     topics = [{"topic": t, "unsent": n, "oldest_age_s": round(age, 3)} for t, n, age in by_topic]
@@ -193,25 +203,12 @@ def ls_command(
     for column in ("topic", "unsent", "oldest"):
         per_topic.add_column(column, overflow="fold", justify="right" if column != "topic" else "left")
     for topic, count, age in by_topic:
-        per_topic.add_row(plain(topic), f"{count:,}", _age(age))
+        per_topic.add_row(plain(topic), f"{count:,}", span(age))
     console.print(per_topic)
     if oldest:
         listed = Table(title=f"oldest unsent (up to {limit})", title_justify="left")
         for column in ("id", "event id", "topic", "key", "age"):
             listed.add_column(column, overflow="fold")
         for id_, event_id, topic, key, age in oldest:
-            listed.add_row(str(id_), plain(event_id), plain(topic), plain(_key(key)), _age(age))
+            listed.add_row(str(id_), plain(event_id), plain(topic), plain(key_text(key)), span(age))
         console.print(listed)
-
-
-def _key(key: bytes | None) -> str | None:
-    """A record key as text: UTF-8 when it is, else with backslash escapes."""
-    return None if key is None else key.decode("utf-8", "backslashreplace")
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
