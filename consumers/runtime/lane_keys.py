@@ -146,10 +146,8 @@ class LaneKeys:
             if self._releases:
                 self._release_failed()
             return
-        releases, self._releases = (
-            self._releases,
-            [],
-        )  # given up first, in the same call: a key in both ends done
+        # the failed handlers' claims go in the same call, given up first: a key in both ends done
+        releases, self._releases = self._releases, []
         token = self.state.token
         waits = 0
         while True:

@@ -94,8 +94,12 @@ def test_kep_delays_ls_lists_what_waits_soonest_first_from_the_committed_offsets
     assert events[1].event_id not in {r["event_id"] for r in listed["soonest"]}
 
 
-def test_kep_delays_ls_without_delays_says_so(setup: DelaySetup, tmp_path: Path) -> None:
+def test_kep_delays_ls_without_delays_or_their_topics_says_so(setup: DelaySetup, tmp_path: Path) -> None:
     plain = setup.topology.model_copy(update={"delays": None})
-    path = str(write_topology(plain, tmp_path / "plain.yaml"))
-    result = runner.invoke(app, ["delays", "ls", "-b", setup.kafka.bootstrap_servers, "--topology", path])
-    assert result.exit_code == 2 and "no delays: section" in result.output
+    unapplied = setup.topology.model_copy(
+        update={"delays": setup.delays.model_copy(update={"prefix": f"{setup.delays.prefix}-never-applied"})}
+    )
+    for topology, says in ((plain, "no delays: section"), (unapplied, "never-applied.1s' does not exist")):
+        path = str(write_topology(topology, tmp_path / "topology.yaml"))
+        result = runner.invoke(app, ["delays", "ls", "-b", setup.kafka.bootstrap_servers, "--topology", path])
+        assert result.exit_code == 2 and says in result.output, result.output
