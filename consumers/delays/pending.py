@@ -111,13 +111,9 @@ def _pending(
         partition=msg.partition() or 0,
         offset=msg.offset() or 0,
         key=msg.key(),
-        event_type=_text(h.header_bytes(headers, h.EVENT_TYPE)),
-        event_id=_text(h.header_bytes(headers, h.IDEMPOTENCY_KEY)),
+        event_type=h.header_str(headers, h.EVENT_TYPE),
+        event_id=h.header_str(headers, h.IDEMPOTENCY_KEY),
         destination=None if isinstance(scheduled, Reject) else scheduled.destination,
         due_ms=None if isinstance(scheduled, Reject) else scheduled.due_ms,
         problem=scheduled.reason if isinstance(scheduled, Reject) else None,
     )
-
-
-def _text(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode("utf-8", "replace")

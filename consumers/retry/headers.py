@@ -349,7 +349,7 @@ def _first_values(headers: Iterable[tuple[str, HeaderValue]]) -> dict[str, bytes
     wanted = _READ
     for name, value in headers:
         if name in wanted and name not in found:
-            found[name] = value.encode() if isinstance(value, str) else value
+            found[name] = _as_bytes(value)
     return found
 
 

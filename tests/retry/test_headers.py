@@ -6,6 +6,7 @@ import traceback
 
 import pytest
 
+from kep.consumers.retry import headers as provenance_headers
 from kep.consumers.retry.headers import (
     MAX_TRACEBACK_BYTES,
     PROVENANCE_HEADERS,
@@ -229,6 +230,7 @@ def _fail(message: str) -> None:
 def test_a_failure_that_repeats_shows_its_own_message_and_its_own_lines() -> None:
     """Stacks are formatted once per place of failure; each traceback still ends with its own message, and a
     failure at another line shows that line."""
+    provenance_headers._stacks.clear()
     texts = []
     for message in ("first", "second"):
         try:
@@ -238,6 +240,7 @@ def test_a_failure_that_repeats_shows_its_own_message_and_its_own_lines() -> Non
     assert texts[0].endswith("ValueError: first\n") and texts[1].endswith("ValueError: second\n")
     assert texts[0].removesuffix("ValueError: first\n") == texts[1].removesuffix("ValueError: second\n")
     assert "_fail(message)" in texts[0]
+    assert len(provenance_headers._stacks) == 1  # formatted once for both
     try:
         _fail("elsewhere")
     except ValueError as exc:
