@@ -13,6 +13,11 @@ holding every other writer up. Connections opened through ``connect`` leave that
 this process instead (``PRAGMA wal_autocheckpoint=0`` on them, a PASSIVE checkpoint every
 ``CHECKPOINT_EVERY_S`` on its own connection), which never blocks writers. Durability is unchanged: commits are
 in the log, synced as ``synchronous`` says, whenever they are copied back.
+
+Writes that wait meanwhile share a transaction (``SqliteFile.write``, a group commit): a writer queues its
+statements and waits for the thread lock; whoever gets it first runs everything queued by then in one write
+transaction, and the others find theirs done. Lanes of one worker then cost one commit, not one each, and a
+lane waits for at most the transaction under way and its own, not for every lane ahead of it.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 try:
     import fcntl
@@ -30,6 +37,7 @@ except ImportError:  # not POSIX: the processes of a host take turns in SQLite's
 
 CHECKPOINT_EVERY_S = 0.5
 
+T = TypeVar("T")
 _files: dict[str, SqliteFile] = {}
 _guard = threading.Lock()
 
@@ -40,6 +48,8 @@ class SqliteFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self.lock = WriteLock(path + "-kep.lock")
+        self._queued: list[_Write] = []  # writes waiting for the next transaction
+        self._queue_lock = threading.Lock()
         self._users = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,6 +61,30 @@ class SqliteFile:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def write(self, conn: sqlite3.Connection, op: Callable[[sqlite3.Connection], T]) -> T:
+        """``op(conn)`` in a write transaction, committed before this returns; with it, in the same transaction,
+        the writes of this file's other threads that wait meanwhile (each on the connection of the thread that
+        runs them). Raises ``sqlite3.Error`` when the transaction failed, for every write in it: none of them
+        was committed."""
+        mine = _Write(op)
+        with self._queue_lock:
+            self._queued.append(mine)
+        lock = self.lock
+        with lock.threads:  # this process's writers queue here; the first in runs what is queued
+            if not mine.done:
+                if lock.held:  # inside this thread's own transaction (``transaction()``): only its own
+                    with self._queue_lock:
+                        self._queued.remove(mine)
+                    writes = [mine]
+                else:
+                    with self._queue_lock:
+                        writes, self._queued = self._queued, []
+                with lock:
+                    _run(conn, writes)
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[no-any-return]
 
     def _checkpoints(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -90,6 +124,50 @@ class SqliteFile:
         return thread
 
 
+class _Write:
+    """One caller's statements, waiting for a transaction: its result, or the error it raises."""
+
+    __slots__ = ("op", "done", "result", "error")
+
+    def __init__(self, op: Callable[[sqlite3.Connection], Any]) -> None:
+        self.op = op
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _run(conn: sqlite3.Connection, writes: list[_Write]) -> None:
+    """``writes`` in one transaction on ``conn``. If one fails nothing is committed: it gets its own error,
+    the others an ``sqlite3.OperationalError`` that names it."""
+    failed: _Write | None = None
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for write in writes:
+                failed = write
+                write.result = write.op(conn)
+            failed = None
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:  # nothing was committed either way
+                    pass
+            raise
+    except BaseException as exc:
+        for write in writes:
+            if write is failed:
+                write.error = exc
+            else:
+                shared = sqlite3.OperationalError(f"a write in the same transaction failed: {exc}")
+                shared.__cause__ = exc
+                write.error = shared
+    finally:
+        for write in writes:
+            write.done = True
+
+
 class WriteLock:
     """A re-entrant lock held by one thread of one process of the host at a time: a thread lock, and while
     the outermost holder has it, an exclusive ``flock`` on ``path``. The lock file is created when missing and
@@ -104,6 +182,16 @@ class WriteLock:
                 self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError:
                 self._fd = None
+
+    @property
+    def threads(self) -> threading.RLock:
+        """The thread lock alone: held, it keeps this process's other threads out, not other processes."""
+        return self._threads
+
+    @property
+    def held(self) -> bool:
+        """Whether the whole lock is held (call with ``threads`` held: then it is this thread that holds it)."""
+        return self._depth > 0
 
     def __enter__(self) -> WriteLock:
         self._threads.acquire()

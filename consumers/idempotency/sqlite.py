@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency._connections import ThreadConnections
-from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, open_file
+from kep.consumers.idempotency._sqlite_writes import SqliteFile, WriteLock, close_file, open_file
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key, digest
 
 # Completed keys, kept for the TTL: a big table whose keys are random, so every write dirties a page of its
@@ -96,6 +97,7 @@ def _decide(owner: str, row: Sequence[object], now: float) -> ClaimState:
     return ClaimState.NEW
 
 
+T = TypeVar("T")
 _JSON = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in from SQLite 3.38 on
 
 
@@ -113,6 +115,7 @@ class SqliteStore(IdempotencyStore):
         # writers of this file in this process queue on its lock, not in SQLite; checkpoints run off the hot path
         self._file = open_file(self.path)
         self._writing = self._file.lock
+        self._combined = self._file.write
         self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections(
             self._file.connect, sqlite3.Connection.close
         )
@@ -128,6 +131,11 @@ class SqliteStore(IdempotencyStore):
             self.close()
             raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
 
+    @property
+    def file_lock(self) -> WriteLock | None:
+        """The writers' lock of this store's file (tests hold it to line writers up)."""
+        return self._file.lock if self._file is not None else None
+
     def _conn(self) -> sqlite3.Connection:
         return self._conns.get()
 
@@ -136,24 +144,33 @@ class SqliteStore(IdempotencyStore):
 
     def claim(self, key: Key) -> ClaimState:
         name = digest(key)
-        with self._batch() as conn:  # read and claim in one write transaction: nothing changes in between
+
+        def claim(conn: sqlite3.Connection) -> ClaimState:  # read and claim in one write transaction
             now = time.time()
             found = _decide(self.owner, conn.execute(_STATE, (self.namespace, name)).fetchone(), now)
             if found is ClaimState.NEW:
                 conn.execute(_CLAIM, (self.namespace, name, self.owner, now + self.lease_s))
-        return found
+            return found
+
+        return self._write(claim)
 
     def complete(self, key: Key) -> None:
         name = digest(key)
-        with self._batch() as conn:
+
+        def complete(conn: sqlite3.Connection) -> None:
             conn.execute(_COMPLETE, (self.namespace, name, time.time() + self.ttl_s))
             conn.execute(_UNCLAIM, (self.namespace, name))
 
+        self._write(complete)
+
     def release(self, key: Key) -> None:
         name = digest(key)
-        with self._batch() as conn:
+
+        def release(conn: sqlite3.Connection) -> None:
             for statement in _RELEASE:
                 conn.execute(statement, (self.namespace, name, self.owner))
+
+        self._write(release)
 
     # -- batches: one write transaction for all the keys ---------------------------------------------------------
     @property
@@ -162,7 +179,8 @@ class SqliteStore(IdempotencyStore):
 
     def claim_many(self, keys: Sequence[Key]) -> list[ClaimState]:
         names = [digest(key) for key in keys]
-        with self._batch() as conn:  # the write lock is held: nothing changes between the statements
+
+        def claim_many(conn: sqlite3.Connection) -> dict[str, ClaimState]:  # nothing changes in between
             now = time.time()
             found = {
                 row[0]: _decide(self.owner, row[1:], now)
@@ -171,6 +189,9 @@ class SqliteStore(IdempotencyStore):
             new = [name for name, state in found.items() if state is ClaimState.NEW]
             if new:
                 conn.execute(_CLAIM_MANY, (self.namespace, self.owner, now + self.lease_s, json.dumps(new)))
+            return found
+
+        found = self._write(claim_many)
         return [found[name] for name in names]
 
     def complete_many(self, keys: Sequence[Key]) -> None:
@@ -183,30 +204,24 @@ class SqliteStore(IdempotencyStore):
         """One write transaction: in SQLite a transaction's cost is mostly its commit and the pages it writes."""
         if not done and not released:
             return
-        with self._batch() as conn:
-            if released:
-                listed = json.dumps([digest(key) for key in released])
-                for statement in _RELEASE_MANY:
-                    conn.execute(statement, (self.namespace, self.owner, listed))
-            if done:
-                listed = json.dumps([digest(key) for key in done])
-                conn.execute(_COMPLETE_MANY, (self.namespace, time.time() + self.ttl_s, listed))
-                conn.execute(_UNCLAIM_MANY, (self.namespace, listed))
+        gone = json.dumps([digest(key) for key in released]) if released else None
+        kept = json.dumps([digest(key) for key in done]) if done else None
 
-    @contextmanager
-    def _batch(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection in one write transaction, committed at the end; errors roll it back and
-        are ``IdempotencyStoreError``."""
+        def settle_many(conn: sqlite3.Connection) -> None:
+            if gone is not None:
+                for statement in _RELEASE_MANY:
+                    conn.execute(statement, (self.namespace, self.owner, gone))
+            if kept is not None:
+                conn.execute(_COMPLETE_MANY, (self.namespace, time.time() + self.ttl_s, kept))
+                conn.execute(_UNCLAIM_MANY, (self.namespace, kept))
+
+        self._write(settle_many)
+
+    def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """``op`` in a write transaction, with the writes other threads of this process wait to make (one
+        commit for all: ``SqliteFile.write``); a failure is ``IdempotencyStoreError``, nothing of it committed."""
         try:
-            conn = self._conn()
-            with self._writing:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback(conn)
-                    raise
+            return self._combined(self._conn(), op)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
