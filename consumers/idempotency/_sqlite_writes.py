@@ -80,8 +80,11 @@ class SqliteFile:
                 else:
                     with self._queue_lock:
                         writes, self._queued = self._queued, []
-                with lock:
-                    _run(conn, writes)
+                try:
+                    with lock:
+                        _run(conn, writes)
+                except BaseException as exc:  # the file lock was not taken: none of them ran
+                    _failed(writes, exc, None)
         if mine.error is not None:
             raise mine.error
         return mine.result  # type: ignore[no-any-return]
@@ -137,8 +140,7 @@ class _Write:
 
 
 def _run(conn: sqlite3.Connection, writes: list[_Write]) -> None:
-    """``writes`` in one transaction on ``conn``. If one fails nothing is committed: it gets its own error,
-    the others an ``sqlite3.OperationalError`` that names it."""
+    """``writes`` in one transaction on ``conn``; if it fails, none of them is committed (``_failed``)."""
     failed: _Write | None = None
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -156,16 +158,26 @@ def _run(conn: sqlite3.Connection, writes: list[_Write]) -> None:
                     pass
             raise
     except BaseException as exc:
-        for write in writes:
-            if write is failed:
-                write.error = exc
-            else:
-                shared = sqlite3.OperationalError(f"a write in the same transaction failed: {exc}")
-                shared.__cause__ = exc
-                write.error = shared
+        _failed(writes, exc, failed)
     finally:
         for write in writes:
             write.done = True
+
+
+def _failed(writes: list[_Write], exc: BaseException, culprit: _Write | None) -> None:
+    """Each of ``writes`` gets an error of its own: ``exc`` for the write that raised it, an
+    ``sqlite3.OperationalError`` naming it for the others (the transaction itself, when no write did)."""
+    for write in writes:
+        write.done = True
+        if write is culprit:
+            write.error = exc
+        else:
+            what = (
+                "a write in the same transaction failed" if culprit is not None else "the transaction failed"
+            )
+            error = sqlite3.OperationalError(f"{what}: {exc}")
+            error.__cause__ = exc
+            write.error = error
 
 
 class WriteLock:

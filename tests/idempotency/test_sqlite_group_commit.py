@@ -114,3 +114,36 @@ def test_a_write_inside_a_transaction_of_its_own_thread_runs_alone(tmp_path: Pat
         assert store.claim("handled") is ClaimState.DONE
     finally:
         store.close()
+
+
+def test_when_the_file_lock_cannot_be_taken_every_write_waiting_for_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """None of them ran: each caller gets an error, none a silent empty answer."""
+    store = SqliteStore(tmp_path / "keys.db", "group", ttl_s=60, lease_s=30)
+    assert store.file_lock is not None and _sqlite_writes.fcntl is not None
+    outcomes: list[BaseException | object] = []
+
+    def claim(key: str) -> None:
+        try:
+            outcomes.append(store.claim(key))
+        except BaseException as exc:  # noqa: BLE001 - what each caller got is the point
+            outcomes.append(exc)
+
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError("no locks available")
+
+    try:
+        with store.file_lock.threads:
+            threads = _threads(lambda: claim("a"), lambda: claim("b"))
+            _queued(store, 2)
+            monkeypatch.setattr(_sqlite_writes.fcntl, "flock", refuse)
+        for thread in threads:
+            thread.join(10)
+        assert len(outcomes) == 2
+        assert all(isinstance(o, OSError | IdempotencyStoreError) for o in outcomes), outcomes
+        assert any("no locks available" in str(o) for o in outcomes)
+        monkeypatch.undo()
+        assert store.claim_many(["a", "b"]) == [ClaimState.NEW, ClaimState.NEW]  # nothing was claimed
+    finally:
+        store.close()
