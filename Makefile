@@ -36,8 +36,10 @@ test: $(STAMP) tools services
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 	KEP_TEST_BROKER=embedded $(BIN)/python -m pytest -n 2 -m embedded $(PYTEST_ARGS)
 
+# Everything on the embedded broker, then the added latency again on Apache Kafka (its target is read there).
 bench: $(STAMP)
 	$(BIN)/python -m bench --markdown bench/results/latest.md $(BENCH_ARGS)
+	$(BIN)/python -m bench --broker kafka --only consumer --scenario latency --markdown bench/results/latest.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,9 +6,10 @@ the same run on the same broker, so they mean something on any machine; absolute
 
 Options: ``--quick`` (short run), ``--only NAME`` (repeatable), ``--scenario NAME`` (repeatable: only these
 scenarios of the benchmarks run, e.g. ``--only consumer --scenario sqlite``), ``--bootstrap HOST:PORT`` (an
-existing broker instead of the embedded one), ``--output PATH`` (default ``bench/results/latest.json``; with
-``--only`` or ``--scenario``, the other figures already there are kept), ``--check`` (exit 1 when a target is
-missed).
+existing broker instead of the embedded one), ``--broker kafka`` (a fresh single-node Apache Kafka, fetched from
+Maven Central like the test suite's, instead of the embedded one), ``--output PATH`` (default
+``bench/results/latest.json``; with ``--only`` or ``--scenario``, the other figures already there are kept),
+``--check`` (exit 1 when a target is missed).
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only this scenario of the benchmarks run (repeatable)",
     )
     parser.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    parser.add_argument(
+        "--broker",
+        choices=["embedded", "kafka"],
+        default="embedded",
+        help="the broker to start: the embedded one, or Apache Kafka (needs Java)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--markdown", type=Path, help="also write the figures as a Markdown table here")
@@ -67,9 +74,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def _broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
+def _broker(bootstrap: str | None, broker: str = "embedded") -> Iterator[tuple[str, str]]:
     if bootstrap:
         yield bootstrap, "external"
+        return
+    if broker == "kafka":
+        from tests.support.apache_kafka import apache_kafka
+
+        with apache_kafka() as kafka:
+            yield kafka.bootstrap_servers, "kafka"
         return
     from kep.broker import EmbeddedBroker
 
@@ -116,9 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     errors: dict[str, str] = {}
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    with _broker(args.bootstrap) as (bootstrap, kind):
+    with _broker(args.bootstrap, args.broker) as (bootstrap, kind):
         for name in args.only or BENCHMARKS:
-            ctx = BenchContext(bootstrap_servers=bootstrap, quick=args.quick, scenarios=tuple(args.scenario))
+            ctx = BenchContext(
+                bootstrap_servers=bootstrap, quick=args.quick, scenarios=tuple(args.scenario), broker=kind
+            )
             try:
                 results.extend(_run_one(name, ctx, console))
             except Exception as exc:  # one broken benchmark must not hide the others

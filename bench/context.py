@@ -23,6 +23,9 @@ class BenchContext:
     quick: bool = False
     benchmark: str = ""
     scenarios: tuple[str, ...] = ()  # --scenario: run only these scenarios of a benchmark (empty: all)
+    broker: str = (
+        "embedded"  # --broker: "embedded" (Tansu), "kafka" (Apache Kafka) or "external" (--bootstrap)
+    )
     _topics: list[str] = field(default_factory=list)
 
     # -- broker -------------------------------------------------------------------------------------------

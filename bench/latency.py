@@ -8,7 +8,13 @@ The raw loop (``bench/raw_loop.py``, a process of its own like ``kep run``) runs
 defaults for the fetch (``fetch.wait.max.ms=100``) and the consume timeout (0.1 s), and kep's way of fetching
 (what the client holds at once, else a wait for the first record), then decodes each value and commits
 synchronously after each batch. ``added`` is kep's percentile minus the raw
-loop's, median over the rounds. Target: p99 added <= 5 ms.
+loop's, median over the rounds.
+
+Target: p99 added <= 5 ms, on Apache Kafka (``python -m bench --broker kafka``; ``make bench`` runs this
+scenario there too, after the embedded run, with one unmeasured round first while the broker's JVM warms up).
+On the embedded broker the figures are reported without the target: Tansu holds fetches on a timer, so the
+raw loop's own p99 moves by 100 ms and more from one round to the next, and the added p99 there changes sign
+between runs of the same code. A 5 ms target cannot be read through that.
 """
 
 from __future__ import annotations
@@ -99,6 +105,9 @@ def run(ctx: BenchContext, kep: KepRun, store: str | None = None) -> list[Result
     """``store``: the ``--idempotency-store`` of kep run (None: its default, SQLite)."""
     rounds = ctx.scale(5, 1)
     count = RATE * ctx.scale(LATENCY_SECONDS, 3)
+    on_kafka = ctx.broker == "kafka"
+    if on_kafka and not ctx.quick:  # the JVM's first minutes are slower: not measured
+        _raw(ctx, kep, ctx.topic(6, prefix="bench-latency-warmup"), count)
     added: dict[str, list[float]] = {"p50": [], "p99": []}
     seen: dict[str, dict[str, list[float]]] = {"raw": {"p50": [], "p99": []}, "kep": {"p50": [], "p99": []}}
     for round_no in range(rounds):
@@ -115,8 +124,11 @@ def run(ctx: BenchContext, kep: KepRun, store: str | None = None) -> list[Result
                 seen[name][label].append(_percentile(figures[name], q))
             added[label].append(seen["kep"][label][-1] - seen["raw"][label][-1])
     where = "kep run at defaults" if store is None else f"kep run at defaults but --idempotency-store {store}"
-    note = f"{rounds} x {count:,} events at {RATE:,}/s, 6 partitions; {where}, raw at equal settings"
-    suffix = "" if store is None else f", {store.split(':')[0]} store"
+    broker = "Apache Kafka" if on_kafka else "the embedded broker"
+    note = f"{rounds} x {count:,} events at {RATE:,}/s, 6 partitions, on {broker}; {where}, raw at equal settings"
+    suffix = ("" if store is None else f", {store.split(':')[0]} store") + (
+        ", Apache Kafka" if on_kafka else ""
+    )
     results = []
     for label in ("p50", "p99"):
         for name in ("raw", "kep"):
@@ -131,7 +143,7 @@ def run(ctx: BenchContext, kep: KepRun, store: str | None = None) -> list[Result
                     note=note,
                 )
             )
-    for label, target in (("p50", None), ("p99", P99_ADDED_TARGET_MS)):
+    for label, target in (("p50", None), ("p99", P99_ADDED_TARGET_MS if on_kafka else None)):
         results.append(
             ctx.result(
                 f"latency {label} added by kep{suffix}",
