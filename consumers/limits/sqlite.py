@@ -1,4 +1,9 @@
-"""Limits in SQLite: shared by the worker processes of one host; each decision is one IMMEDIATE transaction."""
+"""Limits in SQLite: shared by the worker processes of one host; each decision is one IMMEDIATE transaction.
+
+The limits live in the idempotency store's file and write as its stores do (``SqliteFile.write``): on the
+writers' lock of the file, in a transaction shared with the writes waiting beside them, on connections that
+leave checkpoints to the checkpointer, so a decision neither sleeps in SQLite's busy handler behind a lane nor
+copies the write-ahead log back inside its transaction."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kep.consumers.idempotency._connections import ThreadConnections
+from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, open_file
 from kep.consumers.limits.errors import LimitStoreError
 from kep.consumers.limits.gcra import gcra
 from kep.consumers.limits.store import Clock, LimitStore
@@ -38,34 +44,27 @@ class SqliteLimitStore(LimitStore):
         self.path = Path(path)
         self._now = clock or time.time
         self._takes = 0
-        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections(
-            self._connect, sqlite3.Connection.close
-        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._conns.get()
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise LimitStoreError(f"sqlite limit store {self.path}: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        self._file: SqliteFile | None = open_file(self.path)
+        self._write = self._file.write
+        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections(
+            self._file.connect, sqlite3.Connection.close
+        )
+        try:
+            conn = self._conns.get()
+            with self._file.lock:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            raise LimitStoreError(f"sqlite limit store {self.path}: {exc}") from exc
 
     def _transaction(self, fn: Callable[[sqlite3.Connection, float], T]) -> T:
         try:
-            conn = self._conns.get()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn, self._now())
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+            return self._write(self._conns.get(), lambda conn: fn(conn, self._now()))
         except sqlite3.Error as exc:
             raise LimitStoreError(f"sqlite limit store {self.path}: {exc}") from exc
 
@@ -120,13 +119,15 @@ class SqliteLimitStore(LimitStore):
         return self._transaction(go)
 
     def leave(self, key: str, holder: str) -> None:
-        try:
-            self._conns.get().execute(
+        self._transaction(
+            lambda conn, now: conn.execute(
                 "DELETE FROM kep_limit_lease WHERE namespace = ? AND key = ? AND holder = ?",
                 (self.namespace, key, holder),
             )
-        except sqlite3.Error as exc:
-            raise LimitStoreError(f"sqlite limit store {self.path}: {exc}") from exc
+        )
 
     def close(self) -> None:
         self._conns.close_all()
+        file, self._file = self._file, None
+        if file is not None:
+            close_file(file)

@@ -249,3 +249,30 @@ def test_postgres_slots_come_back_after_their_rows_were_removed() -> None:
         assert store.enter(k, 1, 30.0, "b") == 0.0
     finally:
         store.close()
+
+
+def test_sqlite_limits_wait_for_the_files_writers_lock_and_share_its_transactions(tmp_path: Path) -> None:
+    """A decision waits on the idempotency file's writers' lock (woken when a lane's transaction ends, not after
+    a sleep in SQLite's busy handler) and goes into the transaction of the writes waiting beside it."""
+    from kep.consumers.idempotency.base import ClaimState
+    from kep.consumers.idempotency.sqlite import SqliteStore
+    from tests.support.wait import wait_until
+
+    path = tmp_path / "idempotency.db"
+    keys = SqliteStore(path, "group", ttl_s=60, lease_s=30)
+    limits = open_limit_store(f"sqlite:///{path}", "group-limits")
+    decided = threading.Event()
+    try:
+        assert keys.claim("held") is ClaimState.NEW
+        with keys.transaction("held"):  # a handler's transaction holds the file
+            thread = threading.Thread(target=lambda: (limits.take("k", 1.0, 0.0), decided.set()), daemon=True)
+            thread.start()
+            file = keys._file
+            assert file is not None
+            wait_until(lambda: len(file._queued) == 1, timeout=10, message="the decision queued on the lock")
+            assert not decided.is_set()
+        assert decided.wait(5)  # at once: no busy-handler sleep, no 30 s timeout
+        assert limits.take("k", 1.0, 0.0) > 0  # the first take was committed: the bucket is full
+    finally:
+        limits.close()
+        keys.close()
