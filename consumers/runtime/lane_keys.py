@@ -33,6 +33,7 @@ from confluent_kafka import Message
 
 from kep.consumers.idempotency.base import ClaimState, IdempotencyStore, Key
 from kep.consumers.outcome import HANDLED
+from kep.consumers.runtime.keys_in_flight import KeysInFlight
 from kep.consumers.runtime.partition import PartitionState
 
 log = structlog.get_logger(__name__)
@@ -55,8 +56,10 @@ class LaneKeys:
         settle: Callable[[PartitionState, Message, object], object],
         *,
         clock: Callable[[], float] = time.monotonic,
+        in_flight: KeysInFlight | None = None,
     ) -> None:
         self.store = store
+        self._in_flight = in_flight
         self.state = state
         self._settle = settle
         self._clock = clock
@@ -75,14 +78,21 @@ class LaneKeys:
         """Claim the distinct ``keys`` (None: not known before decoding) in one call. A store that does not
         answer is left for the messages' own claims to wait out."""
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
+        in_flight = self._in_flight
+        if (
+            in_flight is not None
+        ):  # held by this batch from now on; one another message holds is claimed later
+            distinct = [key for key in distinct if in_flight.take(key, self)]
         if not distinct:
             return
         try:
             answers = self.store.claim_many(distinct)
         except Exception:  # noqa: BLE001 - each message claims its key itself, and waits if it must
+            self._give_back(distinct)
             return
         self._claimed_at = self._clock()
         self._ahead = dict(zip(distinct, answers, strict=True))
+        self._give_back([key for key, answer in self._ahead.items() if answer is not ClaimState.NEW])
 
     def claim(self, key: Key) -> ClaimState:
         """The claim of ``key`` for the message being processed."""
@@ -109,6 +119,8 @@ class LaneKeys:
                 self.store.release_many(unused)
             except Exception as exc:  # noqa: BLE001 - their leases expire by themselves
                 log.warning("cannot release unused claims", count=len(unused), error=str(exc))
+                return
+            self._give_back(unused)
 
     def _release_failed(self) -> None:
         """Give up the claims of failed handlers (before completions: a key in both ends done either way)."""
@@ -117,6 +129,13 @@ class LaneKeys:
             self.store.release_many(releases)
         except Exception as exc:  # noqa: BLE001 - their leases expire by themselves
             log.warning("cannot release claims", count=len(releases), error=str(exc))
+            return
+        self._give_back(releases)
+
+    def _give_back(self, keys: Sequence[Key]) -> None:
+        """The store has these keys' completion or release: other messages of this process may take them."""
+        if self._in_flight is not None and keys:
+            self._in_flight.drop(keys)
 
     # -- completions ---------------------------------------------------------------------------------------
     def defer(self, key: Key, msg: Message) -> None:
@@ -160,6 +179,8 @@ class LaneKeys:
                 if token.wait(_BACKOFF_S[min(waits, len(_BACKOFF_S) - 1)]):
                     return
                 waits += 1
+        self._give_back(self._keys)
+        self._give_back(releases)
         held, self._held = self._held, []
         self._keys, self._held_keys = [], set()
         state, settle = self.state, self._settle

@@ -27,6 +27,7 @@ from kep.consumers.outcome import DUPLICATE, HANDLED, Drop, Forward, Outcome, Re
 from kep.consumers.retry.headers import InvalidProvenanceError, Provenance
 from kep.consumers.retry.router import Failure, Router
 from kep.consumers.runtime.async_runner import AsyncRunner
+from kep.consumers.runtime.keys_in_flight import KeysInFlight
 from kep.consumers.runtime.lane_keys import LaneKeys
 from kep.consumers.runtime.partition import PartitionState, WorkItem
 from kep.consumers.runtime.settle import Settler
@@ -102,6 +103,7 @@ class Processor:
         self.group = group
         self.codec = codec
         self.store = store
+        self.in_flight = KeysInFlight(store.lease_s)  # one message at a time per key in this process
         self.router = router
         self.settler = settler
         self.metrics = metrics
@@ -164,7 +166,7 @@ class Processor:
         """Claims and completions per lane batch (``lane_keys.py``), when the store batches them."""
         if not self.store.batches or len(msgs) < 2:
             return None
-        keys = LaneKeys(self.store, state, self.settler.settle)  # type: ignore[arg-type]
+        keys = LaneKeys(self.store, state, self.settler.settle, in_flight=self.in_flight)  # type: ignore[arg-type]
         if self._use_header:  # keys known before decoding
             keys.claim_ahead([self._ahead_key(state, msg) for msg in msgs])
         return keys
@@ -244,6 +246,11 @@ class Processor:
         if claim is ClaimState.DONE:
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
+        holder = keys if keys is not None else (state.topic, state.partition, msg.offset())
+        if not self.in_flight.take(key, holder):
+            return self._store_wait(
+                ctx, redo, None
+            )  # another message of this process runs it: as a busy claim
         gate = (
             self.limits.find(state.source_topic, event.avro_name, handler)
             if self.limits is not None
@@ -278,6 +285,7 @@ class Processor:
             else:
                 handler.fn(event, ctx)
         except AlreadyCompletedError:
+            self.in_flight.drop((key,))
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
         except Exception as exc:
@@ -292,12 +300,14 @@ class Processor:
             return self._failed(state, msg, exc, ctx, redo, time.perf_counter() - started)
         duration = time.perf_counter() - started
         if keys is not None and not ctx.completed_in_transaction:
-            keys.defer(key, msg)  # completed with the lane batch's keys, then settled
-        elif not ctx.completed_in_transaction:
-            try:
-                self.store.complete(key)
-            except IdempotencyStoreError as exc:
-                return self._store_wait(ctx, redo, exc, handled=True)
+            keys.defer(key, msg)  # completed with the lane batch's keys, then settled (and given back)
+        else:
+            if not ctx.completed_in_transaction:
+                try:
+                    self.store.complete(key)
+                except IdempotencyStoreError as exc:
+                    return self._store_wait(ctx, redo, exc, handled=True)
+            self.in_flight.drop((key,))
         self._count_handled(state.source_topic, duration)
         try:  # inline, not through _tell: twice per message
             self.outcomes.handled(msg, ctx, state.token)
@@ -312,6 +322,7 @@ class Processor:
             self.store.complete(ctx.store_key)
         except IdempotencyStoreError as exc:
             return self._store_wait(ctx, redo, exc, handled=True)
+        self.in_flight.drop((ctx.store_key,))
         self._count_handled(state.source_topic, duration)
         self._tell(self.outcomes.handled, msg, ctx, state.token)
         return HANDLED
@@ -496,7 +507,8 @@ class Processor:
     def _release(self, key: Key) -> None:
         try:
             self.store.release(key)
-        except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+            self.in_flight.drop((key,))
+        except Exception as exc:  # noqa: BLE001 - the lease expires by itself (and so does the key here)
             try:
                 log.warning("cannot release claim", group=self.group, error=str(exc))
             except Exception:  # noqa: BLE001, S110

@@ -205,3 +205,31 @@ def test_handled_metrics_counted_per_lane_batch_add_up(tmp_path: Path) -> None:
     assert registry.get_sample_value("kep_handler_duration_seconds_count", labels) == 7
     assert registry.get_sample_value("kep_handler_duration_seconds_bucket", {**labels, "le": "+Inf"}) == 7
     processor.close()
+
+
+def test_a_batch_holds_its_keys_ahead_and_leaves_a_key_another_lane_runs(tmp_path: Path) -> None:
+    """Keys claimed ahead are the batch's in the process until their completion or release is stored; a key
+    another lane of the process runs is not claimed ahead (the store would answer NEW: the claim is the
+    process's), so its message claims it when it comes, and waits."""
+    from kep.consumers.runtime.keys_in_flight import KeysInFlight
+
+    store = SqliteStore(tmp_path / "keys.db", "g", ttl_s=60, lease_s=30)
+    in_flight = KeysInFlight(30.0)
+    state = PartitionState("orders", 0, "orders", None, [])
+    settled: list[Any] = []
+    try:
+        assert in_flight.take("running elsewhere", "another lane")
+        keys = lane_keys.LaneKeys(store, state, lambda s, m, o: settled.append(m), in_flight=in_flight)
+        keys.claim_ahead(["mine", "unused", "running elsewhere"])
+        assert not in_flight.take("mine", "another lane")
+        assert not in_flight.take("unused", "another lane")
+        assert in_flight.take("running elsewhere", "another lane")  # still the other lane's
+        assert keys.claim("mine") is ClaimState.NEW
+        keys.defer("mine", "message")  # type: ignore[arg-type]
+        keys.flush()  # completion stored: given back
+        keys.release_unused()  # "unused" released: given back
+        assert settled == ["message"]
+        assert in_flight.take("mine", "another lane") and in_flight.take("unused", "another lane")
+        assert store.claim("mine") is ClaimState.DONE
+    finally:
+        store.close()
