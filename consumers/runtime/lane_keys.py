@@ -79,9 +79,8 @@ class LaneKeys:
         answer is left for the messages' own claims to wait out."""
         distinct = list(dict.fromkeys(k for k in keys if k is not None))
         in_flight = self._in_flight
-        if (
-            in_flight is not None
-        ):  # held by this batch from now on; one another message holds is claimed later
+        if in_flight is not None:
+            # held by this batch from now on; a key another message of the process holds is claimed later
             distinct = [key for key in distinct if in_flight.take(key, self)]
         if not distinct:
             return

@@ -151,7 +151,8 @@ class Processor:
                         if keys.took(msg):
                             break  # handled; finished once its key's completion is stored with the batch's
                         if isinstance(outcome, Rerun):
-                            keys.flush()  # what is done is finished before this message waits
+                            keys.flush()  # what is done is finished before this message waits,
+                            keys.release_unused()  # and the rest claim again: another lane may wait for one
                     redo = settle(state, msg, outcome)
                     if redo is None or token.cancelled:
                         break
@@ -166,7 +167,8 @@ class Processor:
         """Claims and completions per lane batch (``lane_keys.py``), when the store batches them."""
         if not self.store.batches or len(msgs) < 2:
             return None
-        keys = LaneKeys(self.store, state, self.settler.settle, in_flight=self.in_flight)  # type: ignore[arg-type]
+        settle = self.settler.settle
+        keys = LaneKeys(self.store, state, settle, in_flight=self.in_flight)  # type: ignore[arg-type]
         if self._use_header:  # keys known before decoding
             keys.claim_ahead([self._ahead_key(state, msg) for msg in msgs])
         return keys
@@ -247,10 +249,8 @@ class Processor:
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
         holder = keys if keys is not None else (state.topic, state.partition, msg.offset())
-        if not self.in_flight.take(key, holder):
-            return self._store_wait(
-                ctx, redo, None
-            )  # another message of this process runs it: as a busy claim
+        if not self.in_flight.take(key, holder):  # another message of this process runs it: a busy claim
+            return self._store_wait(ctx, redo, None)
         gate = (
             self.limits.find(state.source_topic, event.avro_name, handler)
             if self.limits is not None

@@ -21,7 +21,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("store", ["sqlite", "memory://"])
-def test_copies_of_one_event_in_two_lanes_run_once(kafka: str, store: str, tmp_path: object) -> None:
+@pytest.mark.parametrize("second_copies", ["in order", "reversed"])
+def test_copies_of_one_event_in_two_lanes_run_once(
+    kafka: str, store: str, second_copies: str, tmp_path: object
+) -> None:
+    """``reversed``: one lane meets the events in the order the other meets them backwards, so each lane holds
+    a key (claimed ahead with its batch) the other waits for; neither may wait for the other's lease."""
     setup = applied_topology(kafka, partitions=1)
     events = [
         OrderPlaced(
@@ -30,10 +35,14 @@ def test_copies_of_one_event_in_two_lanes_run_once(kafka: str, store: str, tmp_p
         )
         for i in range(6)
     ]  # fmt: skip
-    with EventProducer(setup.kafka, setup.topology) as producer:
-        for event in events:  # each event twice, under two message keys: two key lanes, one idempotency key
-            for key in (f"{event.order_id}-a", f"{event.order_id}-b"):
-                producer.publish(event, topic=setup.topic, key=key, on_delivery=lambda r, e: None)
+    second = events if second_copies == "in order" else events[::-1]
+    with EventProducer(setup.kafka, setup.topology) as producer:  # each event twice, under two message keys
+        for copy, batch in (
+            ("a", events),
+            ("b", second),
+        ):  # all on one partition: two key lanes, one key each
+            for event in batch:
+                producer.publish(event, topic=setup.topic, key=f"copy-{copy}", on_delivery=lambda r, e: None)
     app = App(setup.group, topics=[setup.topic])
     runs: Counter[str] = Counter()
     lock = threading.Lock()
@@ -46,6 +55,7 @@ def test_copies_of_one_event_in_two_lanes_run_once(kafka: str, store: str, tmp_p
 
     url = f"sqlite:///{tmp_path}/keys.db" if store == "sqlite" else store
     with running(app, setup, concurrency="key", workers=8, idempotency_store=url) as worker:
-        wait_until(lambda: len(runs) == len(events), timeout=60, message="every event ran")
-        wait_until(lambda: worker.in_flight() == 0, timeout=60, message="every copy settled")
+        # well within the claim lease (60 s): a lane waiting for another's lease would miss it
+        wait_until(lambda: len(runs) == len(events), timeout=30, message="every event ran")
+        wait_until(lambda: worker.in_flight() == 0, timeout=30, message="every copy settled")
     assert max(runs.values()) == 1, f"an event ran more than once: {dict(runs)}"
