@@ -9,15 +9,14 @@ a duplicate). A key is given back only once the store has its completion or its 
 then the store still shows the process's claim, and the next message would run on it.
 
 An entry outlives its message only when its lane stops mid-batch (a revoke, a store outage given up): it lapses
-after the store's lease, as the store's own claim does. Shared by the lanes; one lock, held for a dictionary
-operation.
+after the store's lease, as the store's own claim does. Shared by the lanes; each step is a dictionary
+operation (atomic under the interpreter lock, as in the memory store).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 
 from kep.consumers.idempotency.base import Key
 
@@ -26,34 +25,43 @@ SWEEP_ABOVE = 100_000
 
 
 class KeysInFlight:
-    __slots__ = ("lease_s", "_clock", "_held", "_lock")
+    __slots__ = ("lease_s", "_clock", "_held")
 
     def __init__(self, lease_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.lease_s = lease_s
         self._clock = clock
-        self._held: dict[Key, tuple[Hashable, float]] = {}
-        self._lock = threading.Lock()
+        self._held: dict[Key, tuple[object, float]] = {}
 
-    def take(self, key: Key, holder: Hashable) -> bool:
-        """Hold ``key`` for ``holder`` (a message); False when another holder has it and its lease runs."""
+    def take(self, key: Key, holder: object) -> bool:
+        """Hold ``key`` for ``holder`` (a message, or a lane batch); False when another holder has it and its
+        lease runs. Each step is one dictionary operation, atomic under the interpreter lock (no lock here:
+        this runs for every message)."""
         now = self._clock()
-        with self._lock:
-            held = self._held
-            entry = held.get(key)
-            if entry is not None and entry[0] != holder and entry[1] > now:
-                return False
-            held[key] = (holder, now + self.lease_s)
+        held = self._held
+        mine = (holder, now + self.lease_s)
+        entry = held.setdefault(key, mine)
+        if entry is mine:
             if len(held) > SWEEP_ABOVE:
-                for lapsed in [k for k, (_, until) in held.items() if until <= now]:
-                    del held[lapsed]
+                self._sweep(now)
             return True
+        if entry[0] is not holder and entry[1] > now:
+            return False
+        held[key] = mine  # its own again (run again in place), or one left behind whose lease ran out
+        return True
 
     def drop(self, keys: Iterable[Key]) -> None:
         """Give ``keys`` back: their completion or release is stored."""
-        with self._lock:
-            held = self._held
-            for key in keys:
-                held.pop(key, None)
+        pop = self._held.pop
+        for key in keys:
+            pop(key, None)
+
+    def drop_one(self, key: Key) -> None:
+        self._held.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        held = self._held
+        for key in [k for k, entry in list(held.items()) if entry[1] <= now]:
+            held.pop(key, None)
 
     def __contains__(self, key: Key) -> bool:
         entry = self._held.get(key)

@@ -248,8 +248,8 @@ class Processor:
         if claim is ClaimState.DONE:
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
-        holder = keys if keys is not None else (state.topic, state.partition, msg.offset())
-        if not self.in_flight.take(key, holder):  # another message of this process runs it: a busy claim
+        # the store's claim is the process's: a key another message of this process runs is a busy claim
+        if not self.in_flight.take(key, msg if keys is None else keys):
             return self._store_wait(ctx, redo, None)
         gate = (
             self.limits.find(state.source_topic, event.avro_name, handler)
@@ -285,7 +285,7 @@ class Processor:
             else:
                 handler.fn(event, ctx)
         except AlreadyCompletedError:
-            self.in_flight.drop((key,))
+            self.in_flight.drop_one(key)
             self._tell(self.outcomes.duplicate, msg, ctx, state.token)
             return DUPLICATE
         except Exception as exc:
@@ -307,7 +307,7 @@ class Processor:
                     self.store.complete(key)
                 except IdempotencyStoreError as exc:
                     return self._store_wait(ctx, redo, exc, handled=True)
-            self.in_flight.drop((key,))
+            self.in_flight.drop_one(key)
         self._count_handled(state.source_topic, duration)
         try:  # inline, not through _tell: twice per message
             self.outcomes.handled(msg, ctx, state.token)
@@ -322,7 +322,7 @@ class Processor:
             self.store.complete(ctx.store_key)
         except IdempotencyStoreError as exc:
             return self._store_wait(ctx, redo, exc, handled=True)
-        self.in_flight.drop((ctx.store_key,))
+        self.in_flight.drop_one(ctx.store_key)
         self._count_handled(state.source_topic, duration)
         self._tell(self.outcomes.handled, msg, ctx, state.token)
         return HANDLED
@@ -507,7 +507,7 @@ class Processor:
     def _release(self, key: Key) -> None:
         try:
             self.store.release(key)
-            self.in_flight.drop((key,))
+            self.in_flight.drop_one(key)
         except Exception as exc:  # noqa: BLE001 - the lease expires by itself (and so does the key here)
             try:
                 log.warning("cannot release claim", group=self.group, error=str(exc))
