@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency._connections import ThreadConnections
-from kep.consumers.idempotency._sqlite_writes import SqliteFile, WriteLock, close_file, open_file
+from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, open_file
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key, digest
 
 # Completed keys, kept for the TTL: a big table whose keys are random, so every write dirties a page of its
@@ -130,11 +130,6 @@ class SqliteStore(IdempotencyStore):
         except (OSError, sqlite3.Error) as exc:
             self.close()
             raise IdempotencyStoreError(f"sqlite idempotency store {self.path}: {exc}") from exc
-
-    @property
-    def file_lock(self) -> WriteLock | None:
-        """The writers' lock of this store's file (tests hold it to line writers up)."""
-        return self._file.lock if self._file is not None else None
 
     def _conn(self) -> sqlite3.Connection:
         return self._conns.get()

@@ -63,9 +63,5 @@ class KeysInFlight:
         for key in [k for k, entry in list(held.items()) if entry[1] <= now]:
             held.pop(key, None)
 
-    def __contains__(self, key: Key) -> bool:
-        entry = self._held.get(key)
-        return entry is not None and entry[1] > self._clock()
-
     def __len__(self) -> int:
         return len(self._held)

@@ -44,8 +44,8 @@ def test_writers_that_wait_together_are_committed_in_one_transaction(
     answers: dict[str, object] = {}
     keys = [f"k{i}" for i in range(4)]
     try:
-        assert store.file_lock is not None
-        with store.file_lock.threads:  # a write under way: the others queue behind it
+        assert store._file is not None
+        with store._file.lock.threads:  # a write under way: the others queue behind it
             threads = _threads(
                 lambda: answers.update(claim=store.claim_many(keys[:2])),
                 lambda: store.settle_many([keys[2]], []),
@@ -65,7 +65,7 @@ def test_writers_that_wait_together_are_committed_in_one_transaction(
 def test_a_write_that_fails_fails_its_transaction_and_commits_none_of_it(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "keys.db", "group", ttl_s=60, lease_s=30)
     file = store._file
-    assert file is not None and store.file_lock is not None
+    assert file is not None
     errors: dict[str, BaseException] = {}
 
     def broken() -> None:
@@ -81,7 +81,7 @@ def test_a_write_that_fails_fails_its_transaction_and_commits_none_of_it(tmp_pat
             errors["complete"] = exc
 
     try:
-        with store.file_lock.threads:
+        with store._file.lock.threads:
             threads = _threads(broken, complete)
             _queued(store, 2)
         for thread in threads:
@@ -121,7 +121,7 @@ def test_when_the_file_lock_cannot_be_taken_every_write_waiting_for_it_fails(
 ) -> None:
     """None of them ran: each caller gets an error, none a silent empty answer."""
     store = SqliteStore(tmp_path / "keys.db", "group", ttl_s=60, lease_s=30)
-    assert store.file_lock is not None and _sqlite_writes.fcntl is not None
+    assert store._file is not None and _sqlite_writes.fcntl is not None
     outcomes: list[BaseException | object] = []
 
     def claim(key: str) -> None:
@@ -134,7 +134,7 @@ def test_when_the_file_lock_cannot_be_taken_every_write_waiting_for_it_fails(
         raise OSError("no locks available")
 
     try:
-        with store.file_lock.threads:
+        with store._file.lock.threads:
             threads = _threads(lambda: claim("a"), lambda: claim("b"))
             _queued(store, 2)
             monkeypatch.setattr(_sqlite_writes.fcntl, "flock", refuse)
