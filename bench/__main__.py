@@ -39,6 +39,7 @@ BENCHMARKS: list[str] = [
     "producer",
     "consumer",
     "path",
+    "stores",
     "retry",
     "lag",
     "metrics",

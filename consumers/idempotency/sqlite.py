@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
+
 from kep.consumers.errors import IdempotencyStoreError
 from kep.consumers.idempotency._connections import ThreadConnections
 from kep.consumers.idempotency._sqlite_writes import SqliteFile, close_file, open_file
@@ -61,8 +63,11 @@ _PURGE = (
 )
 # Batches: a few statements for any number of keys (given as a JSON array of digests). Each statement is one
 # call into SQLite, so a batch releases and retakes the GIL a few times, not once or twice per key.
+# The keys' states as one row (a JSON array of ``[key, *_STATE row]``): Python's sqlite3 gives up the GIL for
+# every row it steps to, and while a writer holds the file's write lock, each time back can wait a whole thread
+# switch interval behind a busy lane.
 _STATE_MANY = """
-SELECT j.value, d.owner, d.expires_at, c.owner, c.expires_at FROM json_each(?2) AS j
+SELECT json_group_array(json_array(j.value, d.owner, d.expires_at, c.owner, c.expires_at)) FROM json_each(?2) AS j
 LEFT JOIN kep_idempotency AS d ON d.namespace = ?1 AND d.key = j.value
 LEFT JOIN kep_idempotency_claim AS c ON c.namespace = ?1 AND c.key = j.value
 """
@@ -177,10 +182,8 @@ class SqliteStore(IdempotencyStore):
 
         def claim_many(conn: sqlite3.Connection) -> dict[str, ClaimState]:  # nothing changes in between
             now = time.time()
-            found = {
-                row[0]: _decide(self.owner, row[1:], now)
-                for row in conn.execute(_STATE_MANY, (self.namespace, json.dumps(names)))
-            }
+            (states,) = conn.execute(_STATE_MANY, (self.namespace, json.dumps(names))).fetchone()
+            found = {row[0]: _decide(self.owner, row[1:], now) for row in orjson.loads(states)}
             new = [name for name, state in found.items() if state is ClaimState.NEW]
             if new:
                 conn.execute(_CLAIM_MANY, (self.namespace, self.owner, now + self.lease_s, json.dumps(new)))
