@@ -25,6 +25,7 @@ import structlog
 from confluent_kafka.admin import AdminClient
 
 from kep.consumers.lag import _admin
+from kep.consumers.lag.due import is_retry_topic
 from kep.consumers.lag.errors import LagError, LagReadError
 from kep.consumers.lag.probe import (
     NO_OFFSET,
@@ -201,6 +202,7 @@ class LagMonitor:
                 log_end=part.log_end,
                 log_start=part.position or 0,
                 lag=part.lag_messages,
+                not_due=_not_due(part, answer, now),
             )
             statuses[(topic, partition)] = self._tracker.status(key, consumers_active=active)
             partitions.append(part)
@@ -221,6 +223,18 @@ class LagMonitor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _not_due(part: PartitionLag, answer: PartitionProbe | None, now: float) -> bool:
+    """Whether the first record waiting on ``part`` is a retry not due yet: the probe gives a retry record's
+    due time as its lag start (``consumers.lag.due``), so it lies ahead only for those."""
+    return (
+        answer is not None
+        and bool(part.lag_messages)
+        and answer.next_timestamp_ms is not None
+        and is_retry_topic(part.topic)
+        and answer.next_timestamp_ms / 1000.0 > now
+    )
 
 
 def _partition_lag(

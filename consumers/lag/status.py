@@ -12,7 +12,9 @@ samples". Definitions, for one partition, evaluated at ``now`` with a window of 
 Rules, first match wins:
 
 1. ``ERR``: no sample, or the newest sample could not be read (log end or committed offset unknown).
-2. ``OK``: the newest lag is 0 (caught up), or the window is not complete yet (too little history to judge).
+2. ``OK``: the newest lag is 0 (caught up), or the first record waiting in the newest sample is a retry that is
+   not due yet (a retry tier holds its records until their ``kep-due-time`` on purpose: nothing is late, however
+   long the offset stays), or the window is not complete yet (too little history to judge).
 3. ``STOP``: the committed offset is the same in every sample of the span, the lag is above 0 in every
    sample of the span, and the group has no active member (``consumers_active is False``: the broker
    reports the group Empty or Dead). Nobody is consuming and work is waiting.
@@ -68,7 +70,8 @@ class Sample:
 
     ``committed`` is ``None`` when the group has no committed offset; it then resumes from ``log_start``.
     ``log_end`` is ``None`` when the partition could not be read. ``measured`` is the lag the probe measured,
-    when it did.
+    when it did. ``not_due``: the first record waiting is a retry whose due time has not come
+    (``consumers.lag.due``).
     """
 
     at: float
@@ -76,6 +79,7 @@ class Sample:
     log_end: int | None
     log_start: int = 0
     measured: int | None = None
+    not_due: bool = False
 
     @property
     def readable(self) -> bool:
@@ -121,7 +125,8 @@ def evaluate(
     """The status of one partition from its samples (oldest first); see the module docstring for the rules."""
     if not samples or not samples[-1].readable:
         return Status.ERR
-    if samples[-1].lag == 0:
+    newest = samples[-1]
+    if newest.lag == 0 or newest.not_due:
         return Status.OK
     span = _span(samples, now, window_s)
     if span is None:
@@ -191,12 +196,14 @@ class StatusTracker(Generic[K]):
         log_end: int | None,
         log_start: int = 0,
         lag: int | None = None,
+        not_due: bool = False,
     ) -> None:
-        """Record a sample of ``key`` now; ``log_end=None`` records a failed read; ``lag``: as measured."""
+        """Record a sample of ``key`` now; ``log_end=None`` records a failed read; ``lag``: as measured;
+        ``not_due``: the first record waiting is a retry not due yet."""
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = PartitionWindow(self.window_s)
-        window.add(Sample(self._clock(), committed, log_end, log_start, lag))
+        window.add(Sample(self._clock(), committed, log_end, log_start, lag, not_due))
 
     def status(self, key: K, *, consumers_active: bool | None = None) -> Status:
         window = self._windows.get(key)

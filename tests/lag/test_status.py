@@ -67,6 +67,21 @@ def test_lag_with_an_unchanged_offset_is_ok_until_the_window_is_complete() -> No
     assert run([(10, 20)] * 7) is Status.STALL
 
 
+def test_a_retry_tier_holding_records_not_due_yet_is_ok_until_its_first_one_is_due() -> None:
+    clock = FakeClock()
+    tracker: StatusTracker[str] = StatusTracker(W, clock)
+    for _ in range(7):  # a whole window and more, offset frozen, two records waiting for their due time
+        tracker.observe("tier", committed=10, log_end=12, not_due=True)
+        tracker.observe("main", committed=10, log_end=12)  # the same history on a partition without the flag
+        clock.advance(10.0)
+    assert tracker.status("tier", consumers_active=True) is Status.OK
+    assert tracker.status("tier", consumers_active=False) is Status.OK  # nothing is late, members or not
+    assert tracker.status("main", consumers_active=True) is Status.STALL
+    tracker.observe("tier", committed=10, log_end=12)  # the first one came due and the offset still stands
+    assert tracker.status("tier", consumers_active=True) is Status.STALL
+    assert tracker.status("tier", consumers_active=False) is Status.STOP
+
+
 # -- rules 3 and 4: STOP and STALL --------------------------------------------------------------------------
 def test_unchanged_offset_with_lag_for_a_whole_window_is_stall_while_members_may_be_there() -> None:
     assert run([(10, 20)] * 7, consumers_active=True) is Status.STALL
