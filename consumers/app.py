@@ -7,6 +7,10 @@
 Handlers may be plain functions or ``async def``. A handler for an event type wins over a handler for a topic.
 The event type is a model class or its Avro full name (``event="acme.inventory.StockReserved"``), so a
 handler can take the model kep builds from the schema without naming a class.
+
+Resources a worker process needs (connection pools, clients, threads) belong in ``@app.on_startup`` and
+``@app.on_shutdown`` hooks, not at import: ``kep run`` with several processes imports the app in its supervisor
+too, and only the worker processes run the hooks.
 """
 
 from __future__ import annotations
@@ -25,8 +29,30 @@ from kep.schemas.events import Event
 from kep.topology import LimitSpec
 
 HandlerFn = Callable[[Any, MessageContext], None] | Callable[[Any, MessageContext], Awaitable[None]]
+HookFn = Callable[[], None] | Callable[[], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
 KeyStrategy = Literal["header", "coordinates"] | str  # or "field:<name>"
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A startup or shutdown hook: called with no argument."""
+
+    fn: HookFn
+    is_async: bool
+    name: str
+
+
+def _hook(fn: Callable[..., Any]) -> Hook:
+    if not callable(fn):
+        raise AppError(f"a hook must be callable, got {fn!r}")
+    return Hook(fn, inspect.iscoroutinefunction(fn), _name(fn))
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", repr(fn))
+    return f"{module}.{qualname}" if module else qualname
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +93,20 @@ class App:
         self.idempotency_key = idempotency_key
         self._by_topic: dict[str, Handler] = {}
         self._by_event: dict[str, Handler] = {}
+        self.startup: list[Hook] = []  # in declaration order
+        self.shutdown: list[Hook] = []
+
+    def on_startup(self, fn: F) -> F:
+        """Run ``fn()`` in each worker process before it joins the group, in declaration order (``async def``
+        on the event loop of the async handlers). If one raises, the worker does not start: the error names it."""
+        self.startup.append(_hook(fn))
+        return fn
+
+    def on_shutdown(self, fn: F) -> F:
+        """Run ``fn()`` when the worker stops, after the last handler returned and the group was left, in reverse
+        declaration order; only after every startup hook ran. An error is logged and the others still run."""
+        self.shutdown.insert(0, _hook(fn))
+        return fn
 
     def handler(
         self,

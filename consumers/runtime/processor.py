@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import Message
 
-from kep.consumers.app import App, Handler
+from kep.consumers.app import App, Handler, Hook
 from kep.consumers.context import MessageContext
 from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key
@@ -125,6 +125,13 @@ class Processor:
     def close(self) -> None:
         self.store.close()
         self._async_runner.close()
+
+    def call_hook(self, hook: Hook) -> None:
+        """Run an app's startup or shutdown hook: ``async def`` on the async handlers' event loop."""
+        if hook.is_async:
+            self._async_runner.run(hook.fn())  # type: ignore[arg-type]
+        else:
+            hook.fn()
 
     # -- a lane's loop ------------------------------------------------------------------------------------------
     def __call__(self, item: WorkItem) -> None:

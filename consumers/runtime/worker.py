@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from kep.consumers.errors import AppError
 from kep.consumers.metrics import Health, WorkerMetrics
 from kep.consumers.metrics import PartitionState as PartitionSnapshot
 from kep.consumers.runtime.cancel import CancelToken
@@ -31,7 +32,7 @@ from kep.consumers.runtime.held import HeldRetries
 from kep.consumers.runtime.lanes import Lane
 from kep.consumers.runtime.partition import BACKPRESSURE, HOLDING, STOPPING, PartitionState, WorkItem
 from kep.consumers.runtime.plan import WorkerPlan
-from kep.consumers.runtime.processor import Processor
+from kep.consumers.runtime.processor import Processor, exception_name
 from kep.consumers.runtime.room import Room
 from kep.consumers.runtime.settle import Settler
 from kep.consumers.runtime.tier_reader import TierReader
@@ -93,6 +94,7 @@ class Worker:
         self._full_since: float | None = None  # when the in-flight bound was reached (None: there is room)
         self._pause_after_s = PAUSE_AFTER_S
         self._closers: list[Callable[[], object]] = [processor.close, plan.close]
+        self._hooks_started = False  # the app's startup hooks all ran: its shutdown hooks run at close
 
     def on_close(self, fn: Callable[[], object]) -> None:
         """Call ``fn`` when the worker has stopped (after the consumer left the group)."""
@@ -118,6 +120,11 @@ class Worker:
         log.info(
             "worker starting", group=self.plan.group, topics=topics, concurrency=self.settings.concurrency
         )
+        try:
+            self._start_hooks()
+        except BaseException:
+            self._close()
+            raise
         self._consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -131,6 +138,26 @@ class Worker:
         finally:
             sys.setswitchinterval(previous_interval)
             self._close()
+
+    def _start_hooks(self) -> None:
+        """The app's startup hooks, before the worker joins the group; ``AppError`` names one that fails."""
+        for hook in self.processor.app.startup:
+            try:
+                self.processor.call_hook(hook)
+            except Exception as exc:
+                raise AppError(f"startup hook {hook.name} failed: {exception_name(exc)}: {exc}") from exc
+        self._hooks_started = True
+
+    def _stop_hooks(self) -> None:
+        """The app's shutdown hooks, once the startup hooks all ran; each failure is logged, the rest still run."""
+        if not self._hooks_started:
+            return
+        self._hooks_started = False
+        for hook in self.processor.app.shutdown:
+            try:
+                self.processor.call_hook(hook)
+            except Exception as exc:  # noqa: BLE001 - the other hooks and the closing go on
+                log.error("shutdown hook failed", hook=hook.name, error=f"{exception_name(exc)}: {exc}")
 
     def _poll_once(self) -> None:
         msgs = self._fetch()
@@ -444,6 +471,7 @@ class Worker:
             if self._tiers is not None:
                 self._tiers.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._stop_hooks()
             for close in self._closers:
                 try:
                     close()

@@ -22,7 +22,7 @@ from kep.cli.schedules import start_in_worker
 from kep.cli.supervise import Supervisor, announce, die_with_supervisor, process_count, supervised_index
 from kep.consumers.app import App, load_app
 from kep.consumers.dlq.progress import start_replay_progress
-from kep.consumers.errors import ConsumerError
+from kep.consumers.errors import AppError, ConsumerError
 from kep.consumers.idempotency.factory import store_scheme
 from kep.consumers.metrics import MetricsServer, MetricsServerError
 from kep.consumers.runtime.build import build_worker, register_secrets
@@ -169,6 +169,8 @@ def command(
     _tune_gc()
     try:
         worker.run()
+    except AppError as exc:  # a startup hook of the app failed: the worker never joined
+        fail(str(exc))
     finally:
         joining.stop()
         for companion in companions:
