@@ -40,3 +40,10 @@ class RecordError(ConsumerError):
 
 class IdempotencyStoreError(ConsumerError):
     """The idempotency store is unreachable or failed."""
+
+
+def exception_name(exc: BaseException) -> str:
+    """The exception's class as logs, metrics, event states and errors name it: ``ValueError`` for a builtin,
+    ``module.Class`` otherwise."""
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

@@ -19,7 +19,7 @@ from confluent_kafka import Message
 
 from kep.consumers.app import App, Handler, Hook
 from kep.consumers.context import MessageContext
-from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError
+from kep.consumers.errors import AppError, IdempotencyStoreError, RecordError, exception_name
 from kep.consumers.idempotency.base import AlreadyCompletedError, ClaimState, IdempotencyStore, Key
 from kep.consumers.limits.gate import Limits
 from kep.consumers.outbox import HandlerOutbox
@@ -76,11 +76,6 @@ class LogLimiter:
             return suppressed
         state[2] += 1
         return None
-
-
-def exception_name(exc: BaseException) -> str:
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Processor:

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from kep.consumers.errors import AppError
+from kep.consumers.errors import AppError, exception_name
 from kep.consumers.metrics import Health, WorkerMetrics
 from kep.consumers.metrics import PartitionState as PartitionSnapshot
 from kep.consumers.runtime.cancel import CancelToken
@@ -32,7 +32,7 @@ from kep.consumers.runtime.held import HeldRetries
 from kep.consumers.runtime.lanes import Lane
 from kep.consumers.runtime.partition import BACKPRESSURE, HOLDING, STOPPING, PartitionState, WorkItem
 from kep.consumers.runtime.plan import WorkerPlan
-from kep.consumers.runtime.processor import Processor, exception_name
+from kep.consumers.runtime.processor import Processor
 from kep.consumers.runtime.room import Room
 from kep.consumers.runtime.settle import Settler
 from kep.consumers.runtime.tier_reader import TierReader

@@ -27,7 +27,7 @@ import structlog
 from confluent_kafka import Message
 
 from kep.consumers.context import MessageContext
-from kep.consumers.errors import IdempotencyStoreError
+from kep.consumers.errors import IdempotencyStoreError, exception_name
 from kep.consumers.idempotency.base import ClaimState, IdempotencyStore
 from kep.consumers.idempotency.factory import open_store
 from kep.consumers.settings import ConsumerSettings
@@ -59,11 +59,6 @@ ANNOUNCE_LEASE_S = 15.0
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def exception_name(exc: BaseException) -> str:
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 class StatusRecorder:

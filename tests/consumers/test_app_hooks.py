@@ -5,7 +5,6 @@ event loop; a startup hook that raises keeps the worker from starting, with an e
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -127,8 +126,8 @@ def test_with_two_processes_only_the_worker_processes_run_the_hooks(kafka: str, 
     wait_until(lambda: count("handle") >= 40, timeout=120, message=f"every event handled\n{worker.log()}")
     assert worker.terminate(60) == 0, worker.log()
     steps = _steps(log)
-    imported = Counter(pid for step, pid in steps if step == "import")
-    workers = set(imported) - {supervisor}
+    imported = {pid for step, pid in steps if step == "import"}
+    workers = imported - {supervisor}
     assert supervisor in imported and len(workers) == 2  # the supervisor imports the app to check it
     assert {pid for step, pid in steps if step == "handle"} <= workers
     assert sorted(pid for step, pid in steps if step == "startup") == sorted(workers)  # not the supervisor
