@@ -20,7 +20,10 @@
 Rounds are interleaved (raw and kep alternate, order rotating), ``ROUNDS`` of them, and each figure is the
 median over the rounds; each ratio is taken round by round. Every trial reads the same pre-produced topic with
 a fresh group and is timed from its first to its last message, so process start and the group join are left
-out of both. Select scenarios with ``python -m bench --only consumer --scenario sqlite``.
+out of both. With each store scenario's rates comes each side's CPU per event: the CPU time of every thread of
+the processes that counted (librdkafka's too), from their first event to their last, over the events; a
+process bound by its work holding the GIL runs at the rate that figure allows. Select scenarios with
+``python -m bench --only consumer --scenario sqlite``.
 """
 
 from __future__ import annotations
@@ -136,6 +139,27 @@ def rates(ctx: BenchContext, trials: dict[str, list[Timing]], note: str) -> list
     ]
 
 
+def cpu_per_event(ctx: BenchContext, runs: dict[str, list[KepRunResult]]) -> list[Result]:
+    """Process CPU time per event of each variant (every thread of the processes that counted, first event to
+    last), median over its trials: where a rate ratio comes from when the processes are CPU-bound."""
+    return [
+        ctx.result(
+            f"CPU per event, {name}",
+            median([r.cpu_us_per_event for r in rs]),
+            "µs/event",
+            better="lower",
+            samples=[r.cpu_us_per_event for r in rs],
+        )
+        for name, rs in runs.items()
+        if rs and all(r.cpu_s > 0 for r in rs)
+    ]
+
+
+def _kept(runs: list[KepRunResult], result: KepRunResult) -> Timing:
+    runs.append(result)
+    return _timing(result)
+
+
 def _ratios(a: list[Timing], b: list[Timing]) -> list[float]:
     return [x.per_second / y.per_second for x, y in zip(a, b, strict=True)]
 
@@ -173,10 +197,12 @@ def _store(
     env = {"KEP_PROCESSES": "1"} if one_process else None
     name += ", 1 process" if one_process else ""
     label = f"kep run, {name}" + (" (default store)" if store is None else "")
+    raw_runs: list[KepRunResult] = []
+    kep_runs: list[KepRunResult] = []
     trials = ctx.interleaved(
         {
-            "raw": lambda: _timing(kep.raw_trial(topic, count)),
-            label: lambda: _timing(kep.trial(topic, count, store=store, env=env)),
+            "raw": lambda: _kept(raw_runs, kep.raw_trial(topic, count)),
+            label: lambda: _kept(kep_runs, kep.trial(topic, count, store=store, env=env)),
         },
         rounds,
     )
@@ -186,6 +212,7 @@ def _store(
     results = rates(ctx, {f"raw ({name} rounds)": trials["raw"], label: trials[label]}, note)
     target = None if one_process else target
     results.append(ctx.result(f"kep / raw, {name}", median(ratio), "x", target=target, samples=ratio))
+    results += cpu_per_event(ctx, {f"raw ({name} rounds)": raw_runs, label: kep_runs})
     return results
 
 

@@ -10,7 +10,9 @@ what it handles. Process ``i`` writes ``BENCH_OUT.i.count`` (events and retries 
 once the benchmark creates ``BENCH_OUT.done``, its whole tally to ``BENCH_OUT.i.json``: the monotonic time
 of its first and last event (the clock is the host's, shared by the processes) and the latencies. Events with
 a ``bench-warmup`` header are not counted: the first one a process handles creates ``BENCH_OUT.started.i``
-(holding the process count), so the benchmark knows when every process is consuming.
+(holding the process count), so the benchmark knows when every process is consuming. The tally also holds the
+process's CPU time (every thread) from its first counted event to the last change of its counts the reporting
+thread saw (at most ``REPORT_EVERY_S`` after the last event; a clock read per event would slow what it measures).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class _Tally:
         self.last = 0.0
         self.seen = 0
         self.retried = 0
+        self.cpu_first = 0.0
+        self.cpu_last = 0.0
         self.latencies: list[int] = []
         self.lateness: list[float] = []
         self._reporting = False
@@ -73,6 +77,7 @@ class _Tally:
             with self.lock:
                 now = (self.seen, self.retried)
             if now != written:
+                self.cpu_last = time.process_time()
                 _write(counts, {"seen": now[0], "retried": now[1]})
                 written = now
             time.sleep(REPORT_EVERY_S)  # sleep-ok: the pace of a report file, not a synchronisation
@@ -82,6 +87,7 @@ class _Tally:
                 "retried": self.retried,
                 "first": self.first,
                 "last": self.last,
+                "cpu_s": max(0.0, self.cpu_last - self.cpu_first) if self.seen else 0.0,
                 "latencies_ms": self.latencies,
                 "lateness_ms": self.lateness,
             }
@@ -124,6 +130,7 @@ def handle(event: Any, ctx: MessageContext) -> None:
         now = time.monotonic()
         if not tally.seen:
             tally.first = now
+            tally.cpu_first = time.process_time()
         tally.seen += 1
         tally.last = now
         if LATENCY:

@@ -39,12 +39,17 @@ PARTITIONS = 6
 class KepRunResult:
     count: int
     seconds: float
+    cpu_s: float = 0.0  # CPU time of the processes that counted (every thread), first event to last
     latencies_ms: list[float] = field(default_factory=list)
     lateness_ms: list[float] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
         return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_s / self.count * 1e6 if self.count else float("nan")
 
 
 def topology_file(directory: Path, topic: str, group: str, retry: dict[str, Any] | None) -> Path:
@@ -176,7 +181,9 @@ class _Running:
                 waiting("finish")
             if self.out.exists():  # the raw loop
                 data = json.loads(self.out.read_text())
-                result = KepRunResult(data["count"], data["seconds"], data.get("latencies_ms", []))
+                result = KepRunResult(
+                    data["count"], data["seconds"], data.get("cpu_s", 0.0), data.get("latencies_ms", [])
+                )
             else:
                 self.out.with_name(f"{self.out.name}.done").touch()
                 processes = len(self._marks("*.count"))
@@ -205,6 +212,7 @@ def _merged(tallies: list[dict[str, Any]]) -> KepRunResult:
     return KepRunResult(
         sum(t["count"] for t in tallies),
         seconds,
+        sum(t.get("cpu_s", 0.0) for t in tallies),
         [x for t in tallies for x in t["latencies_ms"]],
         [x for t in tallies for x in t["lateness_ms"]],
     )
