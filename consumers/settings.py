@@ -57,6 +57,14 @@ class ConsumerSettings(KepSettings):
         description="Longest the poll thread waits for the first record when none is there (it returns at once "
         "with what is there; housekeeping such as commits and due retries runs at least this often).",
     )
+    retry_batch_wait_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=10,
+        description="Longest a retry record that has come due waits for others of its retry partition, so that "
+        "they run as one batch (one claim and one completion for their keys) rather than a few at a time; at "
+        "most a quarter of the tier's delay. Never early; 0: each at its due time.",
+    )
     commit_every: int = Field(default=1000, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)
     drain_timeout_s: float = Field(

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from kep.consumers.app import App
 from kep.consumers.errors import AppError
-from kep.consumers.runtime.held import max_wait_ms
+from kep.consumers.runtime.held import gather_ms, max_wait_ms
 from kep.consumers.runtime.settle import DEFAULT_MAX_MESSAGE_BYTES, HEADROOM
 from kep.consumers.settings import CLASSIC_ONLY_KEYS, ConsumerSettings
 from kep.producers.settings import ProducerSettings
@@ -37,6 +37,9 @@ class WorkerPlan:
     producer: Producer | None = field(default=None, repr=False)
     limits: dict[str, int] = field(default_factory=dict)  # retry and dead-letter topic -> max.message.bytes
     max_waits: dict[str, int] = field(default_factory=dict)  # retry topic -> longest legitimate wait (ms)
+    gathers: dict[str, int] = field(
+        default_factory=dict
+    )  # retry topic -> longest a due record waits for others
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -103,6 +106,7 @@ def make_plan(
         )
     tiers: dict[str, tuple[str, str]] = {}
     max_waits: dict[str, int] = {}
+    gathers: dict[str, int] = {}
     forward_to: list[str] = []
     if group_spec is not None:
         for source in main:
@@ -112,6 +116,7 @@ def make_plan(
             for tier in group_spec.retry_tiers(source):
                 tiers[tier.topic] = (source, tier.suffix)
                 max_waits[tier.topic] = max_wait_ms(tier.delay_seconds, jitter)
+                gathers[tier.topic] = gather_ms(tier.delay_seconds, settings.retry_batch_wait_s)
                 forward_to.append(tier.topic)
             dlq = group_spec.dlq_topic(source)
             if dlq is not None:
@@ -123,6 +128,7 @@ def make_plan(
         producer = forwarding_producer(kafka, limits.values())
     plan = WorkerPlan(group, settings, kafka, topology, group_spec, main, tiers, producer, limits)
     plan.max_waits = max_waits
+    plan.gathers = gathers
     return plan
 
 

@@ -236,12 +236,12 @@ class Worker:
             self._room.made()
 
     def _consume_timeout(self) -> float:
-        """The usual consume timeout, shortened so a held retry is handed on at its due time."""
+        """The usual consume timeout, shortened so held retries are handed on at their release time."""
         soonest = None
         for state in self._states.values():
             held = state.held
-            if held is not None and held.next_due_ms is not None:
-                due = held.next_due_ms
+            if held is not None and held.next_release_ms is not None:
+                due = held.next_release_ms
                 soonest = due if soonest is None or due < soonest else soonest
         usual = self.settings.consume_timeout_s
         if soonest is None:
@@ -289,11 +289,12 @@ class Worker:
             lane.submit((run,))
 
     def _release_due(self) -> None:
-        """Hand the held retry records that are due to their lanes, soonest due first."""
+        """Hand the held retry records that are due to their lanes, soonest due first (a partition's together,
+        once the soonest has waited its gathering time: ``held.py``)."""
         now_ms: int | None = None
         for state in self._states.values():
             held = state.held
-            if held is None or held.next_due_ms is None:
+            if held is None or held.next_release_ms is None:
                 continue
             if now_ms is None:
                 now_ms = self._clock_ms()
@@ -374,7 +375,7 @@ class Worker:
         ]
         held = None
         if tier is not None:
-            held = HeldRetries(self.plan.max_waits.get(topic, 0))
+            held = HeldRetries(self.plan.max_waits.get(topic, 0), self.plan.gathers.get(topic, 0))
         limits = getattr(self.processor, "limits", None)  # consumers/limits
         limited = limits is not None and limits.may_limit(source)
         return PartitionState(topic, partition, source, tier, lanes, token=token, held=held, limited=limited)

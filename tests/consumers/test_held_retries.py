@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kep.consumers.runtime.held import CLOCK_SLACK_MS, HeldRetries, max_wait_ms
+from kep.consumers.runtime.held import CLOCK_SLACK_MS, HeldRetries, gather_ms, max_wait_ms
 from kep.producers import headers as h
 
 pytestmark = pytest.mark.unit
@@ -55,6 +55,26 @@ def test_a_due_record_is_released_before_a_later_due_one_fetched_ahead_of_it() -
     assert len(held) == 1 and held.next_due_ms == NOW + 900
     assert held.release(NOW + 10_000) == ["later, fetched first"]
     assert held.next_due_ms is None
+
+
+def test_the_gathering_time_is_the_setting_at_most_a_quarter_of_the_delay() -> None:
+    assert gather_ms(1.0, 0.25) == 250
+    assert gather_ms(0.2, 0.25) == 50
+    assert gather_ms(3600.0, 0.25) == 250
+    assert gather_ms(5.0, 0.0) == 0
+
+
+def test_records_due_together_are_released_together_once_the_soonest_waited_never_early() -> None:
+    held = HeldRetries(10_000, gather_ms=250)
+    for offset, due_at in enumerate((NOW + 100, NOW + 200, NOW + 300, NOW + 900)):
+        held.hold(due_at, offset)
+    assert held.next_due_ms == NOW + 100 and held.next_release_ms == NOW + 350
+    assert held.release(NOW + 349) == []
+    assert held.release(NOW + 350) == [0, 1, 2]  # 3 not due yet
+    assert held.next_release_ms == NOW + 1150
+    assert held.release(NOW + 1149) == []
+    assert held.release(NOW + 1150) == [3]
+    assert held.next_release_ms is None
 
 
 def test_records_let_go_unrun_are_counted_as_waiting_for_good() -> None:

@@ -114,7 +114,8 @@ def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Worker, FakeConsum
     app = App("billing", topics=["orders"])
     app.handler("orders")(lambda event, ctx: None)
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")
-    built = build_worker(app, settings(max_in_flight=4), kafka, topology=TOPOLOGY, probe=False)
+    plain = settings(max_in_flight=4, retry_batch_wait_s=0)  # each retry at its due time (gathering: below)
+    built = build_worker(app, plain, kafka, topology=TOPOLOGY, probe=False)
     clock, runs, fake = Clock(), Runs(), FakeConsumer()
     worker = Worker(built.plan, built.processor, metrics=built.metrics, health=built.health, clock_ms=clock)
     built._consumer.close()
@@ -156,6 +157,30 @@ def test_main_records_go_to_their_lane_and_retries_wait_for_their_due_time(
     clock.now = NOW + 1500
     w._release_due()
     wait_until(lambda: (TIER, 0) in runs.seen, timeout=5, message="the later-due retry ran")
+
+
+def test_retries_coming_due_together_are_handed_on_as_one_batch_never_early(
+    worker: tuple[Worker, FakeConsumer, Clock, Runs],
+) -> None:
+    w, _, clock, runs = worker
+    held = w._states[(TIER, 0)].held
+    assert held is not None
+    held.gather_ms = 250  # as the default retry_batch_wait_s gives a 2 s tier
+    w._dispatch([msg(TIER, n, due=NOW + 100 * (n + 1)) for n in range(3)] + [msg(TIER, 3, due=NOW + 900)])
+    clock.now = NOW + 349  # offsets 0-2 are due, the soonest for 249 ms: they wait for others
+    assert w._consume_timeout() == pytest.approx(0.001)
+    w._release_due()
+    clock.now = NOW + 350
+    w._release_due()
+    wait_until(lambda: len(runs.seen) == 3, timeout=5, message="the due retries ran")
+    assert [len(msgs) for _, msgs in runs.items] == [3]  # one lane batch
+    assert (TIER, 3) not in runs.seen  # not due yet: never early
+    clock.now = NOW + 1149
+    w._release_due()
+    clock.now = NOW + 1150
+    w._release_due()
+    wait_until(lambda: (TIER, 3) in runs.seen, timeout=5, message="the last retry ran")
+    assert [len(msgs) for _, msgs in runs.items] == [3, 1]
 
 
 def test_a_forged_due_time_waits_no_longer_than_the_tier(
