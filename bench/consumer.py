@@ -143,13 +143,7 @@ def cpu_per_event(ctx: BenchContext, runs: dict[str, list[KepRunResult]]) -> lis
     """Process CPU time per event of each variant (every thread of the processes that counted, first event to
     last), median over its trials: where a rate ratio comes from when the processes are CPU-bound."""
     return [
-        ctx.result(
-            f"CPU per event, {name}",
-            median([r.cpu_us_per_event for r in rs]),
-            "µs/event",
-            better="lower",
-            samples=[r.cpu_us_per_event for r in rs],
-        )
+        ctx.sampled(f"CPU per event, {name}", [r.cpu_us_per_event for r in rs], "µs/event", better="lower")
         for name, rs in runs.items()
         if rs and all(r.cpu_s > 0 for r in rs)
     ]

@@ -78,3 +78,9 @@ class BenchContext:
     ) -> Result:
         """A ``Result`` for the benchmark being run."""
         return Result(self.benchmark, name, value, unit, target, better, tuple(samples), note)
+
+    def sampled(
+        self, name: str, samples: Sequence[float], unit: str, *, better: Direction = "higher", note: str = ""
+    ) -> Result:
+        """A ``Result`` whose value is the median of ``samples``, each kept."""
+        return self.result(name, stats.median(samples), unit, better=better, samples=samples, note=note)
