@@ -167,9 +167,10 @@ def test_retries_coming_due_together_are_handed_on_as_one_batch_never_early(
     assert held is not None
     held.gather_ms = 250  # as the default retry_batch_wait_s gives a 2 s tier
     w._dispatch([msg(TIER, n, due=NOW + 100 * (n + 1)) for n in range(3)] + [msg(TIER, 3, due=NOW + 900)])
-    clock.now = NOW + 349  # offsets 0-2 are due, the soonest for 249 ms: they wait for others
-    assert w._consume_timeout() == pytest.approx(0.001)
-    w._release_due()
+    for step in (100, 200, 300, 349):  # offsets 0-2 come due one by one; the soonest has waited < 250 ms
+        clock.now = NOW + step
+        w._release_due()
+    assert w._consume_timeout() == pytest.approx(0.001) and not runs.seen
     clock.now = NOW + 350
     w._release_due()
     wait_until(lambda: len(runs.seen) == 3, timeout=5, message="the due retries ran")
