@@ -73,7 +73,8 @@ class HeldRetries:
         they are no longer held."""
         heap = self._heap
         out: list[Any] = []
-        if not heap or heap[0][0] + self.gather_ms > now_ms:
+        release_at = self.next_release_ms
+        if release_at is None or release_at > now_ms:
             return out
         while heap and heap[0][0] <= now_ms:
             out.append(heapq.heappop(heap)[2])

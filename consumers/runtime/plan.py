@@ -36,10 +36,8 @@ class WorkerPlan:
     tiers: dict[str, tuple[str, str]]  # retry topic -> (source topic, tier suffix)
     producer: Producer | None = field(default=None, repr=False)
     limits: dict[str, int] = field(default_factory=dict)  # retry and dead-letter topic -> max.message.bytes
-    max_waits: dict[str, int] = field(default_factory=dict)  # retry topic -> longest legitimate wait (ms)
-    gathers: dict[str, int] = field(
-        default_factory=dict
-    )  # retry topic -> longest a due record waits for others
+    # retry topic -> (longest legitimate wait, longest a due record waits for others), ms: ``HeldRetries``
+    holds: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -105,8 +103,7 @@ def make_plan(
             f"group {group!r}: no topics; list them in App(topics=...) or in the topology's groups"
         )
     tiers: dict[str, tuple[str, str]] = {}
-    max_waits: dict[str, int] = {}
-    gathers: dict[str, int] = {}
+    holds: dict[str, tuple[int, int]] = {}
     forward_to: list[str] = []
     if group_spec is not None:
         for source in main:
@@ -115,8 +112,10 @@ def make_plan(
             jitter = group_spec.retry_for(source).jitter
             for tier in group_spec.retry_tiers(source):
                 tiers[tier.topic] = (source, tier.suffix)
-                max_waits[tier.topic] = max_wait_ms(tier.delay_seconds, jitter)
-                gathers[tier.topic] = gather_ms(tier.delay_seconds, settings.retry_batch_wait_s)
+                holds[tier.topic] = (
+                    max_wait_ms(tier.delay_seconds, jitter),
+                    gather_ms(tier.delay_seconds, settings.retry_batch_wait_s),
+                )
                 forward_to.append(tier.topic)
             dlq = group_spec.dlq_topic(source)
             if dlq is not None:
@@ -127,8 +126,7 @@ def make_plan(
         limits = topic_limits(kafka, forward_to)
         producer = forwarding_producer(kafka, limits.values())
     plan = WorkerPlan(group, settings, kafka, topology, group_spec, main, tiers, producer, limits)
-    plan.max_waits = max_waits
-    plan.gathers = gathers
+    plan.holds = holds
     return plan
 
 

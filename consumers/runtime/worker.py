@@ -375,7 +375,7 @@ class Worker:
         ]
         held = None
         if tier is not None:
-            held = HeldRetries(self.plan.max_waits.get(topic, 0), self.plan.gathers.get(topic, 0))
+            held = HeldRetries(*self.plan.holds.get(topic, (0, 0)))
         limits = getattr(self.processor, "limits", None)  # consumers/limits
         limited = limits is not None and limits.may_limit(source)
         return PartitionState(topic, partition, source, tier, lanes, token=token, held=held, limited=limited)
