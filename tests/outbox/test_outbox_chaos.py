@@ -27,7 +27,7 @@ SIZES = {"postgres": 10_000, "sqlite": 10_000}
 KEYS = {"postgres": 1_000, "sqlite": 1_000}  # orders per key: 10
 PARTITIONS = 6
 RANDOM_KILLS = 4
-CRASH_POINTS = "before-publish:0.005,in-transaction:0.01,after-publish:0.04"
+CRASH_POINTS = "before-publish:0.005,in-transaction:0.01,after-publish:0.1"
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
